@@ -1,0 +1,38 @@
+# One place for the commands humans and CI run.
+CARGO ?= cargo
+TRACE ?= target/traces/azure-2000
+BIN := target/release/forewarm
+
+.PHONY: sim test verify lint fmt-check fix build bench-sim
+
+## The main job: build, generate a 2000-app day in the Azure 2019 format, compare policies.
+sim: build
+	@test -f $(TRACE)/invocations_per_function_md.anon.d01.csv || \
+		$(BIN) trace gen --apps 2000 --days 1 --seed 1 --out $(TRACE)
+	$(BIN) trace stats $(TRACE)
+	$(BIN) simulate --trace $(TRACE) --skip-minutes 600 --hours 8 --app-band 0.3:0.7 \
+		--plot target/pareto.svg
+
+build:
+	$(CARGO) build --release --bin forewarm
+
+## The test suite (what CI runs after lint).
+test:
+	$(CARGO) nextest run --workspace --profile ci
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint: fmt-check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Read-only checks: formatting, lints, tests.
+verify: lint test
+
+fix:
+	$(CARGO) fmt --all
+	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty -- -D warnings
+
+## Simulator speed and quality figures for docs/benchmarks.md.
+bench-sim: build
+	scripts/bench-sim.sh

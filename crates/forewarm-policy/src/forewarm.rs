@@ -1,0 +1,329 @@
+//! forewarm's predictive policy.
+//!
+//! Two mechanisms, each where it pays:
+//! - **Idle-time windows** for every application. The exact idle times (end of the last busy
+//!   period to the next arrival) of the recent past are kept; the shortest interval that holds
+//!   `1 - target_miss` of them is the window in which the next arrival is expected. If the
+//!   window starts late enough, the container is unloaded and pre-warmed just before it (as
+//!   many containers as the last burst needed); otherwise it is kept alive to the window's end.
+//!   Unlike a fixed-range histogram, this has no out-of-bounds case and resolves periods to the
+//!   millisecond, so a timer-driven application costs a minute or two of idle time per period.
+//! - **Demand forecasts** for busy applications: the per-minute peak concurrency is forecast
+//!   with augurs (MSTL when a period is detected, ETS otherwise) and held as a floor of warm
+//!   containers, so a ramp is met by containers that already exist.
+
+use std::collections::VecDeque;
+
+use crate::forecast::DemandForecaster;
+use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
+
+/// Parameters of [`Forewarm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForewarmConfig {
+    /// Share of idle periods the window may miss (each miss is a cold start).
+    pub target_miss: f64,
+    /// Idle times remembered.
+    pub samples: usize,
+    /// Fewer idle times than this: `default_keep_ms` applies.
+    pub min_samples: usize,
+    /// Keep-alive while the application's pattern is unknown.
+    pub default_keep_ms: Millis,
+    /// Longest window kept per idle period; wider windows are clipped at this length.
+    pub max_window_ms: Millis,
+    /// Unloading for less than this is not worth a reload: keep alive instead.
+    pub min_unload_ms: Millis,
+    /// Margin added to both ends of the window, as a share of its end.
+    pub margin: f64,
+    /// How long a container stays when others of its application are still busy.
+    pub concurrency_keep_ms: Millis,
+    /// Mean peak concurrency (per minute) above which demand is forecast.
+    pub busy_concurrency: f64,
+    /// Minutes of concurrency history kept for the forecast.
+    pub history_minutes: usize,
+    /// Minutes between forecasts (each forecast covers this many minutes).
+    pub refit_minutes: usize,
+    /// Factor applied to the forecast peak before rounding up.
+    pub floor_headroom: f64,
+}
+
+impl Default for ForewarmConfig {
+    fn default() -> Self {
+        Self {
+            target_miss: 0.05,
+            samples: 128,
+            min_samples: 3,
+            default_keep_ms: 30 * MINUTE_MS,
+            max_window_ms: 4 * 60 * MINUTE_MS,
+            min_unload_ms: 2 * MINUTE_MS,
+            margin: 0.03,
+            concurrency_keep_ms: MINUTE_MS,
+            busy_concurrency: 1.5,
+            history_minutes: 120,
+            refit_minutes: 15,
+            floor_headroom: 1.2,
+        }
+    }
+}
+
+/// forewarm's state for one application.
+#[derive(Debug, Clone)]
+pub struct Forewarm {
+    config: ForewarmConfig,
+    busy: u32,
+    /// Peak concurrency of the current busy period.
+    burst_peak: u32,
+    last_idle: Option<Millis>,
+    idle_times: VecDeque<Millis>,
+    /// Samples added since `window` was computed.
+    stale: usize,
+    window: Option<(Millis, Millis)>,
+    /// Peak concurrency per past minute, oldest first.
+    concurrency: VecDeque<f64>,
+    minute_peak: u32,
+    /// Forecast peaks for the coming minutes, next first.
+    plan: VecDeque<f64>,
+    forecaster: DemandForecaster,
+}
+
+impl Forewarm {
+    /// A fresh application.
+    pub fn new(config: ForewarmConfig) -> Self {
+        Self {
+            idle_times: VecDeque::with_capacity(config.samples),
+            concurrency: VecDeque::with_capacity(config.history_minutes),
+            config,
+            busy: 0,
+            burst_peak: 0,
+            last_idle: None,
+            stale: 0,
+            window: None,
+            minute_peak: 0,
+            plan: VecDeque::new(),
+            forecaster: DemandForecaster::default(),
+        }
+    }
+
+    /// The window `(from, to)` in which the next arrival is expected, measured from the start
+    /// of an idle period; `None` while there is too little history.
+    pub fn window(&mut self) -> Option<(Millis, Millis)> {
+        let n = self.idle_times.len();
+        if n < self.config.min_samples {
+            return None;
+        }
+        if self.window.is_none() || self.stale * 8 >= n {
+            self.window = Some(self.compute_window());
+            self.stale = 0;
+        }
+        self.window
+    }
+
+    fn compute_window(&self) -> (Millis, Millis) {
+        let mut sorted: Vec<Millis> = self.idle_times.iter().copied().collect();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        let cover = ((1.0 - self.config.target_miss) * n as f64)
+            .ceil()
+            .clamp(1.0, n as f64) as usize;
+        let (mut lo, mut hi) = (sorted[0], sorted[cover - 1]);
+        for i in 1..=n - cover {
+            let (a, b) = (sorted[i], sorted[i + cover - 1]);
+            if b - a < hi - lo {
+                (lo, hi) = (a, b);
+            }
+        }
+        let margin = (hi as f64 * self.config.margin) as Millis + 1_000;
+        let hi = hi + margin;
+        let lo = lo.saturating_sub(margin);
+        // Clip over-wide windows around their start: better some misses than hours of waste.
+        (lo, hi.min(lo + self.config.max_window_ms))
+    }
+
+    fn demand_floor(&mut self, now: Millis) -> Option<WarmFloor> {
+        let expected = self.plan.pop_front()?;
+        let containers = (expected * self.config.floor_headroom).ceil() as u32;
+        (containers > 0).then_some(WarmFloor {
+            containers,
+            until: now + MINUTE_MS,
+        })
+    }
+
+    fn refit(&mut self) {
+        let history: Vec<f64> = self.concurrency.iter().copied().collect();
+        let mean = history.iter().sum::<f64>() / history.len().max(1) as f64;
+        self.plan.clear();
+        if mean >= self.config.busy_concurrency {
+            let forecast = self
+                .forecaster
+                .forecast(&history, self.config.refit_minutes);
+            self.plan.extend(forecast.per_step);
+        }
+    }
+}
+
+impl AppPolicy for Forewarm {
+    fn on_arrival(&mut self, now: Millis) {
+        if self.busy == 0 {
+            self.burst_peak = 0;
+            if let Some(idle_since) = self.last_idle {
+                if self.idle_times.len() == self.config.samples {
+                    self.idle_times.pop_front();
+                }
+                self.idle_times.push_back(now.saturating_sub(idle_since));
+                self.stale += 1;
+            }
+        }
+        self.busy += 1;
+        self.burst_peak = self.burst_peak.max(self.busy);
+        self.minute_peak = self.minute_peak.max(self.busy);
+    }
+
+    fn on_idle(&mut self, now: Millis) -> IdleAction {
+        self.busy = self.busy.saturating_sub(1);
+        if self.busy > 0 {
+            return IdleAction::KeepAlive {
+                until: now + self.config.concurrency_keep_ms,
+            };
+        }
+        self.last_idle = Some(now);
+        match self.window() {
+            None => IdleAction::KeepAlive {
+                until: now + self.config.default_keep_ms,
+            },
+            Some((lo, hi)) if lo < self.config.min_unload_ms => {
+                IdleAction::KeepAlive { until: now + hi }
+            }
+            Some((lo, hi)) => IdleAction::Prewarm {
+                at: now + lo,
+                until: now + hi,
+                containers: self.burst_peak.max(1),
+            },
+        }
+    }
+
+    fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
+        if self.concurrency.len() == self.config.history_minutes {
+            self.concurrency.pop_front();
+        }
+        self.concurrency.push_back(f64::from(self.minute_peak));
+        self.minute_peak = self.busy;
+        if self.plan.is_empty()
+            && (now / MINUTE_MS).is_multiple_of(self.config.refit_minutes as u64)
+        {
+            self.refit();
+        }
+        self.demand_floor(now)
+    }
+
+    fn wants_minutes(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_periodic(p: &mut Forewarm, period: Millis, n: usize) -> IdleAction {
+        let mut last = IdleAction::KeepAlive { until: 0 };
+        for i in 0..n as Millis {
+            let t = i * period;
+            p.on_arrival(t);
+            last = p.on_idle(t + 500);
+        }
+        last
+    }
+
+    #[test]
+    fn unknown_app_gets_the_default_keep_alive() {
+        let mut p = Forewarm::new(ForewarmConfig::default());
+        p.on_arrival(0);
+        assert_eq!(
+            p.on_idle(100),
+            IdleAction::KeepAlive {
+                until: 100 + 30 * MINUTE_MS
+            }
+        );
+    }
+
+    #[test]
+    fn periodic_app_is_prewarmed_tightly() {
+        let mut p = Forewarm::new(ForewarmConfig::default());
+        let period = 60 * MINUTE_MS;
+        match run_periodic(&mut p, period, 10) {
+            IdleAction::Prewarm {
+                at,
+                until,
+                containers,
+            } => {
+                let end = 9 * period + 500;
+                let (at, until) = (at - end, until - end);
+                // The idle time is exactly period - 500 ms; the window hugs it.
+                assert!(at < period - 500 && at > period - 4 * MINUTE_MS, "{at}");
+                assert!(
+                    until > period - 500 && until < period + 4 * MINUTE_MS,
+                    "{until}"
+                );
+                assert_eq!(containers, 1);
+            }
+            other => panic!("expected a pre-warm, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frequent_app_is_kept_alive() {
+        let mut p = Forewarm::new(ForewarmConfig::default());
+        match run_periodic(&mut p, 30_000, 20) {
+            IdleAction::KeepAlive { until } => {
+                let end = 19 * 30_000 + 500;
+                assert!(until - end >= 29_500, "{}", until - end);
+            }
+            other => panic!("expected keep-alive, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn concurrent_containers_are_kept_briefly_and_the_burst_is_prewarmed() {
+        let mut p = Forewarm::new(ForewarmConfig::default());
+        let period = 20 * MINUTE_MS;
+        let mut last = None;
+        for i in 0..10 {
+            let t = i * period;
+            for k in 0..3 {
+                p.on_arrival(t + k);
+            }
+            assert_eq!(
+                p.on_idle(t + 1_000),
+                IdleAction::KeepAlive {
+                    until: t + 1_000 + MINUTE_MS
+                }
+            );
+            p.on_idle(t + 1_001);
+            last = Some(p.on_idle(t + 1_002));
+        }
+        assert!(
+            matches!(last, Some(IdleAction::Prewarm { containers: 3, .. })),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn busy_app_gets_a_forecast_floor() {
+        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut floors = Vec::new();
+        for minute in 0..180u64 {
+            let t = minute * MINUTE_MS;
+            if let Some(f) = p.on_minute(t) {
+                floors.push(f.containers);
+            }
+            // Four invocations overlap every minute.
+            for k in 0..4 {
+                p.on_arrival(t + 1 + k);
+            }
+            for k in 0..4 {
+                p.on_idle(t + 20_000 + k);
+            }
+        }
+        assert!(!floors.is_empty(), "a busy app must get a floor");
+        assert!(floors.iter().all(|c| (4..=6).contains(c)), "{floors:?}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The [`AppPolicy`] trait: the contract between a policy and whoever carries out its decisions.
+
+/// Virtual time in milliseconds since the start of the observation.
+pub type Millis = u64;
+
+/// One minute in [`Millis`].
+pub const MINUTE_MS: Millis = 60_000;
+/// One hour in [`Millis`].
+pub const HOUR_MS: Millis = 60 * MINUTE_MS;
+
+/// What to do with a container that has just finished an invocation and is now idle.
+///
+/// Times are absolute. A container whose keep-alive has passed is removed; a floor set by
+/// [`AppPolicy::on_minute`] can hold it longer (the later deadline always wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleAction {
+    /// Keep the container warm until `until`, then remove it.
+    KeepAlive {
+        /// Absolute removal time; `Millis::MAX` keeps it forever.
+        until: Millis,
+    },
+    /// Remove the container now and have `containers` warm again from `at` until `until`.
+    ///
+    /// This is the hybrid-histogram move: unload through the head of the idle-time
+    /// distribution, be back before the next request is likely. At `at` it acts as a
+    /// [`WarmFloor`]. A new decision for the same application replaces a pending pre-warm.
+    Prewarm {
+        /// When the pre-warmed containers must be ready.
+        at: Millis,
+        /// When they are removed if nothing used them.
+        until: Millis,
+        /// How many containers (busy or idle) must exist at `at`.
+        containers: u32,
+    },
+}
+
+/// A lower bound on the number of containers an application keeps, busy or idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmFloor {
+    /// At least this many containers exist; missing ones are pre-warmed now.
+    pub containers: u32,
+    /// The floor holds those containers until this time.
+    pub until: Millis,
+}
+
+/// A policy's state for one application.
+///
+/// The caller reports every arrival and every container that turns idle, in time order, and
+/// calls [`AppPolicy::on_minute`] at each minute boundary when [`AppPolicy::wants_minutes`] says
+/// so. Implementations see only what these calls told them: they cannot look ahead.
+pub trait AppPolicy: Send {
+    /// An invocation arrived at `now` (before it is placed on a container).
+    fn on_arrival(&mut self, now: Millis);
+
+    /// A container finished an invocation at `now` and is idle: decide its fate.
+    fn on_idle(&mut self, now: Millis) -> IdleAction;
+
+    /// A minute boundary at `now`: optionally ask for a floor of warm containers.
+    fn on_minute(&mut self, _now: Millis) -> Option<WarmFloor> {
+        None
+    }
+
+    /// Whether this policy wants [`AppPolicy::on_minute`] calls (they cost time when unused).
+    fn wants_minutes(&self) -> bool {
+        false
+    }
+
+    /// The memory (MiB) of a container created now, given the predicted size class.
+    ///
+    /// Only the oracle overrides this: it knows what the invocations will need.
+    fn container_mib(&self, predicted_mib: u32) -> u32 {
+        predicted_mib
+    }
+}

@@ -1,0 +1,148 @@
+//! Policy names as users write them (`keepalive-10m`, `hybrid-histogram-4h`, …).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::forewarm::{Forewarm, ForewarmConfig};
+use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
+use crate::keep_alive::FixedKeepAlive;
+use crate::policy::{AppPolicy, MINUTE_MS, Millis};
+
+/// A policy by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicySpec {
+    /// Never unload: the cold-start floor and waste ceiling without pre-warming.
+    NoUnloading,
+    /// Fixed keep-alive of N minutes.
+    KeepAlive {
+        /// Keep-alive in minutes (≥ 1).
+        minutes: u32,
+    },
+    /// Shahrad et al.'s hybrid histogram with a range of H hours.
+    HybridHistogram {
+        /// Histogram range in hours (≥ 1).
+        hours: u32,
+    },
+    /// forewarm's predictive policy.
+    Forewarm,
+    /// Clairvoyant per-minute knowledge; only the simulator can build it.
+    Oracle,
+}
+
+/// A policy name that is not one of the known forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
+     forewarm or oracle"
+)]
+pub struct PolicySpecError {
+    /// The name as given.
+    pub name: String,
+}
+
+impl PolicySpec {
+    /// The policies compared when none is named.
+    pub const DEFAULTS: [PolicySpec; 6] = [
+        PolicySpec::KeepAlive { minutes: 10 },
+        PolicySpec::KeepAlive { minutes: 60 },
+        PolicySpec::HybridHistogram { hours: 1 },
+        PolicySpec::HybridHistogram { hours: 4 },
+        PolicySpec::Forewarm,
+        PolicySpec::Oracle,
+    ];
+
+    /// A fresh per-application state, or `None` for the oracle (it needs the future).
+    pub fn build(&self) -> Option<Box<dyn AppPolicy>> {
+        Some(match *self {
+            PolicySpec::NoUnloading => Box::new(FixedKeepAlive::forever()),
+            PolicySpec::KeepAlive { minutes } => {
+                Box::new(FixedKeepAlive::new(Millis::from(minutes) * MINUTE_MS))
+            }
+            PolicySpec::HybridHistogram { hours } => Box::new(HybridHistogram::new(
+                HybridHistogramConfig::with_range_hours(hours),
+            )),
+            PolicySpec::Forewarm => Box::new(Forewarm::new(ForewarmConfig::default())),
+            PolicySpec::Oracle => return None,
+        })
+    }
+}
+
+impl FromStr for PolicySpec {
+    type Err = PolicySpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || PolicySpecError { name: s.to_owned() };
+        let number = |digits: &str| digits.parse::<u32>().ok().filter(|n| *n > 0);
+        match s {
+            "no-unloading" => Ok(PolicySpec::NoUnloading),
+            "forewarm" => Ok(PolicySpec::Forewarm),
+            "oracle" => Ok(PolicySpec::Oracle),
+            _ => {
+                if let Some(m) = s
+                    .strip_prefix("keepalive-")
+                    .and_then(|r| r.strip_suffix('m'))
+                {
+                    number(m)
+                        .map(|minutes| PolicySpec::KeepAlive { minutes })
+                        .ok_or_else(err)
+                } else if let Some(h) = s
+                    .strip_prefix("hybrid-histogram-")
+                    .and_then(|r| r.strip_suffix('h'))
+                {
+                    number(h)
+                        .map(|hours| PolicySpec::HybridHistogram { hours })
+                        .ok_or_else(err)
+                } else {
+                    Err(err())
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for PolicySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicySpec::NoUnloading => f.write_str("no-unloading"),
+            PolicySpec::KeepAlive { minutes } => write!(f, "keepalive-{minutes}m"),
+            PolicySpec::HybridHistogram { hours } => write!(f, "hybrid-histogram-{hours}h"),
+            PolicySpec::Forewarm => f.write_str("forewarm"),
+            PolicySpec::Oracle => f.write_str("oracle"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for name in [
+            "no-unloading",
+            "keepalive-10m",
+            "keepalive-60m",
+            "hybrid-histogram-1h",
+            "hybrid-histogram-4h",
+            "forewarm",
+            "oracle",
+        ] {
+            let spec: PolicySpec = name.parse().expect(name);
+            assert_eq!(spec.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn bad_names_are_rejected_with_the_forms() {
+        for bad in [
+            "keepalive-0m",
+            "keepalive-10",
+            "hybrid-histogram-xh",
+            "lru",
+            "",
+        ] {
+            let err = bad.parse::<PolicySpec>().expect_err(bad);
+            assert!(err.to_string().contains("keepalive-<N>m"), "{err}");
+        }
+    }
+}

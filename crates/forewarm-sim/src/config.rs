@@ -1,0 +1,83 @@
+//! What a simulation run is asked to do.
+
+use forewarm_policy::PolicySpec;
+
+/// Settings of one simulation run; the CLI fills it from `forewarm simulate` options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Measured hours; `None` measures to the end of the trace.
+    pub hours: Option<f64>,
+    /// Minutes replayed before measuring starts: policies learn from them, nothing is counted.
+    pub skip_minutes: u64,
+    /// Keep apps whose popularity rank quantile (most popular first) lies in `[lo, hi)`.
+    pub app_band: Option<(f64, f64)>,
+    /// Then draw this many of them with the seed.
+    pub sample: Option<usize>,
+    /// Policies, in report order.
+    pub policies: Vec<PolicySpec>,
+    /// Seed of every random draw (arrival offsets, durations, memory, sampling).
+    pub seed: u64,
+    /// Time from spawning a container to serving on it.
+    pub cold_start_ms: u64,
+    /// Per-invocation memory and size classes from the predicted profile.
+    pub profiles: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            hours: None,
+            skip_minutes: 0,
+            app_band: None,
+            sample: None,
+            policies: PolicySpec::DEFAULTS.to_vec(),
+            seed: 1,
+            cold_start_ms: 1_000,
+            profiles: false,
+        }
+    }
+}
+
+/// A setting that cannot be simulated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--hours` must be positive and finite.
+    #[error("--hours must be a positive number of hours, got {0}")]
+    Hours(f64),
+    /// `--app-band` must satisfy 0 ≤ lo < hi ≤ 1.
+    #[error("--app-band must be LO:HI with 0 <= LO < HI <= 1, got {0}:{1}")]
+    Band(f64, f64),
+    /// `--sample` must be positive.
+    #[error("--sample must be at least 1")]
+    Sample,
+    /// No policy to run.
+    #[error("no policy to simulate")]
+    NoPolicy,
+}
+
+impl SimConfig {
+    /// Check the settings before any work is done.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(h) = self.hours.filter(|h| !(h.is_finite() && *h > 0.0)) {
+            return Err(ConfigError::Hours(h));
+        }
+        if let Some((lo, hi)) = self
+            .app_band
+            .filter(|(lo, hi)| !((0.0..1.0).contains(lo) && lo < hi && *hi <= 1.0))
+        {
+            return Err(ConfigError::Band(lo, hi));
+        }
+        if self.sample == Some(0) {
+            return Err(ConfigError::Sample);
+        }
+        if self.policies.is_empty() {
+            return Err(ConfigError::NoPolicy);
+        }
+        Ok(())
+    }
+
+    /// Measured minutes, if bounded.
+    pub fn measured_minutes(&self) -> Option<u64> {
+        self.hours.map(|h| (h * 60.0).round().max(1.0) as u64)
+    }
+}

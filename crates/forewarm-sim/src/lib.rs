@@ -1,0 +1,24 @@
+//! Discrete-event simulation of forewarm's policies on traces in the Azure Functions 2019
+//! format, every policy on the same arrivals, side by side.
+//!
+//! With unlimited host capacity (the default) applications do not interact, so each is
+//! simulated on its own virtual clock: [`Workload`] turns its per-minute counts into seeded
+//! arrivals, [`AppSim`] replays them through one policy, and [`simulate`] runs every policy on
+//! every selected application in parallel and folds the outcomes into a [`Report`].
+//!
+//! This crate owns the simulation and its report; decisions belong to `forewarm-policy`, files
+//! to `forewarm-trace`.
+
+mod config;
+mod engine;
+mod plot;
+mod report;
+mod simulate;
+mod workload;
+
+pub use config::{ConfigError, SimConfig};
+pub use engine::{AppOutcome, AppSim, SimParams, StartKind};
+pub use plot::pareto_svg;
+pub use report::{AppColdStartPct, PolicyReport, Report, TraceSummary};
+pub use simulate::{select_apps, simulate};
+pub use workload::{Invocation, Workload};

@@ -1,0 +1,164 @@
+//! Runs every policy on every selected application and folds the outcomes into a report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use forewarm_policy::{AppPolicy, MINUTE_MS, Oracle, OracleInvocation, PolicySpec, size_class_for};
+use forewarm_trace::Trace;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::config::{ConfigError, SimConfig};
+use crate::engine::{AppOutcome, AppSim, SimParams};
+use crate::report::{PolicyReport, Report, TraceSummary};
+use crate::workload::Workload;
+
+/// Memory used for applications without memory rows: the median of those with them.
+fn default_memory_mb(trace: &Trace) -> f64 {
+    let mut m: Vec<f64> = trace
+        .apps
+        .iter()
+        .filter_map(|a| a.memory.map(|m| m.max_mb()))
+        .collect();
+    if m.is_empty() {
+        return 256.0;
+    }
+    m.sort_by(f64::total_cmp);
+    m[m.len() / 2]
+}
+
+/// Indices of the applications to simulate: those with invocations in the measured window
+/// (from minute `measure_from` of the trace as read), filtered by popularity band, then
+/// sampled.
+pub fn select_apps(trace: &Trace, measure_from: u64, config: &SimConfig) -> Vec<usize> {
+    let mut ranked: Vec<(u64, usize)> = trace
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(i, app)| {
+            let n: u64 = app
+                .functions
+                .iter()
+                .flat_map(|f| f.counts.iter())
+                .filter(|(m, _)| u64::from(*m) >= measure_from)
+                .map(|(_, c)| u64::from(*c))
+                .sum();
+            (n, i)
+        })
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    // Most popular first; ties by position in the trace, so selection is deterministic.
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let n = ranked.len() as f64;
+    let mut chosen: Vec<usize> = ranked
+        .iter()
+        .enumerate()
+        .filter(|(rank, _)| {
+            config.app_band.is_none_or(|(lo, hi)| {
+                let q = *rank as f64 / n;
+                q >= lo && q < hi
+            })
+        })
+        .map(|(_, (_, i))| *i)
+        .collect();
+    if let Some(k) = config.sample.filter(|k| *k < chosen.len()) {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        for i in 0..k {
+            let j = rng.random_range(i..chosen.len());
+            chosen.swap(i, j);
+        }
+        chosen.truncate(k);
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+fn oracle_for(workload: &Workload, params: &SimParams) -> Oracle {
+    let invocations: Vec<OracleInvocation> = workload
+        .invocations
+        .iter()
+        .map(|i| OracleInvocation {
+            arrival: i.arrival,
+            busy_ms: i.duration_ms,
+        })
+        .collect();
+    let mib = if params.profiles {
+        let max = workload
+            .invocations
+            .iter()
+            .map(|i| i.memory_mib)
+            .fold(0.0, f64::max);
+        size_class_for(max)
+    } else {
+        workload.app_memory_mib.ceil().max(1.0) as u32
+    };
+    Oracle::new(&invocations, mib)
+}
+
+/// Simulate `trace` (read from minute 0 to the end of the measured window) under `config`.
+///
+/// `progress(done, total)` is called after each application, from worker threads.
+pub fn simulate(
+    trace: &Trace,
+    config: &SimConfig,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Report, ConfigError> {
+    config.validate()?;
+    let measure_from_minute = config.skip_minutes.min(trace.minutes);
+    let measured_minutes = trace.minutes - measure_from_minute;
+    let params = SimParams {
+        measure_from: measure_from_minute * MINUTE_MS,
+        end: trace.minutes * MINUTE_MS,
+        cold_start_ms: config.cold_start_ms,
+        profiles: config.profiles,
+    };
+    let apps = select_apps(trace, measure_from_minute, config);
+    let default_memory = default_memory_mb(trace);
+    let total = apps.len() as u64;
+    let done = AtomicU64::new(0);
+    let per_app: Vec<(Vec<AppOutcome>, Vec<f64>)> = apps
+        .par_iter()
+        .map(|&index| {
+            let workload = Workload::draw(
+                &trace.apps[index],
+                index as u64,
+                config.seed,
+                config.profiles,
+                default_memory,
+            );
+            let mut outcomes = Vec::with_capacity(config.policies.len());
+            let mut seconds = Vec::with_capacity(config.policies.len());
+            for spec in &config.policies {
+                let started = Instant::now();
+                let mut policy: Box<dyn AppPolicy> = match spec.build() {
+                    Some(p) => p,
+                    None => Box::new(oracle_for(&workload, &params)),
+                };
+                outcomes.push(AppSim::run(policy.as_mut(), &workload, params));
+                seconds.push(started.elapsed().as_secs_f64());
+            }
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            (outcomes, seconds)
+        })
+        .collect();
+    let policies = config
+        .policies
+        .iter()
+        .enumerate()
+        .map(|(k, spec): (usize, &PolicySpec)| {
+            let outcomes: Vec<AppOutcome> = per_app.iter().map(|(o, _)| o[k]).collect();
+            let seconds: f64 = per_app.iter().map(|(_, s)| s[k]).sum();
+            PolicyReport::from_outcomes(spec.to_string(), &outcomes, seconds)
+        })
+        .collect::<Vec<_>>();
+    Ok(Report {
+        trace: TraceSummary {
+            dir: trace.dir.display().to_string(),
+            apps: apps.len(),
+            invocations: policies.first().map_or(0, |p| p.invocations),
+            minutes: measured_minutes,
+        },
+        policies,
+    })
+}

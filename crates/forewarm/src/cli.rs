@@ -1,0 +1,115 @@
+//! Command-line options. Scripts depend on these names: change them only with the docs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use forewarm_policy::PolicySpec;
+
+/// forewarm: spawn containers before requests arrive.
+#[derive(Debug, Parser)]
+#[command(name = "forewarm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a trace through policies side by side and report cold starts and waste.
+    Simulate(SimulateArgs),
+    /// Generate or inspect traces in the Azure Functions 2019 format.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Trace directory (Azure Functions 2019 layout).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Hours to measure (default: to the end of the trace).
+    #[arg(long)]
+    pub hours: Option<f64>,
+    /// Minutes replayed first as warm-up: policies learn from them, nothing is counted.
+    #[arg(long, default_value_t = 0)]
+    pub skip_minutes: u64,
+    /// Keep apps whose popularity rank quantile lies in LO:HI (most popular first).
+    #[arg(long, value_parser = parse_band)]
+    pub app_band: Option<(f64, f64)>,
+    /// Then draw N of those apps with the seed.
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// Policy to run (repeatable): no-unloading, keepalive-<N>m, hybrid-histogram-<H>h,
+    /// forewarm, oracle. Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
+    /// hybrid-histogram-4h, forewarm, oracle.
+    #[arg(long = "policy")]
+    pub policies: Vec<PolicySpec>,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Cold-start latency in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub cold_start_ms: u64,
+    /// Per-invocation memory and size classes chosen from the predicted profile.
+    #[arg(long)]
+    pub profiles: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write an SVG Pareto chart (waste vs p75 app cold-start %).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Write a synthetic trace with the published characteristics of the 2019 trace.
+    Gen {
+        /// Applications.
+        #[arg(long)]
+        apps: u32,
+        /// Days.
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a trace's characteristics beside the published ones.
+    Stats {
+        /// Trace directory.
+        dir: PathBuf,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_band(s: &str) -> Result<(f64, f64), String> {
+    let (lo, hi) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected LO:HI such as 0.3:0.7, got {s:?}"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{v:?} is not a number (expected LO:HI such as 0.3:0.7)"))
+    };
+    // The range itself is checked by `SimConfig::validate`.
+    Ok((num(lo)?, num(hi)?))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Simulate(args) => crate::simulate_cmd::run(args),
+        Command::Trace(TraceCommand::Gen {
+            apps,
+            days,
+            seed,
+            out,
+        }) => crate::trace_cmd::generate(apps, days, seed, &out),
+        Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
+    }
+}

@@ -1,0 +1,16 @@
+//! The `forewarm` command: thin glue from command-line options to the library crates.
+
+mod cli;
+mod progress;
+mod simulate_cmd;
+mod trace_cmd;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(err) = cli::run(cli) {
+        eprintln!("forewarm: {err:#}");
+        std::process::exit(1);
+    }
+}

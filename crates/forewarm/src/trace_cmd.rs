@@ -1,0 +1,22 @@
+//! `forewarm trace gen` and `forewarm trace stats`.
+
+use std::path::Path;
+
+use forewarm_trace::{GenConfig, TraceStats, Window, generate as write_trace, read_trace};
+
+pub fn generate(apps: u32, days: u32, seed: u64, out: &Path) -> anyhow::Result<()> {
+    write_trace(&GenConfig { apps, days, seed }, out)?;
+    eprintln!("wrote {days} day(s) of {apps} apps to {}", out.display());
+    Ok(())
+}
+
+pub fn stats(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let trace = read_trace(dir, Window::all())?;
+    let stats = TraceStats::measure(&trace);
+    if json {
+        println!("{}", serde_json::to_string(&stats)?);
+    } else {
+        print!("{stats}");
+    }
+    Ok(())
+}

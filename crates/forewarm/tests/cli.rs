@@ -1,0 +1,176 @@
+//! The command-line contract scripts depend on: names, JSON shape, exit codes, messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn forewarm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_forewarm"))
+        .args(args)
+        .output()
+        .expect("running forewarm")
+}
+
+fn gen_trace(dir: &Path) {
+    let out = forewarm(&[
+        "trace",
+        "gen",
+        "--apps",
+        "80",
+        "--days",
+        "1",
+        "--seed",
+        "4",
+        "--out",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn t01_simulate_json_has_the_documented_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_trace(dir.path());
+    let plot = dir.path().join("pareto.svg");
+    let out = forewarm(&[
+        "simulate",
+        "--trace",
+        dir.path().to_str().expect("utf-8"),
+        "--hours",
+        "3",
+        "--skip-minutes",
+        "30",
+        "--app-band",
+        "0.1:0.9",
+        "--json",
+        "--plot",
+        plot.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["trace"]["minutes"], 180);
+    assert!(v["trace"]["apps"].as_u64().expect("apps") > 0);
+    assert!(v["trace"]["dir"].is_string() && v["trace"]["invocations"].is_u64());
+    let names: Vec<&str> = v["policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "keepalive-10m",
+            "keepalive-60m",
+            "hybrid-histogram-1h",
+            "hybrid-histogram-4h",
+            "forewarm",
+            "oracle"
+        ]
+    );
+    for p in v["policies"].as_array().expect("policies") {
+        for key in ["invocations", "cold_starts", "prewarms", "misfits"] {
+            assert!(p[key].is_u64(), "{key} in {p}");
+        }
+        for key in ["cold_start_pct", "wasted_memory_mib_s", "sim_seconds"] {
+            assert!(p[key].is_f64() || p[key].is_u64(), "{key} in {p}");
+        }
+        for q in ["p50", "p75", "p90", "p99"] {
+            assert!(p["app_cold_start_pct"][q].is_number(), "{q} in {p}");
+        }
+    }
+    let svg = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(svg.starts_with("<svg") && svg.contains("hybrid-histogram-4h"));
+}
+
+#[test]
+fn t02_table_and_chosen_policies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_trace(dir.path());
+    let out = forewarm(&[
+        "simulate",
+        "--trace",
+        dir.path().to_str().expect("utf-8"),
+        "--hours",
+        "2",
+        "--policy",
+        "no-unloading",
+        "--policy",
+        "keepalive-5m",
+        "--profiles",
+        "--sample",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("5 apps"), "{text}");
+    assert!(
+        text.contains("no-unloading") && text.contains("keepalive-5m"),
+        "{text}"
+    );
+    assert!(!text.contains("oracle"), "{text}");
+}
+
+#[test]
+fn t03_bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["simulate", "--trace", d, "--policy", "lru"],
+            "unknown policy \"lru\"",
+        ),
+        (
+            &["simulate", "--trace", d, "--app-band", "0.7:0.3"],
+            "LO:HI with 0 <= LO < HI <= 1",
+        ),
+        (
+            &["simulate", "--trace", d, "--hours=0"],
+            "--hours must be a positive",
+        ),
+        (&["simulate", "--trace", d], "no trace days found"),
+        (
+            &["trace", "stats", "/nonexistent/forewarm"],
+            "/nonexistent/forewarm",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = forewarm(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn t04_trace_stats_prints_the_published_comparison() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_trace(dir.path());
+    let out = forewarm(&["trace", "stats", dir.path().to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "apps invoked <= 1/hour",
+        "trigger timer",
+        "diurnal swing",
+        "app memory MB",
+    ] {
+        assert!(text.contains(row), "{row} missing in {text}");
+    }
+}
