@@ -26,7 +26,10 @@ for band in "0.3:0.7" "0:1"; do
   echo "## quality: 8 h after a 10 h warm-up, --app-band $band"
   for seed in 1 2 3; do
     $BIN simulate --trace target/traces/bench-2000-s$seed --skip-minutes 600 --hours 8 \
-      --app-band "$band" --seed "$seed" --json >"$OUT/q-$seed.json"
+      --app-band "$band" --seed "$seed" --json \
+      --policy keepalive-10m --policy keepalive-60m --policy hybrid-histogram-1h \
+      --policy hybrid-histogram-4h --policy forewarm --policy forewarm-240m \
+      --policy forewarm-100000m --policy oracle >"$OUT/q-$seed.json"
     python3 - "$OUT/q-$seed.json" "$seed" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

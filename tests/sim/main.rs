@@ -325,7 +325,7 @@ fn t11_no_policy_looks_ahead() {
             PolicySpec::KeepAlive { minutes: 10 },
             PolicySpec::HybridHistogram { hours: 1 },
             PolicySpec::HybridHistogram { hours: 4 },
-            PolicySpec::Forewarm,
+            PolicySpec::FOREWARM,
         ] {
             let cut = rng.random_range(0..end);
             // Same past, different future: drop, move and add arrivals after the cut.

@@ -1,11 +1,14 @@
 //! forewarm's predictive policy.
 //!
 //! Two mechanisms, each where it pays:
-//! - **Idle-time windows** for every application. The exact idle times (end of the last busy
-//!   period to the next arrival) of the recent past are kept; the shortest interval that holds
-//!   `1 - target_miss` of them is the window in which the next arrival is expected. If the
-//!   window starts late enough, the container is unloaded and pre-warmed just before it (as
-//!   many containers as the last burst needed); otherwise it is kept alive to the window's end.
+//! - **Idle-time windows** for every application. A container that turns idle is the first
+//!   one the next arrival reuses (most recently used first), so the idle time that matters is
+//!   from a container turning idle to the arrival that takes it. The exact idle times of the
+//!   recent past are kept; the shortest interval that holds `1 - target_miss` of them is the
+//!   window in which the next arrival is expected. If the window starts late enough, the
+//!   container is unloaded and pre-warmed just before it (as many containers as are idle at
+//!   once, so a burst finds its containers again); otherwise it is kept alive to the window's
+//!   end.
 //!   Unlike a fixed-range histogram, this has no out-of-bounds case and resolves periods to the
 //!   millisecond, so a timer-driven application costs a minute or two of idle time per period.
 //! - **Demand forecasts** for busy applications: the per-minute peak concurrency is forecast
@@ -16,6 +19,9 @@ use std::collections::VecDeque;
 
 use crate::forecast::DemandForecaster;
 use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
+
+/// Idle containers tracked at once; beyond it the oldest is forgotten.
+const MAX_IDLE_TRACKED: usize = 4096;
 
 /// Parameters of [`Forewarm`].
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +34,17 @@ pub struct ForewarmConfig {
     pub min_samples: usize,
     /// Keep-alive while the application's pattern is unknown.
     pub default_keep_ms: Millis,
+    /// A window wider than this is too expensive to hold: the policy settles for covering
+    /// `1 - give_up_miss` instead (p75 of per-app cold starts tolerates a hard quarter).
+    pub give_up_width_ms: Millis,
+    /// Miss share accepted for applications whose window is too wide.
+    pub give_up_miss: f64,
     /// Longest window kept per idle period; wider windows are clipped at this length.
     pub max_window_ms: Millis,
     /// Unloading for less than this is not worth a reload: keep alive instead.
     pub min_unload_ms: Millis,
     /// Margin added to both ends of the window, as a share of its end.
     pub margin: f64,
-    /// How long a container stays when others of its application are still busy.
-    pub concurrency_keep_ms: Millis,
     /// Mean peak concurrency (per minute) above which demand is forecast.
     pub busy_concurrency: f64,
     /// Minutes of concurrency history kept for the forecast.
@@ -49,14 +58,15 @@ pub struct ForewarmConfig {
 impl Default for ForewarmConfig {
     fn default() -> Self {
         Self {
-            target_miss: 0.05,
+            target_miss: 0.005,
             samples: 128,
             min_samples: 3,
             default_keep_ms: 30 * MINUTE_MS,
-            max_window_ms: 4 * 60 * MINUTE_MS,
+            give_up_width_ms: 120 * MINUTE_MS, // keep in step with spec::DEFAULT_GIVE_UP_MINUTES
+            give_up_miss: 0.25,
+            max_window_ms: 8 * 60 * MINUTE_MS,
             min_unload_ms: 2 * MINUTE_MS,
             margin: 0.03,
-            concurrency_keep_ms: MINUTE_MS,
             busy_concurrency: 1.5,
             history_minutes: 120,
             refit_minutes: 15,
@@ -65,14 +75,27 @@ impl Default for ForewarmConfig {
     }
 }
 
+/// The shortest interval of `sorted` (ascending, non-empty) that leaves out at most `miss` of
+/// its values.
+fn shortest_cover(sorted: &[Millis], miss: f64) -> (Millis, Millis) {
+    let n = sorted.len();
+    let cover = ((1.0 - miss) * n as f64).ceil().clamp(1.0, n as f64) as usize;
+    (0..=n - cover)
+        .map(|i| (sorted[i], sorted[i + cover - 1]))
+        .min_by_key(|(a, b)| b - a)
+        .unwrap_or((sorted[0], sorted[n - 1]))
+}
+
 /// forewarm's state for one application.
 #[derive(Debug, Clone)]
 pub struct Forewarm {
     config: ForewarmConfig,
     busy: u32,
-    /// Peak concurrency of the current busy period.
+    /// Peak concurrency of the current busy period, and of the last finished one.
     burst_peak: u32,
-    last_idle: Option<Millis>,
+    last_burst_peak: u32,
+    /// When each container that no arrival has taken since turned idle, most recent last.
+    idle_since: Vec<Millis>,
     idle_times: VecDeque<Millis>,
     /// Samples added since `window` was computed.
     stale: usize,
@@ -94,7 +117,8 @@ impl Forewarm {
             config,
             busy: 0,
             burst_peak: 0,
-            last_idle: None,
+            last_burst_peak: 0,
+            idle_since: Vec::new(),
             stale: 0,
             window: None,
             minute_peak: 0,
@@ -120,16 +144,9 @@ impl Forewarm {
     fn compute_window(&self) -> (Millis, Millis) {
         let mut sorted: Vec<Millis> = self.idle_times.iter().copied().collect();
         sorted.sort_unstable();
-        let n = sorted.len();
-        let cover = ((1.0 - self.config.target_miss) * n as f64)
-            .ceil()
-            .clamp(1.0, n as f64) as usize;
-        let (mut lo, mut hi) = (sorted[0], sorted[cover - 1]);
-        for i in 1..=n - cover {
-            let (a, b) = (sorted[i], sorted[i + cover - 1]);
-            if b - a < hi - lo {
-                (lo, hi) = (a, b);
-            }
+        let (mut lo, mut hi) = shortest_cover(&sorted, self.config.target_miss);
+        if hi - lo > self.config.give_up_width_ms {
+            (lo, hi) = shortest_cover(&sorted, self.config.give_up_miss);
         }
         let margin = (hi as f64 * self.config.margin) as Millis + 1_000;
         let hi = hi + margin;
@@ -162,15 +179,12 @@ impl Forewarm {
 
 impl AppPolicy for Forewarm {
     fn on_arrival(&mut self, now: Millis) {
-        if self.busy == 0 {
-            self.burst_peak = 0;
-            if let Some(idle_since) = self.last_idle {
-                if self.idle_times.len() == self.config.samples {
-                    self.idle_times.pop_front();
-                }
-                self.idle_times.push_back(now.saturating_sub(idle_since));
-                self.stale += 1;
+        if let Some(since) = self.idle_since.pop() {
+            if self.idle_times.len() == self.config.samples {
+                self.idle_times.pop_front();
             }
+            self.idle_times.push_back(now.saturating_sub(since));
+            self.stale += 1;
         }
         self.busy += 1;
         self.burst_peak = self.burst_peak.max(self.busy);
@@ -179,13 +193,18 @@ impl AppPolicy for Forewarm {
 
     fn on_idle(&mut self, now: Millis) -> IdleAction {
         self.busy = self.busy.saturating_sub(1);
-        if self.busy > 0 {
-            return IdleAction::KeepAlive {
-                until: now + self.config.concurrency_keep_ms,
-            };
+        if self.busy == 0 {
+            self.last_burst_peak = std::mem::take(&mut self.burst_peak);
         }
-        self.last_idle = Some(now);
-        match self.window() {
+        if self.idle_since.len() == MAX_IDLE_TRACKED {
+            self.idle_since.remove(0);
+        }
+        self.idle_since.push(now);
+        let window = self.window();
+        // Containers whose own window has passed are gone: forget them.
+        let life = window.map_or(self.config.default_keep_ms, |(_, hi)| hi);
+        self.idle_since.retain(|since| now - since <= life);
+        match window {
             None => IdleAction::KeepAlive {
                 until: now + self.config.default_keep_ms,
             },
@@ -195,7 +214,8 @@ impl AppPolicy for Forewarm {
             Some((lo, hi)) => IdleAction::Prewarm {
                 at: now + lo,
                 until: now + hi,
-                containers: self.burst_peak.max(1),
+                // As many as the last burst needed, or as are idle within one window.
+                containers: (self.idle_since.len() as u32).max(self.last_burst_peak),
             },
         }
     }
@@ -282,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_containers_are_kept_briefly_and_the_burst_is_prewarmed() {
+    fn a_burst_is_prewarmed_with_all_its_containers() {
         let mut p = Forewarm::new(ForewarmConfig::default());
         let period = 20 * MINUTE_MS;
         let mut last = None;
@@ -291,12 +311,7 @@ mod tests {
             for k in 0..3 {
                 p.on_arrival(t + k);
             }
-            assert_eq!(
-                p.on_idle(t + 1_000),
-                IdleAction::KeepAlive {
-                    until: t + 1_000 + MINUTE_MS
-                }
-            );
+            p.on_idle(t + 1_000);
             p.on_idle(t + 1_001);
             last = Some(p.on_idle(t + 1_002));
         }

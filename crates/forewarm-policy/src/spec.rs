@@ -8,6 +8,9 @@ use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
 use crate::policy::{AppPolicy, MINUTE_MS, Millis};
 
+/// forewarm's default give-up width, in minutes (see `ForewarmConfig::give_up_width_ms`).
+const DEFAULT_GIVE_UP_MINUTES: u32 = 120;
+
 /// A policy by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicySpec {
@@ -23,8 +26,12 @@ pub enum PolicySpec {
         /// Histogram range in hours (≥ 1).
         hours: u32,
     },
-    /// forewarm's predictive policy.
-    Forewarm,
+    /// forewarm's predictive policy; windows wider than `give_up_minutes` settle for fewer
+    /// hits (`forewarm` = the default 120, `forewarm-<N>m` another width).
+    Forewarm {
+        /// See `ForewarmConfig::give_up_width_ms`.
+        give_up_minutes: u32,
+    },
     /// Clairvoyant per-minute knowledge; only the simulator can build it.
     Oracle,
 }
@@ -33,7 +40,7 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm or oracle"
+     forewarm, forewarm-<N>m or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
@@ -47,9 +54,14 @@ impl PolicySpec {
         PolicySpec::KeepAlive { minutes: 60 },
         PolicySpec::HybridHistogram { hours: 1 },
         PolicySpec::HybridHistogram { hours: 4 },
-        PolicySpec::Forewarm,
+        PolicySpec::FOREWARM,
         PolicySpec::Oracle,
     ];
+
+    /// forewarm with its default settings.
+    pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
+        give_up_minutes: DEFAULT_GIVE_UP_MINUTES,
+    };
 
     /// A fresh per-application state, or `None` for the oracle (it needs the future).
     pub fn build(&self) -> Option<Box<dyn AppPolicy>> {
@@ -61,7 +73,10 @@ impl PolicySpec {
             PolicySpec::HybridHistogram { hours } => Box::new(HybridHistogram::new(
                 HybridHistogramConfig::with_range_hours(hours),
             )),
-            PolicySpec::Forewarm => Box::new(Forewarm::new(ForewarmConfig::default())),
+            PolicySpec::Forewarm { give_up_minutes } => Box::new(Forewarm::new(ForewarmConfig {
+                give_up_width_ms: Millis::from(give_up_minutes) * MINUTE_MS,
+                ..ForewarmConfig::default()
+            })),
             PolicySpec::Oracle => return None,
         })
     }
@@ -75,23 +90,20 @@ impl FromStr for PolicySpec {
         let number = |digits: &str| digits.parse::<u32>().ok().filter(|n| *n > 0);
         match s {
             "no-unloading" => Ok(PolicySpec::NoUnloading),
-            "forewarm" => Ok(PolicySpec::Forewarm),
+            "forewarm" => Ok(PolicySpec::FOREWARM),
             "oracle" => Ok(PolicySpec::Oracle),
             _ => {
-                if let Some(m) = s
-                    .strip_prefix("keepalive-")
-                    .and_then(|r| r.strip_suffix('m'))
-                {
-                    number(m)
-                        .map(|minutes| PolicySpec::KeepAlive { minutes })
-                        .ok_or_else(err)
-                } else if let Some(h) = s
-                    .strip_prefix("hybrid-histogram-")
-                    .and_then(|r| r.strip_suffix('h'))
-                {
-                    number(h)
-                        .map(|hours| PolicySpec::HybridHistogram { hours })
-                        .ok_or_else(err)
+                let param = |prefix: &str, unit: char| {
+                    s.strip_prefix(prefix)
+                        .and_then(|r| r.strip_suffix(unit))
+                        .map(|digits| number(digits).ok_or_else(err))
+                };
+                if let Some(n) = param("forewarm-", 'm') {
+                    n.map(|give_up_minutes| PolicySpec::Forewarm { give_up_minutes })
+                } else if let Some(n) = param("keepalive-", 'm') {
+                    n.map(|minutes| PolicySpec::KeepAlive { minutes })
+                } else if let Some(n) = param("hybrid-histogram-", 'h') {
+                    n.map(|hours| PolicySpec::HybridHistogram { hours })
                 } else {
                     Err(err())
                 }
@@ -106,7 +118,12 @@ impl fmt::Display for PolicySpec {
             PolicySpec::NoUnloading => f.write_str("no-unloading"),
             PolicySpec::KeepAlive { minutes } => write!(f, "keepalive-{minutes}m"),
             PolicySpec::HybridHistogram { hours } => write!(f, "hybrid-histogram-{hours}h"),
-            PolicySpec::Forewarm => f.write_str("forewarm"),
+            PolicySpec::Forewarm { give_up_minutes }
+                if *give_up_minutes == DEFAULT_GIVE_UP_MINUTES =>
+            {
+                f.write_str("forewarm")
+            }
+            PolicySpec::Forewarm { give_up_minutes } => write!(f, "forewarm-{give_up_minutes}m"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -125,6 +142,7 @@ mod tests {
             "hybrid-histogram-1h",
             "hybrid-histogram-4h",
             "forewarm",
+            "forewarm-240m",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);
