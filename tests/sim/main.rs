@@ -4,7 +4,7 @@
 use forewarm_policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, PolicySpec, WarmFloor};
 use forewarm_sim::{AppOutcome, AppSim, Invocation, SimConfig, SimParams, Workload, simulate};
 use forewarm_tests::gen_trace;
-use forewarm_trace::{Window, read_trace};
+use forewarm_trace::{Trace, Window, read_trace};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -163,20 +163,10 @@ fn t08_profiles_count_misfits_and_serve_them_cold() {
     assert_eq!((o.invocations, o.cold_starts, o.misfits), (8, 8, 1));
 }
 
-fn small_trace() -> (tempfile::TempDir, SimConfig) {
+/// 150 generated apps, read for 7 hours: 1 hour of warm-up, 6 measured.
+fn small_trace() -> (Trace, SimConfig) {
     let dir = tempfile::tempdir().expect("tempdir");
     gen_trace(dir.path(), 150, 1, 11);
-    let config = SimConfig {
-        hours: Some(6.0),
-        skip_minutes: 60,
-        ..SimConfig::default()
-    };
-    (dir, config)
-}
-
-#[test]
-fn t09_invariants_on_a_generated_trace() {
-    let (dir, config) = small_trace();
     let trace = read_trace(
         dir.path(),
         Window {
@@ -185,6 +175,17 @@ fn t09_invariants_on_a_generated_trace() {
         },
     )
     .expect("reads");
+    let config = SimConfig {
+        hours: Some(6.0),
+        skip_minutes: 60,
+        ..SimConfig::default()
+    };
+    (trace, config)
+}
+
+#[test]
+fn t09_invariants_on_a_generated_trace() {
+    let (trace, config) = small_trace();
     let report = simulate(&trace, &config, &|_, _| {}).expect("simulates");
     let expected: u64 = trace
         .apps
@@ -224,15 +225,7 @@ fn t09_invariants_on_a_generated_trace() {
 
 #[test]
 fn t10_same_seed_same_report_and_band_selects_the_middle() {
-    let (dir, config) = small_trace();
-    let trace = read_trace(
-        dir.path(),
-        Window {
-            start_minute: 0,
-            minutes: Some(420),
-        },
-    )
-    .expect("reads");
+    let (trace, config) = small_trace();
     let strip = |mut r: forewarm_sim::Report| {
         r.policies.iter_mut().for_each(|p| p.sim_seconds = 0.0);
         r

@@ -21,12 +21,7 @@ fn escape(s: &str) -> String {
 /// Render the report's policies as points. Without a keepalive-10m entry (or with zero waste
 /// there) the x axis shows raw MiB·s.
 pub fn pareto_svg(report: &Report) -> String {
-    let baseline = report
-        .policies
-        .iter()
-        .find(|p| p.name == "keepalive-10m")
-        .map(|p| p.wasted_memory_mib_s)
-        .filter(|w| *w > 0.0);
+    let baseline = report.waste_baseline();
     let x_label = if baseline.is_some() {
         "wasted memory-time / keepalive-10m"
     } else {

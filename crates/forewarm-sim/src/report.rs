@@ -106,6 +106,18 @@ impl PolicyReport {
     }
 }
 
+impl Report {
+    /// keepalive-10m's wasted memory-time, the unit waste is normalised to; `None` when it did
+    /// not run or wasted nothing.
+    pub fn waste_baseline(&self) -> Option<f64> {
+        self.policies
+            .iter()
+            .find(|p| p.name == "keepalive-10m")
+            .map(|p| p.wasted_memory_mib_s)
+            .filter(|w| *w > 0.0)
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.trace;
@@ -114,12 +126,7 @@ impl fmt::Display for Report {
             "trace {}: {} apps, {} invocations, {} minutes measured",
             t.dir, t.apps, t.invocations, t.minutes
         )?;
-        let baseline = self
-            .policies
-            .iter()
-            .find(|p| p.name == "keepalive-10m")
-            .map(|p| p.wasted_memory_mib_s)
-            .filter(|w| *w > 0.0);
+        let baseline = self.waste_baseline();
         writeln!(
             f,
             "{:<22} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>14} {:>9} {:>9} {:>8} {:>8}",
