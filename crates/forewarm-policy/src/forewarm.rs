@@ -20,6 +20,9 @@ use std::collections::VecDeque;
 use crate::forecast::DemandForecaster;
 use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
 
+/// Default of [`ForewarmConfig::give_up_width_ms`], in minutes (`forewarm` = `forewarm-120m`).
+pub const DEFAULT_GIVE_UP_MINUTES: u32 = 120;
+
 /// Idle containers tracked at once; beyond it the oldest is forgotten.
 const MAX_IDLE_TRACKED: usize = 4096;
 
@@ -62,7 +65,7 @@ impl Default for ForewarmConfig {
             samples: 128,
             min_samples: 3,
             default_keep_ms: 30 * MINUTE_MS,
-            give_up_width_ms: 120 * MINUTE_MS, // keep in step with spec::DEFAULT_GIVE_UP_MINUTES
+            give_up_width_ms: Millis::from(DEFAULT_GIVE_UP_MINUTES) * MINUTE_MS,
             give_up_miss: 0.25,
             max_window_ms: 8 * 60 * MINUTE_MS,
             min_unload_ms: 2 * MINUTE_MS,

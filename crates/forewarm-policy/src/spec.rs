@@ -3,13 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::forewarm::{Forewarm, ForewarmConfig};
+use crate::forewarm::{DEFAULT_GIVE_UP_MINUTES, Forewarm, ForewarmConfig};
 use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
 use crate::policy::{AppPolicy, MINUTE_MS, Millis};
-
-/// forewarm's default give-up width, in minutes (see `ForewarmConfig::give_up_width_ms`).
-const DEFAULT_GIVE_UP_MINUTES: u32 = 120;
 
 /// A policy by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
