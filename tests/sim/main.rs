@@ -1,7 +1,9 @@
 //! Simulator: each policy on hand-made arrivals, invariants on generated traces, and the
 //! no-look-ahead property.
 
-use forewarm_policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, PolicySpec, WarmFloor};
+use forewarm_policy::{
+    AppContext, AppPolicy, IdleAction, MINUTE_MS, Millis, PolicySpec, WarmFloor,
+};
 use forewarm_sim::{AppOutcome, AppSim, Invocation, SimConfig, SimParams, Workload, simulate};
 use forewarm_tests::gen_trace;
 use forewarm_trace::{Trace, Window, read_trace};
@@ -35,7 +37,12 @@ fn params(end: Millis) -> SimParams {
 
 fn run(spec: &str, w: &Workload, p: SimParams) -> AppOutcome {
     let spec: PolicySpec = spec.parse().expect("policy name");
-    let mut policy = spec.build().expect("online policy");
+    let mut policy = spec
+        .build(AppContext {
+            declared_mib: w.app_memory_mib,
+            past_costs_mib: &[],
+        })
+        .expect("online policy");
     AppSim::run(policy.as_mut(), w, p)
 }
 
@@ -286,7 +293,12 @@ impl AppPolicy for Recording {
 
 fn record(spec: PolicySpec, w: &Workload, end: Millis) -> Vec<(Millis, String)> {
     let mut r = Recording {
-        inner: spec.build().expect("online"),
+        inner: spec
+            .build(AppContext {
+                declared_mib: w.app_memory_mib,
+                past_costs_mib: &[],
+            })
+            .expect("online"),
         log: Vec::new(),
     };
     AppSim::run(&mut r, w, params(end));

@@ -1,6 +1,11 @@
 //! forewarm's predictive policy.
 //!
 //! Two mechanisms, each where it pays:
+//! - **An idle memory budget.** Keeping an application warm costs its declared memory times
+//!   the containers it needs. Applications under the budget are kept warm through every idle
+//!   time seen recently (and then some); the few over it are given up to a cheap window. The
+//!   headline metric, p75 of per-app cold-start %, rewards exactly this; the price is paid in
+//!   those apps' cold starts (see `docs/benchmarks.md`).
 //! - **Idle-time windows** for every application. A container that turns idle is the first
 //!   one the next arrival reuses (most recently used first), so the idle time that matters is
 //!   from a container turning idle to the arrival that takes it. The exact idle times of the
@@ -20,8 +25,8 @@ use std::collections::VecDeque;
 use crate::forecast::DemandForecaster;
 use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
 
-/// Default of [`ForewarmConfig::give_up_width_ms`], in minutes (`forewarm` = `forewarm-120m`).
-pub const DEFAULT_GIVE_UP_MINUTES: u32 = 120;
+/// Default of [`ForewarmConfig::idle_budget_mib`] (`forewarm` = `forewarm-700mib`).
+pub const DEFAULT_IDLE_BUDGET_MIB: u32 = 900;
 
 /// Idle containers tracked at once; beyond it the oldest is forgotten.
 const MAX_IDLE_TRACKED: usize = 4096;
@@ -29,7 +34,8 @@ const MAX_IDLE_TRACKED: usize = 4096;
 /// Parameters of [`Forewarm`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForewarmConfig {
-    /// Share of idle periods the window may miss (each miss is a cold start).
+    /// Share of recent idle times the window may leave out (each is a cold start); 0 covers
+    /// all of them, and the spread widening below covers what has not been seen yet.
     pub target_miss: f64,
     /// Idle times remembered.
     pub samples: usize,
@@ -37,10 +43,12 @@ pub struct ForewarmConfig {
     pub min_samples: usize,
     /// Keep-alive while the application's pattern is unknown.
     pub default_keep_ms: Millis,
-    /// A window wider than this is too expensive to hold: the policy settles for covering
-    /// `1 - give_up_miss` instead (p75 of per-app cold starts tolerates a hard quarter).
-    pub give_up_width_ms: Millis,
-    /// Miss share accepted for applications whose window is too wide.
+    /// Speculative idle memory one application may hold: when its declared memory times its
+    /// recent peak concurrency exceeds this, keeping it warm is too expensive and the policy
+    /// settles for covering `1 - give_up_miss` of its idle times (p75 of per-app cold starts
+    /// tolerates a hard quarter; the costliest apps are the ones to give up first).
+    pub idle_budget_mib: f64,
+    /// Miss share accepted for applications over the budget.
     pub give_up_miss: f64,
     /// Longest window kept per idle period; wider windows are clipped at this length.
     pub max_window_ms: Millis,
@@ -48,6 +56,10 @@ pub struct ForewarmConfig {
     pub min_unload_ms: Millis,
     /// Margin added to both ends of the window, as a share of its end.
     pub margin: f64,
+    /// The window is widened below by this share of its width (within the budget)...
+    pub spread_below: f64,
+    /// ...and above by this share.
+    pub spread_above: f64,
     /// Mean peak concurrency (per minute) above which demand is forecast.
     pub busy_concurrency: f64,
     /// Minutes of concurrency history kept for the forecast.
@@ -61,15 +73,17 @@ pub struct ForewarmConfig {
 impl Default for ForewarmConfig {
     fn default() -> Self {
         Self {
-            target_miss: 0.005,
+            target_miss: 0.0,
             samples: 128,
             min_samples: 3,
             default_keep_ms: 30 * MINUTE_MS,
-            give_up_width_ms: Millis::from(DEFAULT_GIVE_UP_MINUTES) * MINUTE_MS,
-            give_up_miss: 0.25,
+            idle_budget_mib: f64::from(DEFAULT_IDLE_BUDGET_MIB),
+            give_up_miss: 0.8,
             max_window_ms: 8 * 60 * MINUTE_MS,
             min_unload_ms: 2 * MINUTE_MS,
             margin: 0.03,
+            spread_below: 1.0,
+            spread_above: 1.5,
             busy_concurrency: 1.5,
             history_minutes: 120,
             refit_minutes: 15,
@@ -109,11 +123,18 @@ pub struct Forewarm {
     /// Forecast peaks for the coming minutes, next first.
     plan: VecDeque<f64>,
     forecaster: DemandForecaster,
+    /// Memory of one container of this application.
+    declared_mib: f64,
+    /// Highest concurrency seen so far (the cost measure the budget is calibrated on).
+    peak_seen: u32,
+    /// Whether `window` was computed for an application over its idle budget.
+    window_gave_up: bool,
 }
 
 impl Forewarm {
     /// A fresh application.
-    pub fn new(config: ForewarmConfig) -> Self {
+    /// A fresh application whose containers need `declared_mib` each.
+    pub fn new(config: ForewarmConfig, declared_mib: f64) -> Self {
         Self {
             idle_times: VecDeque::with_capacity(config.samples),
             concurrency: VecDeque::with_capacity(config.history_minutes),
@@ -127,6 +148,9 @@ impl Forewarm {
             minute_peak: 0,
             plan: VecDeque::new(),
             forecaster: DemandForecaster::default(),
+            declared_mib,
+            peak_seen: 1,
+            window_gave_up: false,
         }
     }
 
@@ -137,7 +161,9 @@ impl Forewarm {
         if n < self.config.min_samples {
             return None;
         }
-        if self.window.is_none() || self.stale * 8 >= n {
+        let give_up = self.over_budget();
+        if self.window.is_none() || self.stale * 8 >= n || give_up != self.window_gave_up {
+            self.window_gave_up = give_up;
             self.window = Some(self.compute_window());
             self.stale = 0;
         }
@@ -147,15 +173,27 @@ impl Forewarm {
     fn compute_window(&self) -> (Millis, Millis) {
         let mut sorted: Vec<Millis> = self.idle_times.iter().copied().collect();
         sorted.sort_unstable();
-        let (mut lo, mut hi) = shortest_cover(&sorted, self.config.target_miss);
-        if hi - lo > self.config.give_up_width_ms {
-            (lo, hi) = shortest_cover(&sorted, self.config.give_up_miss);
-        }
+        let (miss, below, above) = if self.window_gave_up {
+            (self.config.give_up_miss, 0.0, 0.0)
+        } else {
+            let c = &self.config;
+            (c.target_miss, c.spread_below, c.spread_above)
+        };
+        let (lo, hi) = shortest_cover(&sorted, miss);
+        // Widen by the spread seen: a timer (tight spread) keeps a tight window, an irregular
+        // app gets room for idle times beyond any seen yet. Widening the end is cheap: it costs
+        // idle time only when an idle time exceeds the old end, the very miss it prevents.
+        let spread = (hi - lo) as f64;
         let margin = (hi as f64 * self.config.margin) as Millis + 1_000;
-        let hi = hi + margin;
-        let lo = lo.saturating_sub(margin);
+        let hi = hi + (spread * above) as Millis + margin;
+        let lo = lo.saturating_sub((spread * below) as Millis + margin);
         // Clip over-wide windows around their start: better some misses than hours of waste.
         (lo, hi.min(lo + self.config.max_window_ms))
+    }
+
+    /// Whether keeping this application warm costs more idle memory than its budget.
+    fn over_budget(&self) -> bool {
+        self.declared_mib * f64::from(self.peak_seen) > self.config.idle_budget_mib
     }
 
     fn demand_floor(&mut self, now: Millis) -> Option<WarmFloor> {
@@ -190,6 +228,7 @@ impl AppPolicy for Forewarm {
             self.stale += 1;
         }
         self.busy += 1;
+        self.peak_seen = self.peak_seen.max(self.busy);
         self.burst_peak = self.burst_peak.max(self.busy);
         self.minute_peak = self.minute_peak.max(self.busy);
     }
@@ -258,7 +297,7 @@ mod tests {
 
     #[test]
     fn unknown_app_gets_the_default_keep_alive() {
-        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut p = Forewarm::new(ForewarmConfig::default(), 256.0);
         p.on_arrival(0);
         assert_eq!(
             p.on_idle(100),
@@ -270,7 +309,7 @@ mod tests {
 
     #[test]
     fn periodic_app_is_prewarmed_tightly() {
-        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut p = Forewarm::new(ForewarmConfig::default(), 256.0);
         let period = 60 * MINUTE_MS;
         match run_periodic(&mut p, period, 10) {
             IdleAction::Prewarm {
@@ -294,7 +333,7 @@ mod tests {
 
     #[test]
     fn frequent_app_is_kept_alive() {
-        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut p = Forewarm::new(ForewarmConfig::default(), 256.0);
         match run_periodic(&mut p, 30_000, 20) {
             IdleAction::KeepAlive { until } => {
                 let end = 19 * 30_000 + 500;
@@ -306,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_burst_is_prewarmed_with_all_its_containers() {
-        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut p = Forewarm::new(ForewarmConfig::default(), 256.0);
         let period = 20 * MINUTE_MS;
         let mut last = None;
         for i in 0..10 {
@@ -325,8 +364,33 @@ mod tests {
     }
 
     #[test]
+    fn an_app_over_the_idle_budget_gets_a_cheap_window() {
+        // Idle times of 10, 20, ..., 100 minutes: a kept app covers all of them and more, an
+        // app over the budget only a narrow window holding 20% of them.
+        let run = |declared_mib: f64| {
+            let mut p = Forewarm::new(ForewarmConfig::default(), declared_mib);
+            let mut t = 0;
+            let mut last = IdleAction::KeepAlive { until: 0 };
+            for i in 1..=20u64 {
+                p.on_arrival(t);
+                last = p.on_idle(t + 100);
+                t += 100 + (i % 10 + 1) * 10 * MINUTE_MS;
+            }
+            (last, t - (10 + 1) * 10 * MINUTE_MS)
+        };
+        let held = |(action, end): (IdleAction, Millis)| match action {
+            IdleAction::KeepAlive { until } => until - end,
+            IdleAction::Prewarm { at, until, .. } => until - at,
+        };
+        let kept = held(run(256.0));
+        let given_up = held(run(4096.0));
+        assert!(kept > 100 * MINUTE_MS, "kept: {kept}");
+        assert!(given_up < 30 * MINUTE_MS, "given up: {given_up}");
+    }
+
+    #[test]
     fn busy_app_gets_a_forecast_floor() {
-        let mut p = Forewarm::new(ForewarmConfig::default());
+        let mut p = Forewarm::new(ForewarmConfig::default(), 256.0);
         let mut floors = Vec::new();
         for minute in 0..180u64 {
             let t = minute * MINUTE_MS;

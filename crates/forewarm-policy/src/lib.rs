@@ -29,4 +29,4 @@ pub use keep_alive::FixedKeepAlive;
 pub use oracle::{Oracle, OracleInvocation};
 pub use policy::{AppPolicy, HOUR_MS, IdleAction, MINUTE_MS, Millis, WarmFloor};
 pub use size_class::{ProfilePredictor, SIZE_CLASSES_MIB, size_class_for};
-pub use spec::{PolicySpec, PolicySpecError};
+pub use spec::{AppContext, IdleBudget, PolicySpec, PolicySpecError};

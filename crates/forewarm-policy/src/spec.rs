@@ -3,10 +3,31 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::forewarm::{DEFAULT_GIVE_UP_MINUTES, Forewarm, ForewarmConfig};
+use crate::forewarm::{DEFAULT_IDLE_BUDGET_MIB, Forewarm, ForewarmConfig};
 use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
 use crate::policy::{AppPolicy, MINUTE_MS, Millis};
+
+/// How much speculative idle memory forewarm may hold for one application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdleBudget {
+    /// A fixed budget in MiB (`forewarm-<N>mib`).
+    Mib(u32),
+    /// Keep warm the cheapest `percent` of the applications seen so far: the budget is that
+    /// quantile of their costs (`forewarm-keep<P>`). Without such history, the default fixed
+    /// budget applies.
+    KeepShare(u8),
+}
+
+/// What a policy may know about an application (and its peers) when it is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AppContext<'a> {
+    /// Memory one container of the application needs (its declared limit).
+    pub declared_mib: f64,
+    /// Costs (declared MiB × peak concurrency) of the applications seen in the past, sorted
+    /// ascending; empty when there is no history.
+    pub past_costs_mib: &'a [f64],
+}
 
 /// A policy by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,11 +44,11 @@ pub enum PolicySpec {
         /// Histogram range in hours (≥ 1).
         hours: u32,
     },
-    /// forewarm's predictive policy; windows wider than `give_up_minutes` settle for fewer
-    /// hits (`forewarm` = the default 120, `forewarm-<N>m` another width).
+    /// forewarm's predictive policy with its idle memory budget per application
+    /// (`forewarm` = keep the cheapest 92% warm).
     Forewarm {
-        /// See `ForewarmConfig::give_up_width_ms`.
-        give_up_minutes: u32,
+        /// See `ForewarmConfig::idle_budget_mib`.
+        budget: IdleBudget,
     },
     /// Clairvoyant per-minute knowledge; only the simulator can build it.
     Oracle,
@@ -37,12 +58,15 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>m or oracle"
+     forewarm, forewarm-<N>mib, forewarm-keep<P> or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
     pub name: String,
 }
+
+/// The share of applications `forewarm` keeps warm by default.
+const DEFAULT_KEEP_SHARE: u8 = 92;
 
 impl PolicySpec {
     /// The policies compared when none is named.
@@ -57,11 +81,21 @@ impl PolicySpec {
 
     /// forewarm with its default settings.
     pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
-        give_up_minutes: DEFAULT_GIVE_UP_MINUTES,
+        budget: IdleBudget::KeepShare(DEFAULT_KEEP_SHARE),
     };
 
+    /// Whether building this policy uses [`AppContext::past_costs_mib`].
+    pub fn uses_past_costs(&self) -> bool {
+        matches!(
+            self,
+            PolicySpec::Forewarm {
+                budget: IdleBudget::KeepShare(_)
+            }
+        )
+    }
+
     /// A fresh per-application state, or `None` for the oracle (it needs the future).
-    pub fn build(&self) -> Option<Box<dyn AppPolicy>> {
+    pub fn build(&self, app: AppContext<'_>) -> Option<Box<dyn AppPolicy>> {
         Some(match *self {
             PolicySpec::NoUnloading => Box::new(FixedKeepAlive::forever()),
             PolicySpec::KeepAlive { minutes } => {
@@ -70,10 +104,26 @@ impl PolicySpec {
             PolicySpec::HybridHistogram { hours } => Box::new(HybridHistogram::new(
                 HybridHistogramConfig::with_range_hours(hours),
             )),
-            PolicySpec::Forewarm { give_up_minutes } => Box::new(Forewarm::new(ForewarmConfig {
-                give_up_width_ms: Millis::from(give_up_minutes) * MINUTE_MS,
-                ..ForewarmConfig::default()
-            })),
+            PolicySpec::Forewarm { budget } => {
+                let costs = app.past_costs_mib;
+                let idle_budget_mib = match budget {
+                    IdleBudget::Mib(mib) => f64::from(mib),
+                    IdleBudget::KeepShare(_) if costs.is_empty() => {
+                        f64::from(DEFAULT_IDLE_BUDGET_MIB)
+                    }
+                    IdleBudget::KeepShare(percent) => {
+                        let rank = (f64::from(percent) / 100.0 * costs.len() as f64).ceil();
+                        costs[(rank as usize).clamp(1, costs.len()) - 1]
+                    }
+                };
+                Box::new(Forewarm::new(
+                    ForewarmConfig {
+                        idle_budget_mib,
+                        ..ForewarmConfig::default()
+                    },
+                    app.declared_mib,
+                ))
+            }
             PolicySpec::Oracle => return None,
         })
     }
@@ -85,21 +135,29 @@ impl FromStr for PolicySpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || PolicySpecError { name: s.to_owned() };
         let number = |digits: &str| digits.parse::<u32>().ok().filter(|n| *n > 0);
+        let param = |prefix: &str, suffix: &str| {
+            s.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+                .map(|digits| number(digits).ok_or_else(err))
+        };
         match s {
             "no-unloading" => Ok(PolicySpec::NoUnloading),
             "forewarm" => Ok(PolicySpec::FOREWARM),
             "oracle" => Ok(PolicySpec::Oracle),
             _ => {
-                let param = |prefix: &str, unit: char| {
-                    s.strip_prefix(prefix)
-                        .and_then(|r| r.strip_suffix(unit))
-                        .map(|digits| number(digits).ok_or_else(err))
-                };
-                if let Some(n) = param("forewarm-", 'm') {
-                    n.map(|give_up_minutes| PolicySpec::Forewarm { give_up_minutes })
-                } else if let Some(n) = param("keepalive-", 'm') {
+                if let Some(n) = param("forewarm-keep", "") {
+                    let percent =
+                        n.and_then(|p| u8::try_from(p).ok().filter(|p| *p <= 100).ok_or_else(err))?;
+                    Ok(PolicySpec::Forewarm {
+                        budget: IdleBudget::KeepShare(percent),
+                    })
+                } else if let Some(n) = param("forewarm-", "mib") {
+                    n.map(|mib| PolicySpec::Forewarm {
+                        budget: IdleBudget::Mib(mib),
+                    })
+                } else if let Some(n) = param("keepalive-", "m") {
                     n.map(|minutes| PolicySpec::KeepAlive { minutes })
-                } else if let Some(n) = param("hybrid-histogram-", 'h') {
+                } else if let Some(n) = param("hybrid-histogram-", "h") {
                     n.map(|hours| PolicySpec::HybridHistogram { hours })
                 } else {
                     Err(err())
@@ -115,12 +173,13 @@ impl fmt::Display for PolicySpec {
             PolicySpec::NoUnloading => f.write_str("no-unloading"),
             PolicySpec::KeepAlive { minutes } => write!(f, "keepalive-{minutes}m"),
             PolicySpec::HybridHistogram { hours } => write!(f, "hybrid-histogram-{hours}h"),
-            PolicySpec::Forewarm { give_up_minutes }
-                if *give_up_minutes == DEFAULT_GIVE_UP_MINUTES =>
-            {
-                f.write_str("forewarm")
-            }
-            PolicySpec::Forewarm { give_up_minutes } => write!(f, "forewarm-{give_up_minutes}m"),
+            spec if *spec == PolicySpec::FOREWARM => f.write_str("forewarm"),
+            PolicySpec::Forewarm {
+                budget: IdleBudget::KeepShare(p),
+            } => write!(f, "forewarm-keep{p}"),
+            PolicySpec::Forewarm {
+                budget: IdleBudget::Mib(mib),
+            } => write!(f, "forewarm-{mib}mib"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -129,6 +188,7 @@ impl fmt::Display for PolicySpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::IdleAction;
 
     #[test]
     fn names_round_trip() {
@@ -139,12 +199,38 @@ mod tests {
             "hybrid-histogram-1h",
             "hybrid-histogram-4h",
             "forewarm",
-            "forewarm-240m",
+            "forewarm-2000mib",
+            "forewarm-keep90",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);
             assert_eq!(spec.to_string(), name);
         }
+    }
+
+    #[test]
+    fn keep_share_takes_the_quantile_of_past_costs() {
+        let costs: Vec<f64> = (1..=10).map(|i| f64::from(i) * 100.0).collect();
+        let spec: PolicySpec = "forewarm-keep80".parse().expect("name");
+        let ctx = AppContext {
+            declared_mib: 850.0,
+            past_costs_mib: &costs,
+        };
+        // The 80% quantile of 100..1000 is 800: an 850 MiB app is over budget, so its window
+        // only needs to hold 20% of its idle times.
+        let mut policy = spec.build(ctx).expect("online");
+        let mut t = 0;
+        let mut last = IdleAction::KeepAlive { until: 0 };
+        for i in 1..=20u64 {
+            policy.on_arrival(t);
+            last = policy.on_idle(t + 100);
+            t += 100 + (i % 10 + 1) * 10 * MINUTE_MS;
+        }
+        let held = match last {
+            IdleAction::KeepAlive { until } => until - (t - 110 * MINUTE_MS),
+            IdleAction::Prewarm { at, until, .. } => until - at,
+        };
+        assert!(held < 30 * MINUTE_MS, "{held}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use forewarm_policy::{AppPolicy, MINUTE_MS, Oracle, OracleInvocation, PolicySpec, size_class_for};
+use forewarm_policy::{
+    AppContext, AppPolicy, MINUTE_MS, Millis, Oracle, OracleInvocation, PolicySpec, size_class_for,
+};
 use forewarm_trace::Trace;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -96,6 +98,27 @@ fn oracle_for(workload: &Workload, params: &SimParams) -> Oracle {
     Oracle::new(&invocations, mib)
 }
 
+/// What keeping `workload` warm cost before `until`: its memory times its peak concurrency.
+/// `None` when it had no invocation then.
+fn past_cost_mib(workload: &Workload, until: Millis) -> Option<f64> {
+    let mut events: Vec<(Millis, i32)> = Vec::new();
+    for inv in workload
+        .invocations
+        .iter()
+        .take_while(|i| i.arrival < until)
+    {
+        events.push((inv.arrival, 1));
+        events.push((inv.arrival + inv.duration_ms, -1));
+    }
+    events.sort_unstable();
+    let (mut running, mut peak) = (0i32, 0i32);
+    for (_, delta) in events {
+        running += delta;
+        peak = peak.max(running);
+    }
+    (peak > 0).then(|| workload.app_memory_mib * f64::from(peak))
+}
+
 /// Simulate `trace` (read from minute 0 to the end of the measured window) under `config`.
 ///
 /// `progress(done, total)` is called after each application, from worker threads.
@@ -115,23 +138,39 @@ pub fn simulate(
     };
     let apps = select_apps(trace, measure_from_minute, config);
     let default_memory = default_memory_mb(trace);
+    let draw = |index: usize| {
+        Workload::draw(
+            &trace.apps[index],
+            index as u64,
+            config.seed,
+            config.profiles,
+            default_memory,
+        )
+    };
+    // Policies that size their budget from the population learn it from the warm-up only.
+    let mut past_costs: Vec<f64> = Vec::new();
+    if params.measure_from > 0 && config.policies.iter().any(PolicySpec::uses_past_costs) {
+        past_costs = apps
+            .par_iter()
+            .filter_map(|&index| past_cost_mib(&draw(index), params.measure_from))
+            .collect();
+        past_costs.sort_by(f64::total_cmp);
+    }
     let total = apps.len() as u64;
     let done = AtomicU64::new(0);
     let per_app: Vec<(Vec<AppOutcome>, Vec<f64>)> = apps
         .par_iter()
         .map(|&index| {
-            let workload = Workload::draw(
-                &trace.apps[index],
-                index as u64,
-                config.seed,
-                config.profiles,
-                default_memory,
-            );
+            let workload = draw(index);
+            let context = AppContext {
+                declared_mib: workload.app_memory_mib,
+                past_costs_mib: &past_costs,
+            };
             let mut outcomes = Vec::with_capacity(config.policies.len());
             let mut seconds = Vec::with_capacity(config.policies.len());
             for spec in &config.policies {
                 let started = Instant::now();
-                let mut policy: Box<dyn AppPolicy> = match spec.build() {
+                let mut policy: Box<dyn AppPolicy> = match spec.build(context) {
                     Some(p) => p,
                     None => Box::new(oracle_for(&workload, &params)),
                 };
