@@ -28,7 +28,7 @@ for band in "0.3:0.7" "0:1"; do
     $BIN simulate --trace target/traces/bench-2000-s$seed --skip-minutes 600 --hours 8 \
       --app-band "$band" --seed "$seed" --json \
       --policy keepalive-10m --policy keepalive-60m --policy hybrid-histogram-1h \
-      --policy hybrid-histogram-4h --policy forewarm --policy forewarm-keep85 \
+      --policy hybrid-histogram-4h --policy forewarm --policy forewarm-keep92 \
       --policy forewarm-100000mib --policy no-unloading --policy oracle >"$OUT/q-$seed.json"
     python3 - "$OUT/q-$seed.json" "$seed" <<'PY'
 import json, sys

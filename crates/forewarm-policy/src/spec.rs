@@ -45,7 +45,7 @@ pub enum PolicySpec {
         hours: u32,
     },
     /// forewarm's predictive policy with its idle memory budget per application
-    /// (`forewarm` = keep the cheapest 92% warm).
+    /// (`forewarm` = keep the cheapest 79% warm).
     Forewarm {
         /// See `ForewarmConfig::idle_budget_mib`.
         budget: IdleBudget,
@@ -66,7 +66,7 @@ pub struct PolicySpecError {
 }
 
 /// The share of applications `forewarm` keeps warm by default.
-const DEFAULT_KEEP_SHARE: u8 = 92;
+const DEFAULT_KEEP_SHARE: u8 = 79;
 
 impl PolicySpec {
     /// The policies compared when none is named.

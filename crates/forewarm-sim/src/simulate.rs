@@ -147,12 +147,14 @@ pub fn simulate(
             default_memory,
         )
     };
-    // Policies that size their budget from the population learn it from the warm-up only.
+    // Policies that size their budget from the population learn it from the warm-up only, and
+    // from every app of the trace: the selection (--app-band, --sample) ranks apps by the
+    // measured window, which a policy must not see.
     let mut past_costs: Vec<f64> = Vec::new();
     if params.measure_from > 0 && config.policies.iter().any(PolicySpec::uses_past_costs) {
-        past_costs = apps
-            .par_iter()
-            .filter_map(|&index| past_cost_mib(&draw(index), params.measure_from))
+        past_costs = (0..trace.apps.len())
+            .into_par_iter()
+            .filter_map(|index| past_cost_mib(&draw(index), params.measure_from))
             .collect();
         past_costs.sort_by(f64::total_cmp);
     }
