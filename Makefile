@@ -3,7 +3,11 @@ CARGO ?= cargo
 TRACE ?= target/traces/azure-2000
 BIN := target/release/forewarm
 
-.PHONY: sim test verify lint fmt-check fix build bench-sim
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+TARGET := x86_64-unknown-linux-gnu
+RUNNER_IMAGE := forewarm/runner:$(VERSION)
+
+.PHONY: sim test verify lint fmt-check fix build bench-sim images
 
 ## The main job: build, generate a 2000-app day in the Azure 2019 format, compare policies.
 sim: build
@@ -16,9 +20,17 @@ sim: build
 build:
 	$(CARGO) build --release --bin forewarm
 
-## The test suite (what CI runs after lint).
-test:
-	$(CARGO) nextest run --workspace --profile ci
+## Container images, built locally from static binaries (no registry is reachable).
+images:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(TARGET) \
+		-p forewarm-runner
+	mkdir -p target/images/runner
+	cp target/$(TARGET)/release/forewarm-runner target/images/runner/
+	docker build -q -t $(RUNNER_IMAGE) -f cluster/runner.Dockerfile target/images/runner
+
+## The test suite (what CI runs after lint); builds the images the Docker tests use.
+test: images
+	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) $(CARGO) nextest run --workspace --profile ci
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,51 @@
+//! `forewarm-runner`: serve the runner protocol (see the library docs).
+
+use forewarm_runner::{Runner, RunnerConfig};
+
+#[tokio::main]
+async fn main() {
+    let config = match RunnerConfig::from_env(|name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("forewarm-runner: {e}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("forewarm-runner: cannot listen on {}: {e}", config.listen);
+            std::process::exit(1);
+        }
+    };
+    let runner = Runner::new(config);
+    let init = runner.clone();
+    tokio::spawn(async move {
+        if let Err(e) = init.initialise().await {
+            eprintln!("forewarm-runner: initialisation failed: {e}");
+            std::process::exit(1);
+        }
+    });
+    // As PID 1 in a container, SIGTERM is ignored unless handled: handle it, so `docker stop`
+    // is immediate.
+    let shutdown = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    if let Err(e) = axum::serve(listener, runner.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        eprintln!("forewarm-runner: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,269 @@
+//! The synthetic workload and its measurement.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds that keep one request from taking the container down.
+const MAX_CPU_MS: u64 = 600_000;
+const MAX_MEM_MIB: u64 = 16_384;
+const MAX_IO_KIB: u64 = 4 * 1024 * 1024;
+const MAX_SLEEP_MS: u64 = 600_000;
+const MAX_INIT_MS: u64 = 600_000;
+
+/// What one execution of a code type does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Milliseconds of CPU work.
+    #[serde(default)]
+    pub cpu_ms: u64,
+    /// MiB allocated and touched.
+    #[serde(default)]
+    pub mem_mib: u64,
+    /// KiB written to a scratch file and synced.
+    #[serde(default)]
+    pub io_kib: u64,
+    /// Milliseconds of initialisation before the runner is ready.
+    #[serde(default)]
+    pub init_ms: u64,
+    /// Milliseconds of waiting (I/O-bound work).
+    #[serde(default)]
+    pub sleep_ms: u64,
+}
+
+/// Per-request changes to the code type's workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadOverrides {
+    /// See [`Workload::cpu_ms`].
+    pub cpu_ms: Option<u64>,
+    /// See [`Workload::mem_mib`].
+    pub mem_mib: Option<u64>,
+    /// See [`Workload::io_kib`].
+    pub io_kib: Option<u64>,
+    /// See [`Workload::sleep_ms`].
+    pub sleep_ms: Option<u64>,
+}
+
+/// What one execution measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU time of the thread that ran it (user + system), ms.
+    pub cpu_ms: f64,
+    /// Peak resident memory of the runner process, MiB.
+    pub peak_mib: f64,
+    /// KiB written.
+    pub io_kib: u64,
+    /// Wall time of the execution, ms.
+    pub duration_ms: f64,
+}
+
+/// A workload outside what the runner accepts.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// A field is over its bound.
+    #[error("{field} = {value} is over the limit of {max}")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// Requested value.
+        value: u64,
+        /// Bound.
+        max: u64,
+    },
+    /// Writing the scratch file failed.
+    #[error("writing {kib} KiB to {dir}: {source}")]
+    Io {
+        /// Requested KiB.
+        kib: u64,
+        /// Scratch directory.
+        dir: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// getrusage failed.
+    #[error("getrusage: {0}")]
+    Usage(#[from] nix::Error),
+}
+
+impl Workload {
+    /// This workload with `o` applied.
+    pub fn with(&self, o: &WorkloadOverrides) -> Self {
+        Self {
+            cpu_ms: o.cpu_ms.unwrap_or(self.cpu_ms),
+            mem_mib: o.mem_mib.unwrap_or(self.mem_mib),
+            io_kib: o.io_kib.unwrap_or(self.io_kib),
+            init_ms: self.init_ms,
+            sleep_ms: o.sleep_ms.unwrap_or(self.sleep_ms),
+        }
+    }
+
+    /// Check every field against its bound.
+    pub fn validate(&self) -> Result<(), WorkloadError> {
+        for (field, value, max) in [
+            ("cpu_ms", self.cpu_ms, MAX_CPU_MS),
+            ("mem_mib", self.mem_mib, MAX_MEM_MIB),
+            ("io_kib", self.io_kib, MAX_IO_KIB),
+            ("init_ms", self.init_ms, MAX_INIT_MS),
+            ("sleep_ms", self.sleep_ms, MAX_SLEEP_MS),
+        ] {
+            if value > max {
+                return Err(WorkloadError::TooLarge { field, value, max });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn thread_cpu() -> Result<Duration, nix::Error> {
+    let u = getrusage(UsageWho::RUSAGE_THREAD)?;
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    Ok(tv(u.user_time()) + tv(u.system_time()))
+}
+
+/// Run `w` on the calling thread (a blocking thread), writing I/O under `scratch`.
+pub fn run_workload(w: &Workload, scratch: &Path) -> Result<Usage, WorkloadError> {
+    let started = Instant::now();
+    let cpu_start = thread_cpu()?;
+    // Memory: allocate and touch every page, held until the end of the execution.
+    let mut held: Vec<u8> = Vec::new();
+    if w.mem_mib > 0 {
+        held = vec![0u8; (w.mem_mib as usize) << 20];
+        for i in (0..held.len()).step_by(4096) {
+            held[i] = (i % 251) as u8;
+        }
+    }
+    // CPU: real work until the thread has used cpu_ms of CPU time.
+    let target = Duration::from_millis(w.cpu_ms);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while thread_cpu()? - cpu_start < target {
+        for _ in 0..20_000 {
+            x = x.rotate_left(7) ^ x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        }
+    }
+    std::hint::black_box(x);
+    // I/O: write and sync a scratch file.
+    if w.io_kib > 0 {
+        let io = |source| WorkloadError::Io {
+            kib: w.io_kib,
+            dir: scratch.display().to_string(),
+            source,
+        };
+        let mut file = tempfile_in(scratch).map_err(io)?;
+        let chunk = vec![0x5Au8; 64 * 1024];
+        let mut left = (w.io_kib as usize) * 1024;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            file.write_all(&chunk[..n]).map_err(io)?;
+            left -= n;
+        }
+        file.sync_data().map_err(io)?;
+    }
+    std::thread::sleep(Duration::from_millis(w.sleep_ms));
+    std::hint::black_box(&held);
+    drop(held);
+    let cpu = thread_cpu()? - cpu_start;
+    // ru_maxrss is in KiB on Linux.
+    let peak_kib = getrusage(UsageWho::RUSAGE_SELF)?.max_rss().max(0) as f64;
+    Ok(Usage {
+        cpu_ms: cpu.as_secs_f64() * 1000.0,
+        peak_mib: peak_kib / 1024.0,
+        io_kib: w.io_kib,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// A scratch file that removes itself when dropped.
+struct ScratchFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Write for ScratchFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ScratchFile {
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<ScratchFile> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("forewarm-io-{}-{n}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok(ScratchFile { file, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_memory_and_io_are_real_and_measured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = Workload {
+            cpu_ms: 50,
+            mem_mib: 64,
+            io_kib: 256,
+            ..Workload::default()
+        };
+        let u = run_workload(&w, dir.path()).expect("runs");
+        assert!(u.cpu_ms >= 50.0 && u.cpu_ms < 500.0, "{u:?}");
+        assert!(u.peak_mib >= 64.0, "{u:?}");
+        assert_eq!(u.io_kib, 256);
+        assert!(u.duration_ms >= 50.0, "{u:?}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "scratch removed"
+        );
+    }
+
+    #[test]
+    fn overrides_apply_and_bounds_hold() {
+        let w = Workload {
+            cpu_ms: 10,
+            ..Workload::default()
+        };
+        let o = WorkloadOverrides {
+            sleep_ms: Some(5),
+            ..WorkloadOverrides::default()
+        };
+        assert_eq!(w.with(&o).sleep_ms, 5);
+        assert_eq!(w.with(&o).cpu_ms, 10);
+        let big = Workload {
+            mem_mib: MAX_MEM_MIB + 1,
+            ..Workload::default()
+        };
+        assert!(
+            big.validate()
+                .expect_err("too big")
+                .to_string()
+                .contains("mem_mib")
+        );
+    }
+}
