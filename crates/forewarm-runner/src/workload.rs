@@ -36,16 +36,20 @@ pub struct Workload {
 }
 
 /// Per-request changes to the code type's workload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadOverrides {
     /// See [`Workload::cpu_ms`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<u64>,
     /// See [`Workload::mem_mib`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_mib: Option<u64>,
     /// See [`Workload::io_kib`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub io_kib: Option<u64>,
     /// See [`Workload::sleep_ms`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sleep_ms: Option<u64>,
 }
 

@@ -1,0 +1,326 @@
+//! [`ContainerRuntime`] on a Docker engine, through bollard.
+//!
+//! Isolation applied to every container: memory, CPU and pids limits from the size class,
+//! `no-new-privileges`, every capability dropped, a read-only root filesystem with a small
+//! tmpfs at `/tmp` for the runner's I/O, and the tenant's own bridge network. The node reaches
+//! a runner at its address on that network.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use crate::{
+    Container, ContainerRuntime, ContainerSpec, LABEL_CLASS, LABEL_CODE, LABEL_NODE, LABEL_TENANT,
+    Listed, RunnerClient, RuntimeError, StatsSample, Usage, WorkloadOverrides, runner_env,
+    tenant_network,
+};
+
+/// Port the runner listens on inside its container.
+const RUNNER_PORT: u16 = 8080;
+/// Processes one container may run.
+const PIDS_LIMIT: i64 = 64;
+
+/// Docker-backed runtime.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    client: RunnerClient,
+    ready_timeout: Duration,
+    /// Serialises network creation: Docker accepts two networks with one name.
+    network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
+    move |e| match e {
+        DockerError::DockerResponseServerError { message, .. } => {
+            RuntimeError::Engine { action, message }
+        }
+        other => RuntimeError::Unavailable(other.to_string()),
+    }
+}
+
+fn is_status(e: &DockerError, status: u16) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == status)
+}
+
+impl DockerRuntime {
+    /// Connect to the local engine (`DOCKER_HOST` or the default socket) and check it answers.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| RuntimeError::Unavailable(format!("docker ping: {e}")))?;
+        Ok(Self {
+            docker,
+            client: RunnerClient::default(),
+            ready_timeout: Duration::from_secs(60),
+            network_lock: Default::default(),
+        })
+    }
+
+    /// Whether `image` exists locally.
+    pub async fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(engine("inspect image")(e)),
+        }
+    }
+
+    /// Ids of the networks named `name`, smallest first.
+    async fn network_ids(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("name", vec![name])]);
+        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let mut ids: Vec<String> = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(engine("list networks"))?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| n.id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The tenant's network, created if it does not exist.
+    ///
+    /// Docker accepts several networks with one name, and then refuses to start containers on
+    /// it as ambiguous. Two nodes may race to create it, so every caller keeps the network
+    /// with the smallest id and removes the others (a removal that loses a race is harmless).
+    async fn ensure_network(&self, tenant: &str) -> Result<String, RuntimeError> {
+        let _serial = self.network_lock.lock().await;
+        let name = tenant_network(tenant);
+        let mut ids = self.network_ids(&name).await?;
+        if ids.is_empty() {
+            let request = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(HashMap::from([(
+                    LABEL_TENANT.to_owned(),
+                    tenant.to_owned(),
+                )])),
+                ..Default::default()
+            };
+            self.docker
+                .create_network(request)
+                .await
+                .map_err(engine("create network"))?;
+            ids = self.network_ids(&name).await?;
+        }
+        for duplicate in ids.iter().skip(1) {
+            let _ = self.docker.remove_network(duplicate).await;
+        }
+        Ok(name)
+    }
+
+    async fn create_and_start(&self, spec: &ContainerSpec) -> Result<Container, RuntimeError> {
+        let network = self.ensure_network(&spec.tenant).await?;
+        let labels = HashMap::from([
+            (LABEL_NODE.to_owned(), spec.node.clone()),
+            (LABEL_TENANT.to_owned(), spec.tenant.clone()),
+            (LABEL_CODE.to_owned(), spec.code.clone()),
+            (LABEL_CLASS.to_owned(), spec.class.name()),
+        ]);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(runner_env(&spec.workload)),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                memory: Some(i64::from(spec.class.memory_mib) << 20),
+                // Swap would let an invocation exceed its class unnoticed.
+                memory_swap: Some(i64::from(spec.class.memory_mib) << 20),
+                nano_cpus: Some(i64::from(spec.class.cpu_millis) * 1_000_000),
+                pids_limit: Some(PIDS_LIMIT),
+                readonly_rootfs: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                tmpfs: Some(HashMap::from([("/tmp".into(), "size=64m".into())])),
+                network_mode: Some(network.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::new().build()), body)
+            .await
+            .map_err(engine("create container"))?;
+        let id = created.id;
+        let started = async {
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(engine("start container"))?;
+            let ip = self.address(&id).await?;
+            let endpoint = SocketAddr::new(ip, RUNNER_PORT);
+            let begun = Instant::now();
+            while !self.client.is_ready(endpoint).await {
+                if begun.elapsed() > self.ready_timeout {
+                    return Err(RuntimeError::NotReady {
+                        id: id.clone(),
+                        waited_ms: begun.elapsed().as_millis() as u64,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(endpoint)
+        }
+        .await;
+        match started {
+            Ok(endpoint) => Ok(Container {
+                id,
+                spec: spec.clone(),
+                endpoint,
+            }),
+            Err(e) => {
+                // Leak nothing: a container that did not come up is removed.
+                let _ = self.remove(&id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The container's address on its (only) network.
+    async fn address(&self, id: &str) -> Result<IpAddr, RuntimeError> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(engine("inspect container"))?;
+        info.network_settings
+            .and_then(|s| s.networks)
+            .and_then(|n| n.into_values().find_map(|e| e.ip_address))
+            .and_then(|ip| ip.parse().ok())
+            .ok_or_else(|| RuntimeError::Engine {
+                action: "inspect container",
+                message: format!("{id} has no network address"),
+            })
+    }
+}
+
+impl ContainerRuntime for DockerRuntime {
+    async fn start(&self, spec: &ContainerSpec) -> Result<Container, RuntimeError> {
+        if !self.has_image(&spec.image).await? {
+            return Err(RuntimeError::ImageMissing(spec.image.clone()));
+        }
+        match self.create_and_start(spec).await {
+            Err(RuntimeError::Engine { message, .. }) if message.contains("ambiguous") => {
+                // A concurrent node created a duplicate network: ensure_network removes it.
+                self.create_and_start(spec).await
+            }
+            other => other,
+        }
+    }
+
+    async fn invoke(
+        &self,
+        container: &Container,
+        overrides: &WorkloadOverrides,
+    ) -> Result<Usage, RuntimeError> {
+        self.client
+            .invoke(container.endpoint, overrides)
+            .await
+            .map_err(|message| RuntimeError::Invoke {
+                id: container.id.clone(),
+                message,
+            })
+    }
+
+    async fn stats(&self, container: &Container) -> Result<StatsSample, RuntimeError> {
+        let options = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(&container.id, Some(options));
+        let sample = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) if is_status(&e, 404) => {
+                return Err(RuntimeError::NotFound(container.id.clone()));
+            }
+            Some(Err(e)) => return Err(engine("container stats")(e)),
+            None => return Err(RuntimeError::NotFound(container.id.clone())),
+        };
+        Ok(StatsSample {
+            cpu_ns: sample
+                .cpu_stats
+                .and_then(|c| c.cpu_usage)
+                .and_then(|u| u.total_usage)
+                .unwrap_or(0),
+            memory_bytes: sample.memory_stats.and_then(|m| m.usage).unwrap_or(0),
+            io_bytes: sample
+                .blkio_stats
+                .and_then(|b| b.io_service_bytes_recursive)
+                .map(|entries| entries.iter().filter_map(|e| e.value).sum())
+                .unwrap_or(0),
+        })
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
+            Err(e) => Err(engine("remove container")(e)),
+        }
+    }
+
+    async fn forget_tenant(&self, tenant: &str) -> Result<(), RuntimeError> {
+        let _serial = self.network_lock.lock().await;
+        for id in self.network_ids(&tenant_network(tenant)).await? {
+            match self.docker.remove_network(&id).await {
+                Ok(()) => {}
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(engine("remove network")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, node: &str) -> Result<Vec<Listed>, RuntimeError> {
+        let label = format!("{LABEL_NODE}={node}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine("list containers"))?;
+        Ok(found
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                let network = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|n| n.into_keys().next())
+                    .unwrap_or_default();
+                Listed {
+                    id: c.id.unwrap_or_default(),
+                    node: label(LABEL_NODE),
+                    tenant: label(LABEL_TENANT),
+                    code: label(LABEL_CODE),
+                    class: label(LABEL_CLASS),
+                    network,
+                    running: c.state.is_some_and(|s| s.to_string() == "running"),
+                }
+            })
+            .collect())
+    }
+}
