@@ -42,7 +42,10 @@ pub async fn lifecycle<R: ContainerRuntime>(rt: &R, node: &str, image: &str) {
     let listed = rt.list(node).await.expect("list");
     assert_eq!(listed.len(), 1, "{listed:?}");
     let l = &listed[0];
-    assert_eq!((&l.id, &l.tenant, l.code.as_str()), (&c.id, &c.spec.tenant, "c1"));
+    assert_eq!(
+        (&l.id, &l.tenant, l.code.as_str()),
+        (&c.id, &c.spec.tenant, "c1")
+    );
     assert_eq!(l.class, "500m-128Mi");
     assert!(l.running);
     let usage = rt

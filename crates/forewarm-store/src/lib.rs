@@ -1,0 +1,285 @@
+//! forewarm's embedded time-series store: every execution sample, tagged with its code type,
+//! plus per-minute rollups, in one redb file that survives restarts.
+//!
+//! Raw samples are kept for `raw_retention_ms`, rollups for `rollup_retention_ms`; appending
+//! updates the minute's rollup in the same transaction, so the two never disagree about what
+//! was accepted. Every commit is durable (redb fsyncs before a commit returns). The store
+//! knows samples and time only: what to learn from them is the Predictor's job.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Raw samples keyed by (code, at_ms, sequence).
+const SAMPLES: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("samples");
+/// Rollups keyed by (code, minute).
+const ROLLUPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rollups");
+/// Store metadata (the next sequence number).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// How an execution started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// On a container spawned on the request path.
+    Cold,
+    /// On an idle container that served before.
+    Warm,
+    /// On a container spawned by a prediction.
+    Prewarmed,
+}
+
+/// One execution as measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When it started, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Tenant that owns the code type.
+    pub tenant: String,
+    /// The code type.
+    pub code: String,
+    /// How it started.
+    pub start: Start,
+    /// CPU time, ms.
+    pub cpu_ms: f64,
+    /// Peak memory, MiB.
+    pub peak_mib: f64,
+    /// I/O written, KiB.
+    pub io_kib: u64,
+    /// Execution time in the container, ms.
+    pub duration_ms: f64,
+    /// End-to-end latency seen by the caller, ms.
+    pub latency_ms: f64,
+    /// Request payload size, bytes (a regression feature for the profile).
+    pub payload_bytes: u64,
+}
+
+/// One minute of one code type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollup {
+    /// Executions.
+    pub count: u64,
+    /// Of which cold.
+    pub cold: u64,
+    /// Of which on pre-warmed containers.
+    pub prewarmed: u64,
+    /// Sum of CPU ms.
+    pub cpu_ms_sum: f64,
+    /// Highest peak memory, MiB.
+    pub peak_mib_max: f64,
+    /// Sum of KiB written.
+    pub io_kib_sum: u64,
+    /// Sum of execution ms.
+    pub duration_ms_sum: f64,
+}
+
+impl Rollup {
+    fn add(&mut self, s: &Sample) {
+        self.count += 1;
+        self.cold += u64::from(s.start == Start::Cold);
+        self.prewarmed += u64::from(s.start == Start::Prewarmed);
+        self.cpu_ms_sum += s.cpu_ms;
+        self.peak_mib_max = self.peak_mib_max.max(s.peak_mib);
+        self.io_kib_sum += s.io_kib;
+        self.duration_ms_sum += s.duration_ms;
+    }
+}
+
+/// How long data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Raw samples.
+    pub raw_ms: u64,
+    /// Per-minute rollups.
+    pub rollup_ms: u64,
+}
+
+impl Default for Retention {
+    /// A day of raw samples, thirty days of rollups.
+    fn default() -> Self {
+        Self {
+            raw_ms: 24 * 3_600_000,
+            rollup_ms: 30 * 24 * 3_600_000,
+        }
+    }
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or written.
+    #[error("sample store {path}: {source}")]
+    Db {
+        /// The file.
+        path: String,
+        /// The redb error.
+        source: redb::Error,
+    },
+    /// A stored record does not decode (corruption or an incompatible version).
+    #[error("sample store {path}: undecodable record: {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct SampleStore {
+    db: Database,
+    path: String,
+    retention: Retention,
+}
+
+const MINUTE_MS: u64 = 60_000;
+
+impl SampleStore {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: &Path, retention: Retention) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let db = Database::create(path).map_err(|e| StoreError::Db {
+            path: name.clone(),
+            source: e.into(),
+        })?;
+        let store = Self {
+            db,
+            path: name,
+            retention,
+        };
+        // Create the tables so readers never meet a missing one.
+        store.write(|tx| {
+            tx.open_table(SAMPLES)?;
+            tx.open_table(ROLLUPS)?;
+            tx.open_table(META)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    fn db_err(&self) -> impl Fn(redb::Error) -> StoreError + '_ {
+        |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, message: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.db_err()(e.into()))?;
+        let out = f(&tx).map_err(self.db_err())?;
+        tx.commit().map_err(|e| self.db_err()(e.into()))?;
+        Ok(out)
+    }
+
+    /// Append samples durably (one transaction), updating their minutes' rollups.
+    pub fn append(&self, samples: &[Sample]) -> Result<(), StoreError> {
+        let encoded: Vec<Vec<u8>> = samples
+            .iter()
+            .map(|s| serde_json::to_vec(s).map_err(|e| self.corrupt(e)))
+            .collect::<Result<_, _>>()?;
+        // Rollup updates need decoding inside the transaction; decode errors abort it.
+        let mut decode_error = None;
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let mut seq = meta.get("next_seq")?.map_or(0, |v| v.value());
+            let mut raw = tx.open_table(SAMPLES)?;
+            let mut rollups = tx.open_table(ROLLUPS)?;
+            for (s, bytes) in samples.iter().zip(&encoded) {
+                raw.insert((s.code.as_str(), s.at_ms, seq), bytes.as_slice())?;
+                seq += 1;
+                let key = (s.code.as_str(), s.at_ms / MINUTE_MS);
+                let mut r = match rollups.get(key)? {
+                    Some(v) => match serde_json::from_slice::<Rollup>(v.value()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            decode_error = Some(e.to_string());
+                            Rollup::default()
+                        }
+                    },
+                    None => Rollup::default(),
+                };
+                r.add(s);
+                let bytes = serde_json::to_vec(&r).unwrap_or_default();
+                rollups.insert(key, bytes.as_slice())?;
+            }
+            meta.insert("next_seq", seq)?;
+            Ok(())
+        })?;
+        match decode_error {
+            Some(message) => Err(self.corrupt(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Samples of `code` with `from_ms <= at_ms < to_ms`, oldest first.
+    pub fn samples(&self, code: &str, from_ms: u64, to_ms: u64) -> Result<Vec<Sample>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+        let table = tx
+            .open_table(SAMPLES)
+            .map_err(|e| self.db_err()(e.into()))?;
+        let range = table
+            .range((code, from_ms, 0)..(code, to_ms, 0))
+            .map_err(|e| self.db_err()(e.into()))?;
+        let mut out = Vec::new();
+        for item in range {
+            let (_, v) = item.map_err(|e| self.db_err()(e.into()))?;
+            out.push(serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?);
+        }
+        Ok(out)
+    }
+
+    /// Rollups of `code` for minutes `from_minute..to_minute` (absent minutes had nothing).
+    pub fn rollups(
+        &self,
+        code: &str,
+        from_minute: u64,
+        to_minute: u64,
+    ) -> Result<Vec<(u64, Rollup)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+        let table = tx
+            .open_table(ROLLUPS)
+            .map_err(|e| self.db_err()(e.into()))?;
+        let range = table
+            .range((code, from_minute)..(code, to_minute))
+            .map_err(|e| self.db_err()(e.into()))?;
+        let mut out = Vec::new();
+        for item in range {
+            let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
+            let rollup = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
+            out.push((k.value().1, rollup));
+        }
+        Ok(out)
+    }
+
+    /// Drop what is older than the retention at `now_ms`; returns (raw, rollups) removed.
+    pub fn enforce_retention(&self, now_ms: u64) -> Result<(u64, u64), StoreError> {
+        let raw_cutoff = now_ms.saturating_sub(self.retention.raw_ms);
+        let rollup_cutoff = now_ms.saturating_sub(self.retention.rollup_ms) / MINUTE_MS;
+        self.write(|tx| {
+            let mut removed = (0, 0);
+            tx.open_table(SAMPLES)?.retain(|(_, at, _), _| {
+                let keep = at >= raw_cutoff;
+                removed.0 += u64::from(!keep);
+                keep
+            })?;
+            tx.open_table(ROLLUPS)?.retain(|(_, minute), _| {
+                let keep = minute >= rollup_cutoff;
+                removed.1 += u64::from(!keep);
+                keep
+            })?;
+            Ok(removed)
+        })
+    }
+}
