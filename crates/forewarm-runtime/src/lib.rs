@@ -6,6 +6,7 @@
 //! `forewarm.class`; [`reap_unowned`] uses them so that a node that crashed leaks nothing. The
 //! runtime owns containers and networks only: it does not decide when to start or stop one.
 
+pub mod bench;
 pub mod conformance;
 mod docker;
 mod fake;

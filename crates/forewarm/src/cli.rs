@@ -20,6 +20,32 @@ pub enum Command {
     /// Generate or inspect traces in the Azure Functions 2019 format.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Measure the live components (needs Docker and `make images`).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Cold start (create + start + ready + first invocation) vs warm invocation latency on
+    /// real Docker containers, side by side in one run.
+    Docker {
+        /// Cold starts (each followed by the warm invocations).
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Warm invocations per cold start.
+        #[arg(long, default_value_t = 50)]
+        warm: usize,
+        /// Runner image.
+        #[arg(long, default_value = concat!("forewarm/runner:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// Initialisation the runner does before it is ready (what pre-warming hides), ms.
+        #[arg(long, default_value_t = 250)]
+        init_ms: u64,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -111,5 +137,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         }) => crate::trace_cmd::generate(apps, days, seed, &out),
         Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
+        Command::Bench(BenchCommand::Docker {
+            rounds,
+            warm,
+            image,
+            init_ms,
+            json,
+        }) => crate::bench_cmd::docker(rounds, warm, image, init_ms, json),
     }
 }

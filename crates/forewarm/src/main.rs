@@ -1,5 +1,6 @@
 //! The `forewarm` command: thin glue from command-line options to the library crates.
 
+mod bench_cmd;
 mod cli;
 mod progress;
 mod simulate_cmd;

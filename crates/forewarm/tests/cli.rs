@@ -126,7 +126,11 @@ fn t02_table_and_chosen_policies() {
 fn t03_bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_str().expect("utf-8");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["bench", "docker", "--rounds", "0"],
+            "--rounds must be at least 1",
+        ),
         (
             &["simulate", "--trace", d, "--policy", "lru"],
             "unknown policy \"lru\"",
