@@ -203,3 +203,34 @@ pub fn simulate(
         policies,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Invocation;
+
+    fn workload(invocations: &[(Millis, Millis)]) -> Workload {
+        Workload {
+            invocations: invocations
+                .iter()
+                .map(|&(arrival, duration_ms)| Invocation {
+                    arrival,
+                    duration_ms,
+                    memory_mib: 100.0,
+                })
+                .collect(),
+            app_memory_mib: 100.0,
+        }
+    }
+
+    #[test]
+    fn past_cost_sees_only_the_warm_up() {
+        // Two overlapping invocations before the cut, ten after: only the past counts.
+        let mut inv = vec![(0, 10_000), (1_000, 10_000)];
+        inv.extend((0..10).map(|i| (60_000 + i, 10_000)));
+        assert_eq!(past_cost_mib(&workload(&inv), 60_000), Some(200.0));
+        assert_eq!(past_cost_mib(&workload(&inv), 0), None);
+        let later_only = workload(&[(70_000, 1)]);
+        assert_eq!(past_cost_mib(&later_only, 60_000), None);
+    }
+}
