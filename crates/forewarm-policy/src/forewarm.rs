@@ -1,6 +1,6 @@
 //! forewarm's predictive policy.
 //!
-//! Two mechanisms, each where it pays:
+//! Three mechanisms, each where it pays:
 //! - **An idle memory budget.** Keeping an application warm costs its declared memory times
 //!   the containers it needs. Applications under the budget are kept warm through every idle
 //!   time seen recently (and then some); the few over it are given up to a cheap window. The
@@ -9,8 +9,9 @@
 //! - **Idle-time windows** for every application. A container that turns idle is the first
 //!   one the next arrival reuses (most recently used first), so the idle time that matters is
 //!   from a container turning idle to the arrival that takes it. The exact idle times of the
-//!   recent past are kept; the shortest interval that holds `1 - target_miss` of them is the
-//!   window in which the next arrival is expected. If the window starts late enough, the
+//!   recent past are kept; the interval holding them, widened by its own spread (a timer's
+//!   stays tight, an irregular app's grows past anything seen), is the window in which the
+//!   next arrival is expected. If the window starts late enough, the
 //!   container is unloaded and pre-warmed just before it (as many containers as are idle at
 //!   once, so a burst finds its containers again); otherwise it is kept alive to the window's
 //!   end.
@@ -25,7 +26,8 @@ use std::collections::VecDeque;
 use crate::forecast::DemandForecaster;
 use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
 
-/// Default of [`ForewarmConfig::idle_budget_mib`] (`forewarm` = `forewarm-700mib`).
+/// Default of [`ForewarmConfig::idle_budget_mib`]: the budget `forewarm` uses when it has no
+/// population to calibrate on (see `PolicySpec`'s `IdleBudget::KeepShare`).
 pub const DEFAULT_IDLE_BUDGET_MIB: u32 = 900;
 
 /// Idle containers tracked at once; beyond it the oldest is forgotten.
@@ -132,7 +134,6 @@ pub struct Forewarm {
 }
 
 impl Forewarm {
-    /// A fresh application.
     /// A fresh application whose containers need `declared_mib` each.
     pub fn new(config: ForewarmConfig, declared_mib: f64) -> Self {
         Self {
