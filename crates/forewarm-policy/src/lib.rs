@@ -11,6 +11,7 @@
 //! decisions go out as values. The simulator (`forewarm-sim`) and the live node both drive the
 //! same code, so every claim made in simulation holds for the code that runs for real.
 
+mod app_pool;
 mod forecast;
 mod forewarm;
 mod hybrid_histogram;
@@ -21,6 +22,7 @@ mod policy;
 mod size_class;
 mod spec;
 
+pub use app_pool::{AppPool, ContainerId, Placement, PoolObserver};
 pub use forecast::{DemandForecast, DemandForecaster, DemandModel, forecast_next};
 pub use forewarm::{Forewarm, ForewarmConfig};
 pub use hybrid_histogram::{HybridHistogram, HybridHistogramConfig};

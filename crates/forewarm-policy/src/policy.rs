@@ -72,3 +72,22 @@ pub trait AppPolicy: Send {
         predicted_mib
     }
 }
+
+/// A borrowed policy is a policy, so a pool can drive one it does not own.
+impl<P: AppPolicy + ?Sized> AppPolicy for &mut P {
+    fn on_arrival(&mut self, now: Millis) {
+        (**self).on_arrival(now);
+    }
+    fn on_idle(&mut self, now: Millis) -> IdleAction {
+        (**self).on_idle(now)
+    }
+    fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
+        (**self).on_minute(now)
+    }
+    fn wants_minutes(&self) -> bool {
+        (**self).wants_minutes()
+    }
+    fn container_mib(&self, predicted_mib: u32) -> u32 {
+        (**self).container_mib(predicted_mib)
+    }
+}

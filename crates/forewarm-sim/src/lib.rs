@@ -17,7 +17,7 @@ mod simulate;
 mod workload;
 
 pub use config::{ConfigError, SimConfig};
-pub use engine::{AppOutcome, AppSim, SimParams, StartKind};
+pub use engine::{AppOutcome, AppSim, SimParams};
 pub use plot::pareto_svg;
 pub use report::{AppColdStartPct, PolicyReport, Report, TraceSummary};
 pub use simulate::{select_apps, simulate};

@@ -1,0 +1,446 @@
+//! The warm pool of one application: which containers exist, which are idle, and what a
+//! policy's decisions mean for them.
+//!
+//! Pure, like the policies: the caller reports arrivals and completions in time order and
+//! fires the pool's own timed events (minute ticks, pending pre-warms) when they are due; the
+//! pool answers with placements and tells an observer about idle time and pre-warms. The
+//! simulator drives it on a virtual clock; the node's PoolSupervisor drives it with real
+//! containers. A container's removal time is its latest own keep-alive or the latest floor that
+//! holds it; a `Prewarm` decision unloads the container (unless a floor holds it) and acts as a
+//! floor at its time; a newer decision replaces a pending pre-warm.
+
+use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
+use crate::size_class::{ProfilePredictor, size_class_for};
+
+/// A container of the pool (an index, reused once the container is gone).
+pub type ContainerId = usize;
+
+/// Told what the pool did, for accounting.
+pub trait PoolObserver {
+    /// A container of `mib` was idle over `[from, to)`.
+    fn idle(&mut self, mib: u32, from: Millis, to: Millis);
+    /// A container was spawned by a prediction at `at`.
+    fn prewarmed(&mut self, at: Millis);
+}
+
+/// Where an arrival runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// On an idle container that served before.
+    Warm(ContainerId),
+    /// On a pre-warmed container's first use.
+    Prewarmed(ContainerId),
+    /// On a new container of `mib`, spawned on the request path; `misfit` when warm
+    /// containers existed but none was big enough.
+    Cold {
+        /// The new container.
+        id: ContainerId,
+        /// Its memory.
+        mib: u32,
+        /// Whether only too-small warm containers were there.
+        misfit: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    mib: u32,
+    expires: Millis,
+    floor_until: Millis,
+    idle_since: Millis,
+    fresh: bool,
+    running_mib: f64,
+    /// Position in `busy` while busy.
+    busy_at: usize,
+}
+
+/// The pool of one application under one policy.
+#[derive(Debug)]
+pub struct AppPool<P> {
+    policy: P,
+    predictor: ProfilePredictor,
+    app_mib: u32,
+    profiles: bool,
+    slots: Vec<Slot>,
+    free: Vec<ContainerId>,
+    idle: Vec<ContainerId>,
+    busy: Vec<ContainerId>,
+    pending: Option<(Millis, WarmFloor)>,
+    next_tick: Millis,
+}
+
+impl<P: AppPolicy> AppPool<P> {
+    /// A pool whose containers hold `app_mib` each, or, with `profiles`, the size class of the
+    /// predicted profile (the declared `app_mib` until enough invocations were seen).
+    pub fn new(policy: P, app_mib: f64, profiles: bool) -> Self {
+        let next_tick = if policy.wants_minutes() {
+            0
+        } else {
+            Millis::MAX
+        };
+        Self {
+            policy,
+            predictor: ProfilePredictor::new(app_mib),
+            app_mib: app_mib.ceil().max(1.0) as u32,
+            profiles,
+            slots: Vec::new(),
+            free: Vec::new(),
+            idle: Vec::new(),
+            busy: Vec::new(),
+            pending: None,
+            next_tick,
+        }
+    }
+
+    /// The policy driving the pool.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// When the pool's next own event is due (`Millis::MAX` if none).
+    pub fn next_due(&self) -> Millis {
+        self.pending
+            .map_or(Millis::MAX, |(at, _)| at)
+            .min(self.next_tick)
+    }
+
+    /// Fire the pool's next own event if it is due at or before `now`: the minute tick before
+    /// a pending pre-warm. Returns whether one fired.
+    pub fn fire_due(&mut self, now: Millis, obs: &mut impl PoolObserver) -> bool {
+        let prewarm = self.pending.map_or(Millis::MAX, |(at, _)| at);
+        if self.next_tick <= now && self.next_tick <= prewarm {
+            let tick = self.next_tick;
+            self.next_tick = tick + MINUTE_MS;
+            if let Some(floor) = self.policy.on_minute(tick) {
+                self.apply_floor(tick, floor, obs);
+            }
+            true
+        } else if prewarm <= now {
+            if let Some((at, floor)) = self.pending.take() {
+                self.apply_floor(at, floor, obs);
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    fn new_container_mib(&mut self, at_least_mib: f64) -> u32 {
+        let predicted = if self.profiles {
+            self.predictor.class_mib()
+        } else {
+            self.app_mib
+        };
+        let mib = self.policy.container_mib(predicted);
+        if self.profiles {
+            mib.max(size_class_for(at_least_mib))
+        } else {
+            mib
+        }
+    }
+
+    fn spawn(&mut self, slot: Slot) -> ContainerId {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, id: ContainerId, until: Millis, obs: &mut impl PoolObserver) {
+        let c = self.slots[id];
+        obs.idle(c.mib, c.idle_since, until);
+        self.free.push(id);
+    }
+
+    /// Drop idle containers whose deadline has passed.
+    fn purge(&mut self, now: Millis, obs: &mut impl PoolObserver) {
+        let mut i = 0;
+        while i < self.idle.len() {
+            let id = self.idle[i];
+            let expires = self.slots[id].expires;
+            if expires < now {
+                self.idle.remove(i);
+                self.remove(id, expires, obs);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn apply_floor(&mut self, now: Millis, floor: WarmFloor, obs: &mut impl PoolObserver) {
+        self.purge(now, obs);
+        let mut held = 0;
+        // Busy containers first, then the most recently used idle ones.
+        let order: Vec<ContainerId> = self
+            .busy
+            .iter()
+            .copied()
+            .chain(self.idle.iter().rev().copied())
+            .take(floor.containers as usize)
+            .collect();
+        for id in order {
+            let c = &mut self.slots[id];
+            c.floor_until = c.floor_until.max(floor.until);
+            c.expires = c.expires.max(floor.until);
+            held += 1;
+        }
+        for _ in held..floor.containers {
+            let mib = self.new_container_mib(0.0);
+            let id = self.spawn(Slot {
+                mib,
+                expires: floor.until,
+                floor_until: floor.until,
+                idle_since: now,
+                fresh: true,
+                running_mib: 0.0,
+                busy_at: usize::MAX,
+            });
+            self.idle.push(id);
+            obs.prewarmed(now);
+        }
+    }
+
+    /// An invocation needing `memory_mib` arrives at `now`: place it. Fire due events first.
+    pub fn arrive(
+        &mut self,
+        now: Millis,
+        memory_mib: f64,
+        obs: &mut impl PoolObserver,
+    ) -> Placement {
+        self.policy.on_arrival(now);
+        let mut found = None;
+        let mut too_small = false;
+        let mut k = self.idle.len();
+        while k > 0 {
+            k -= 1;
+            let id = self.idle[k];
+            let c = self.slots[id];
+            if c.expires < now {
+                self.idle.remove(k);
+                self.remove(id, c.expires, obs);
+            } else if f64::from(c.mib) < memory_mib {
+                too_small = true;
+            } else {
+                self.idle.remove(k);
+                found = Some(id);
+                break;
+            }
+        }
+        let placement = match found {
+            Some(id) => {
+                let c = self.slots[id];
+                obs.idle(c.mib, c.idle_since, now);
+                let fresh = c.fresh;
+                self.slots[id].fresh = false;
+                self.slots[id].running_mib = memory_mib;
+                if fresh {
+                    Placement::Prewarmed(id)
+                } else {
+                    Placement::Warm(id)
+                }
+            }
+            None => {
+                let mib = self.new_container_mib(memory_mib);
+                let id = self.spawn(Slot {
+                    mib,
+                    expires: 0,
+                    floor_until: 0,
+                    idle_since: now,
+                    fresh: false,
+                    running_mib: memory_mib,
+                    busy_at: usize::MAX,
+                });
+                Placement::Cold {
+                    id,
+                    mib,
+                    misfit: too_small,
+                }
+            }
+        };
+        let id = match placement {
+            Placement::Warm(id) | Placement::Prewarmed(id) | Placement::Cold { id, .. } => id,
+        };
+        self.slots[id].busy_at = self.busy.len();
+        self.busy.push(id);
+        placement
+    }
+
+    /// The invocation on container `id` finished at `now`.
+    pub fn complete(&mut self, now: Millis, id: ContainerId, obs: &mut impl PoolObserver) {
+        let k = self.slots[id].busy_at;
+        if k < self.busy.len() && self.busy[k] == id {
+            self.busy.swap_remove(k);
+            if let Some(moved) = self.busy.get(k) {
+                self.slots[*moved].busy_at = k;
+            }
+            self.slots[id].busy_at = usize::MAX;
+        }
+        if self.profiles {
+            self.predictor.observe(self.slots[id].running_mib);
+        }
+        self.slots[id].idle_since = now;
+        match self.policy.on_idle(now) {
+            IdleAction::KeepAlive { until } => {
+                let c = &mut self.slots[id];
+                c.expires = c.floor_until.max(until);
+                self.idle.push(id);
+            }
+            IdleAction::Prewarm {
+                at,
+                until,
+                containers,
+            } => {
+                let c = &mut self.slots[id];
+                c.expires = c.floor_until;
+                if c.expires > now {
+                    // A floor still holds this container.
+                    self.idle.push(id);
+                } else {
+                    self.remove(id, now, obs);
+                }
+                self.pending = Some((at.max(now), WarmFloor { containers, until }));
+            }
+        }
+    }
+
+    /// End of observation at `end`: account the idle time of every idle container.
+    pub fn finish(&mut self, end: Millis, obs: &mut impl PoolObserver) {
+        for k in 0..self.idle.len() {
+            let c = self.slots[self.idle[k]];
+            obs.idle(c.mib, c.idle_since, c.expires.min(end));
+        }
+        self.idle.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keep_alive::FixedKeepAlive;
+
+    #[derive(Default)]
+    struct Log {
+        idle: Vec<(u32, Millis, Millis)>,
+        prewarmed: Vec<Millis>,
+    }
+
+    impl PoolObserver for Log {
+        fn idle(&mut self, mib: u32, from: Millis, to: Millis) {
+            self.idle.push((mib, from, to));
+        }
+        fn prewarmed(&mut self, at: Millis) {
+            self.prewarmed.push(at);
+        }
+    }
+
+    /// Unloads after every execution and pre-warms two containers 50 s later for 20 s.
+    struct PrewarmLater;
+
+    impl AppPolicy for PrewarmLater {
+        fn on_arrival(&mut self, _now: Millis) {}
+        fn on_idle(&mut self, now: Millis) -> IdleAction {
+            IdleAction::Prewarm {
+                at: now + 50_000,
+                until: now + 70_000,
+                containers: 2,
+            }
+        }
+    }
+
+    #[test]
+    fn keep_alive_makes_the_next_arrival_warm_and_accounts_idle_time() {
+        let mut pool = AppPool::new(FixedKeepAlive::new(10_000), 256.0, false);
+        let mut log = Log::default();
+        let first = pool.arrive(0, 100.0, &mut log);
+        assert!(matches!(
+            first,
+            Placement::Cold {
+                mib: 256,
+                misfit: false,
+                ..
+            }
+        ));
+        let Placement::Cold { id, .. } = first else {
+            return;
+        };
+        pool.complete(1_000, id, &mut log);
+        assert_eq!(pool.arrive(5_000, 100.0, &mut log), Placement::Warm(id));
+        assert_eq!(log.idle, vec![(256, 1_000, 5_000)]);
+        pool.complete(6_000, id, &mut log);
+        // Past the 10 s keep-alive: gone, idle until its expiry, and the arrival is cold.
+        assert!(matches!(
+            pool.arrive(30_000, 100.0, &mut log),
+            Placement::Cold { .. }
+        ));
+        assert_eq!(log.idle[1], (256, 6_000, 16_000));
+    }
+
+    #[test]
+    fn a_prewarm_decision_unloads_then_brings_containers_back() {
+        let mut pool = AppPool::new(PrewarmLater, 128.0, false);
+        let mut log = Log::default();
+        let Placement::Cold { id, .. } = pool.arrive(0, 64.0, &mut log) else {
+            panic!("first arrival is cold")
+        };
+        pool.complete(1_000, id, &mut log);
+        assert_eq!(log.idle, vec![(128, 1_000, 1_000)], "unloaded at once");
+        assert_eq!(pool.next_due(), 51_000);
+        assert!(!pool.fire_due(50_999, &mut log));
+        assert!(pool.fire_due(51_000, &mut log));
+        assert_eq!(log.prewarmed, vec![51_000, 51_000]);
+        assert!(matches!(
+            pool.arrive(60_000, 64.0, &mut log),
+            Placement::Prewarmed(_)
+        ));
+        assert!(matches!(
+            pool.arrive(60_001, 64.0, &mut log),
+            Placement::Prewarmed(_)
+        ));
+        assert!(matches!(
+            pool.arrive(60_002, 64.0, &mut log),
+            Placement::Cold { .. }
+        ));
+    }
+
+    #[test]
+    fn profiles_size_containers_and_count_misfits() {
+        let mut pool = AppPool::new(FixedKeepAlive::new(60_000), 1_000.0, true);
+        let mut log = Log::default();
+        let mut t = 0;
+        // Five small invocations teach the predictor; the next container is 128 MiB.
+        for _ in 0..5 {
+            let (Placement::Cold { id, .. } | Placement::Warm(id)) =
+                pool.arrive(t, 100.0, &mut log)
+            else {
+                panic!("unexpected placement")
+            };
+            pool.complete(t + 10, id, &mut log);
+            t += 100;
+        }
+        // The one warm container is 1024 MiB (declared); a concurrent second one is sized small.
+        let Placement::Warm(big) = pool.arrive(t, 100.0, &mut log) else {
+            panic!("warm")
+        };
+        let Placement::Cold { id: small, mib, .. } = pool.arrive(t + 1, 100.0, &mut log) else {
+            panic!("cold")
+        };
+        assert_eq!(mib, 128);
+        pool.complete(t + 5, small, &mut log);
+        // Only the small one is idle now: a 900 MiB invocation does not fit it.
+        assert!(matches!(
+            pool.arrive(t + 6, 900.0, &mut log),
+            Placement::Cold {
+                misfit: true,
+                mib: 1024,
+                ..
+            }
+        ));
+        pool.complete(t + 7, big, &mut log);
+    }
+}
