@@ -30,7 +30,9 @@ images:
 
 ## The test suite (what CI runs after lint); builds the images the Docker tests use.
 test: images
-	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) $(CARGO) nextest run --workspace --profile ci
+	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) \
+	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
+		$(CARGO) nextest run --workspace --profile ci
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

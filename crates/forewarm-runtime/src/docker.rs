@@ -13,8 +13,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -23,6 +23,9 @@ use crate::{
     Listed, RunnerClient, RuntimeError, StatsSample, Usage, WorkloadOverrides, runner_env,
     tenant_network,
 };
+
+/// The runner image definition (the same file `make images` uses).
+const RUNNER_DOCKERFILE: &str = include_str!("../../../cluster/runner.Dockerfile");
 
 /// Port the runner listens on inside its container.
 const RUNNER_PORT: u16 = 8080;
@@ -67,6 +70,72 @@ impl DockerRuntime {
             ready_timeout: Duration::from_secs(60),
             network_lock: Default::default(),
         })
+    }
+
+    /// Build the runner image `image` from a statically linked `forewarm-runner` binary
+    /// (`make images` builds one), through the engine's build API with a tar context: no
+    /// registry is involved.
+    pub async fn build_runner_image(
+        &self,
+        image: &str,
+        runner_binary: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let unreadable = |e: std::io::Error| RuntimeError::Engine {
+            action: "build image",
+            message: format!("{}: {e}", runner_binary.display()),
+        };
+        let binary = std::fs::read(runner_binary).map_err(unreadable)?;
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, bytes, mode) in [
+            ("Dockerfile", RUNNER_DOCKERFILE.as_bytes(), 0o644),
+            ("forewarm-runner", binary.as_slice(), 0o755),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(mode);
+            header.set_cksum();
+            tar.append_data(&mut header, name, bytes)
+                .map_err(unreadable)?;
+        }
+        let context = tar.into_inner().map_err(unreadable)?;
+        let options = BuildImageOptionsBuilder::new()
+            .dockerfile("Dockerfile")
+            .t(image)
+            .rm(true)
+            .build();
+        let mut progress =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(context.into())));
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| RuntimeError::Engine {
+                action: "build image",
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Build the runner image if it is missing; returns whether it built it.
+    pub async fn ensure_runner_image(
+        &self,
+        image: &str,
+        runner_binary: &std::path::Path,
+    ) -> Result<bool, RuntimeError> {
+        if self.has_image(image).await? {
+            return Ok(false);
+        }
+        self.build_runner_image(image, runner_binary).await?;
+        Ok(true)
+    }
+
+    /// Remove an image (used by tests and clean-up); a missing one is not an error.
+    pub async fn remove_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let options: Option<bollard::query_parameters::RemoveImageOptions> = None;
+        match self.docker.remove_image(image, options, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(engine("remove image")(e)),
+        }
     }
 
     /// Whether `image` exists locally.

@@ -76,3 +76,38 @@ async fn docker_missing_image_is_a_clear_error() {
         .expect_err("no such image");
     assert!(err.to_string().contains("make images"), "{err}");
 }
+
+#[tokio::test]
+async fn docker_builds_the_runner_image_on_first_use() {
+    let rt = docker().await;
+    let binary = std::env::var("FOREWARM_RUNNER_BIN").map_or_else(
+        |_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/x86_64-unknown-linux-gnu/release/forewarm-runner")
+        },
+        std::path::PathBuf::from,
+    );
+    assert!(
+        binary.exists(),
+        "static runner binary {} is missing: build it with `make images`",
+        binary.display()
+    );
+    let image = format!("forewarm/runner-buildtest:{}", std::process::id());
+    rt.remove_image(&image).await.expect("clean slate");
+    assert!(
+        rt.ensure_runner_image(&image, &binary)
+            .await
+            .expect("build"),
+        "built"
+    );
+    assert!(
+        !rt.ensure_runner_image(&image, &binary)
+            .await
+            .expect("present"),
+        "not twice"
+    );
+    // The image it built runs the protocol.
+    conformance::lifecycle(&rt, &node("d-built"), &image).await;
+    rt.remove_image(&image).await.expect("remove image");
+    assert!(!rt.has_image(&image).await.expect("inspect"));
+}
