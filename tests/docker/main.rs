@@ -3,10 +3,10 @@
 //! Needs a Docker engine and the image built by `make images` (`make test` does both); it fails
 //! loudly, never skips, where either is missing.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use forewarm_tests::http;
 
 fn image() -> String {
     std::env::var("FOREWARM_RUNNER_IMAGE")
@@ -33,25 +33,6 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
-}
-
-fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: runner\r\nconnection: close\r\n");
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_owned()))
 }
 
 #[test]
@@ -102,7 +83,7 @@ fn t01_hardened_runner_container_initialises_then_runs_real_work() {
     let deadline = started + Duration::from_secs(30);
     let mut saw_initialising = false;
     loop {
-        match request(port, "GET", "/ready", None) {
+        match http(port, "GET", "/ready", None) {
             Some((200, _)) => break,
             Some((503, _)) => saw_initialising = true,
             _ => {}
@@ -118,7 +99,7 @@ fn t01_hardened_runner_container_initialises_then_runs_real_work() {
         "GET /ready answered 200 before init_ms had passed"
     );
     let (status, body) =
-        request(port, "POST", "/invoke", Some(r#"{"io_kib":512}"#)).expect("invoke answers");
+        http(port, "POST", "/invoke", Some(r#"{"io_kib":512}"#)).expect("invoke answers");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json usage");
     assert!(v["cpu_ms"].as_f64().expect("cpu_ms") >= 40.0, "{v}");
@@ -128,7 +109,7 @@ fn t01_hardened_runner_container_initialises_then_runs_real_work() {
         "written to the tmpfs despite the read-only rootfs"
     );
     // Over the memory limit: the kernel kills the runner; the request fails, not the test.
-    let over = request(
+    let over = http(
         port,
         "POST",
         "/invoke",

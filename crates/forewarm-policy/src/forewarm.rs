@@ -282,6 +282,24 @@ impl AppPolicy for Forewarm {
     }
 }
 
+/// Feeds idle times of 10, 20, …, 100 minutes (twice) and returns how long the last decision
+/// holds a container: to its keep-alive end, or from its pre-warm to its end.
+#[cfg(test)]
+pub(crate) fn held_after_spread_idle_times(policy: &mut dyn AppPolicy) -> Millis {
+    let mut t = 0;
+    let mut last = IdleAction::KeepAlive { until: 0 };
+    for i in 1..=20u64 {
+        policy.on_arrival(t);
+        last = policy.on_idle(t + 100);
+        t += 100 + (i % 10 + 1) * 10 * MINUTE_MS;
+    }
+    let end = t - (10 + 1) * 10 * MINUTE_MS;
+    match last {
+        IdleAction::KeepAlive { until } => until - end,
+        IdleAction::Prewarm { at, until, .. } => until - at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,25 +384,16 @@ mod tests {
 
     #[test]
     fn an_app_over_the_idle_budget_gets_a_cheap_window() {
-        // Idle times of 10, 20, ..., 100 minutes: a kept app covers all of them and more, an
-        // app over the budget only a narrow window holding 20% of them.
-        let run = |declared_mib: f64| {
-            let mut p = Forewarm::new(ForewarmConfig::default(), declared_mib);
-            let mut t = 0;
-            let mut last = IdleAction::KeepAlive { until: 0 };
-            for i in 1..=20u64 {
-                p.on_arrival(t);
-                last = p.on_idle(t + 100);
-                t += 100 + (i % 10 + 1) * 10 * MINUTE_MS;
-            }
-            (last, t - (10 + 1) * 10 * MINUTE_MS)
+        // A kept app covers all of the idle times and more, an app over the budget only a
+        // narrow window holding 20% of them.
+        let held = |declared_mib: f64| {
+            held_after_spread_idle_times(&mut Forewarm::new(
+                ForewarmConfig::default(),
+                declared_mib,
+            ))
         };
-        let held = |(action, end): (IdleAction, Millis)| match action {
-            IdleAction::KeepAlive { until } => until - end,
-            IdleAction::Prewarm { at, until, .. } => until - at,
-        };
-        let kept = held(run(256.0));
-        let given_up = held(run(4096.0));
+        let kept = held(256.0);
+        let given_up = held(4096.0);
         assert!(kept > 100 * MINUTE_MS, "kept: {kept}");
         assert!(given_up < 30 * MINUTE_MS, "given up: {given_up}");
     }

@@ -1,7 +1,8 @@
 //! The runner protocol, against the real binary on a loopback port.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+
+use forewarm_tests::http;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,32 +42,11 @@ fn start(env: &[(&str, String)]) -> Runner {
     }
 }
 
-/// One HTTP/1.1 request; returns (status, body).
-fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: runner\r\nconnection: close\r\n");
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
-}
-
 /// Poll until the runner answers at all, then return GET /ready's status and the time taken.
 fn wait_listening(port: u16) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if request(port, "GET", "/ready", None).is_some() {
+        if http(port, "GET", "/ready", None).is_some() {
             return Instant::now();
         }
         assert!(Instant::now() < deadline, "runner never listened");
@@ -76,7 +56,7 @@ fn wait_listening(port: u16) -> Instant {
 
 fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while request(port, "GET", "/ready", None).map(|r| r.0) != Some(200) {
+    while http(port, "GET", "/ready", None).map(|r| r.0) != Some(200) {
         assert!(Instant::now() < deadline, "runner never became ready");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -91,13 +71,13 @@ fn t01_ready_only_after_init_and_dependency_files() {
         ("FOREWARM_DEPS_DIR", deps.path().display().to_string()),
     ]);
     wait_listening(r.port);
-    let (status, body) = request(r.port, "GET", "/ready", None).expect("answer");
+    let (status, body) = http(r.port, "GET", "/ready", None).expect("answer");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("initialising"), "{body}");
-    let (status, _) = request(r.port, "POST", "/invoke", None).expect("answer");
+    let (status, _) = http(r.port, "POST", "/invoke", None).expect("answer");
     assert_eq!(status, 503, "no invocation before ready");
     wait_ready(r.port);
-    let (_, body) = request(r.port, "GET", "/ready", None).expect("answer");
+    let (_, body) = http(r.port, "GET", "/ready", None).expect("answer");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["deps_bytes"], 300_000);
     assert!(v["init_ms"].as_u64().expect("init_ms") >= 400, "{v}");
@@ -110,12 +90,12 @@ fn t02_invoke_runs_the_workload_and_reports_usage() {
         ("FOREWARM_MEM_MIB", "32".into()),
     ]);
     wait_ready(r.port);
-    let (status, body) = request(r.port, "POST", "/invoke", None).expect("answer");
+    let (status, body) = http(r.port, "POST", "/invoke", None).expect("answer");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert!(v["cpu_ms"].as_f64().expect("cpu") >= 30.0, "{v}");
     assert!(v["peak_mib"].as_f64().expect("peak") >= 32.0, "{v}");
-    let (status, body) = request(
+    let (status, body) = http(
         r.port,
         "POST",
         "/invoke",
@@ -141,7 +121,7 @@ fn t03_bad_requests_are_400_with_a_reason() {
         (r#"{"mem_mib":99999999}"#, "mem_mib"),
         ("{", "EOF"),
     ] {
-        let (status, text) = request(r.port, "POST", "/invoke", Some(body)).expect("answer");
+        let (status, text) = http(r.port, "POST", "/invoke", Some(body)).expect("answer");
         assert_eq!(status, 400, "{body}: {text}");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json error");
         assert_eq!(v["error"], "bad_request");
