@@ -2,7 +2,7 @@
 //! and a minimal HTTP client for the runner protocol.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,20 +16,71 @@ pub fn gen_trace(dir: &Path, apps: u32, days: u32, seed: u64) {
 /// One HTTP/1.1 request to `127.0.0.1:port` (connection closed after it); returns
 /// (status, body), or `None` when nothing answers. Enough for the runner protocol.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: runner\r\nconnection: close\r\n");
-    if let Some(b) = body {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let r = request(addr, method, path, None, body.map(str::as_bytes))?;
+    Some((r.status, r.body))
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body (responses with a content length; enough for forewarm's JSON).
+    pub body: String,
+}
+
+impl Answer {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with an optional bearer token and body; `None` when nothing answers.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> Option<Answer> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: forewarm\r\nconnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or(b"");
+    if !body.is_empty() || method == "POST" || method == "PUT" {
         req.push_str(&format!(
             "content-type: application/json\r\ncontent-length: {}\r\n",
-            b.len()
+            body.len()
         ));
     }
     req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_owned()))
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    // The server may answer (413) before reading a large body: ignore write errors.
+    let _ = s.write_all(&bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some(Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
 }

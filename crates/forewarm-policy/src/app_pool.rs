@@ -19,8 +19,10 @@ pub type ContainerId = usize;
 pub trait PoolObserver {
     /// A container of `mib` was idle over `[from, to)`.
     fn idle(&mut self, mib: u32, from: Millis, to: Millis);
-    /// A container was spawned by a prediction at `at`.
-    fn prewarmed(&mut self, at: Millis);
+    /// Container `id` was spawned by a prediction at `at`.
+    fn prewarmed(&mut self, id: ContainerId, at: Millis);
+    /// Container `id` left the pool (its keep-alive passed, or a decision unloaded it).
+    fn removed(&mut self, _id: ContainerId) {}
 }
 
 /// Where an arrival runs.
@@ -155,6 +157,7 @@ impl<P: AppPolicy> AppPool<P> {
     fn remove(&mut self, id: ContainerId, until: Millis, obs: &mut impl PoolObserver) {
         let c = self.slots[id];
         obs.idle(c.mib, c.idle_since, until);
+        obs.removed(id);
         self.free.push(id);
     }
 
@@ -202,7 +205,7 @@ impl<P: AppPolicy> AppPool<P> {
                 busy_at: usize::MAX,
             });
             self.idle.push(id);
-            obs.prewarmed(now);
+            obs.prewarmed(id, now);
         }
     }
 
@@ -309,6 +312,55 @@ impl<P: AppPolicy> AppPool<P> {
         }
     }
 
+    /// Remove idle containers whose deadline passed before `now` (the observer hears
+    /// `removed` for each). The simulator needs no call: arrivals purge on their way.
+    pub fn expire(&mut self, now: Millis, obs: &mut impl PoolObserver) {
+        self.purge(now, obs);
+    }
+
+    /// Container `id` is gone for a reason outside the policy (it failed to start, or died
+    /// during an invocation): forget it without asking the policy anything.
+    pub fn discard(&mut self, now: Millis, id: ContainerId, obs: &mut impl PoolObserver) {
+        if id >= self.slots.len() || self.free.contains(&id) {
+            return;
+        }
+        if let Some(k) = self.idle.iter().position(|&i| i == id) {
+            self.idle.remove(k);
+        } else {
+            let k = self.slots[id].busy_at;
+            if k >= self.busy.len() || self.busy[k] != id {
+                return;
+            }
+            self.busy.swap_remove(k);
+            if let Some(moved) = self.busy.get(k) {
+                self.slots[*moved].busy_at = k;
+            }
+            self.slots[id].busy_at = usize::MAX;
+            self.slots[id].idle_since = now;
+        }
+        self.remove(id, now, obs);
+    }
+
+    /// Containers busy and idle now.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.busy.len(), self.idle.len())
+    }
+
+    /// The pending pre-warm: when, and the floor it sets.
+    pub fn pending(&self) -> Option<(Millis, WarmFloor)> {
+        self.pending
+    }
+
+    /// The removal deadline of idle container `id` (`None` if it is not idle).
+    pub fn idle_until(&self, id: ContainerId) -> Option<Millis> {
+        self.idle.contains(&id).then(|| self.slots[id].expires)
+    }
+
+    /// The memory of a new container if one were created now.
+    pub fn predicted_mib(&mut self) -> u32 {
+        self.new_container_mib(0.0)
+    }
+
     /// End of observation at `end`: account the idle time of every idle container.
     pub fn finish(&mut self, end: Millis, obs: &mut impl PoolObserver) {
         for k in 0..self.idle.len() {
@@ -328,14 +380,18 @@ mod tests {
     struct Log {
         idle: Vec<(u32, Millis, Millis)>,
         prewarmed: Vec<Millis>,
+        removed: Vec<ContainerId>,
     }
 
     impl PoolObserver for Log {
         fn idle(&mut self, mib: u32, from: Millis, to: Millis) {
             self.idle.push((mib, from, to));
         }
-        fn prewarmed(&mut self, at: Millis) {
+        fn prewarmed(&mut self, _id: ContainerId, at: Millis) {
             self.prewarmed.push(at);
+        }
+        fn removed(&mut self, id: ContainerId) {
+            self.removed.push(id);
         }
     }
 
@@ -442,5 +498,30 @@ mod tests {
             }
         ));
         pool.complete(t + 7, big, &mut log);
+    }
+
+    #[test]
+    fn expire_and_discard_report_removed_containers() {
+        let mut pool = AppPool::new(FixedKeepAlive::new(10_000), 128.0, false);
+        let mut log = Log::default();
+        let Placement::Cold { id: a, .. } = pool.arrive(0, 64.0, &mut log) else {
+            panic!("cold")
+        };
+        let Placement::Cold { id: b, .. } = pool.arrive(1, 64.0, &mut log) else {
+            panic!("cold")
+        };
+        pool.complete(100, a, &mut log);
+        assert_eq!(pool.counts(), (1, 1));
+        assert_eq!(pool.idle_until(a), Some(10_100));
+        pool.expire(10_100, &mut log);
+        assert!(log.removed.is_empty(), "not before its deadline");
+        pool.expire(10_101, &mut log);
+        assert_eq!(log.removed, vec![a]);
+        // A busy container that died is discarded without a policy decision.
+        pool.discard(10_200, b, &mut log);
+        assert_eq!(log.removed, vec![a, b]);
+        assert_eq!(pool.counts(), (0, 0));
+        pool.discard(10_300, b, &mut log);
+        assert_eq!(log.removed.len(), 2, "discarding twice is a no-op");
     }
 }

@@ -280,6 +280,48 @@ impl AppPolicy for Forewarm {
     fn wants_minutes(&self) -> bool {
         true
     }
+
+    fn describe(&self) -> String {
+        let n = self.idle_times.len();
+        let window = match self.window {
+            _ if n < self.config.min_samples => format!(
+                "{n} idle times seen (< {}): keep-alive {} s while the pattern is unknown",
+                self.config.min_samples,
+                self.config.default_keep_ms / 1_000
+            ),
+            Some((lo, hi)) if lo < self.config.min_unload_ms => format!(
+                "next arrival expected within {} s of going idle: keep warm",
+                hi / 1_000
+            ),
+            Some((lo, hi)) => format!(
+                "next arrival expected {}..{} s after going idle: unload, pre-warm at {} s",
+                lo / 1_000,
+                hi / 1_000,
+                lo / 1_000
+            ),
+            None => format!("{n} idle times seen, window not computed yet"),
+        };
+        let budget = if self.over_budget() {
+            "over its idle-memory budget (covers 20% of idle times)"
+        } else {
+            "within its idle-memory budget"
+        };
+        let plan = if self.plan.is_empty() {
+            String::from("no demand floor (not busy)")
+        } else {
+            let next: Vec<String> = self
+                .plan
+                .iter()
+                .take(5)
+                .map(|c| format!("{c:.1}"))
+                .collect();
+            format!("demand forecast (containers/min): {}", next.join(", "))
+        };
+        format!(
+            "{window}; peak concurrency {}, {budget}; {plan}",
+            self.peak_seen
+        )
+    }
 }
 
 /// Feeds idle times of 10, 20, …, 100 minutes (twice) and returns how long the last decision

@@ -140,6 +140,17 @@ impl AppPolicy for HybridHistogram {
             }
         }
     }
+
+    fn describe(&self) -> String {
+        let pattern = match self.pattern() {
+            Pattern::Uncertain => "idle-time histogram uncertain: keep-alive over the range",
+            Pattern::Certain => {
+                "idle-time histogram certain: pre-warm at its head, keep to its tail"
+            }
+            Pattern::OutOfBounds => "idle times beyond the range: ETS forecast of the next one",
+        };
+        format!("{pattern} (range {} min)", self.config.range_ms / MINUTE_MS)
+    }
 }
 
 #[cfg(test)]

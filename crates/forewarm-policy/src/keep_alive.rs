@@ -31,6 +31,14 @@ impl AppPolicy for FixedKeepAlive {
             until: now.saturating_add(self.keep_ms),
         }
     }
+
+    fn describe(&self) -> String {
+        if self.keep_ms == Millis::MAX {
+            String::from("never unloads an idle container")
+        } else {
+            format!("keeps every idle container {} s", self.keep_ms / 1_000)
+        }
+    }
 }
 
 #[cfg(test)]

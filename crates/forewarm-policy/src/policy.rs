@@ -71,23 +71,38 @@ pub trait AppPolicy: Send {
     fn container_mib(&self, predicted_mib: u32) -> u32 {
         predicted_mib
     }
+
+    /// What the policy currently believes, in one line for operators (`/prediction`).
+    fn describe(&self) -> String {
+        String::new()
+    }
 }
 
-/// A borrowed policy is a policy, so a pool can drive one it does not own.
-impl<P: AppPolicy + ?Sized> AppPolicy for &mut P {
-    fn on_arrival(&mut self, now: Millis) {
-        (**self).on_arrival(now);
-    }
-    fn on_idle(&mut self, now: Millis) -> IdleAction {
-        (**self).on_idle(now)
-    }
-    fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
-        (**self).on_minute(now)
-    }
-    fn wants_minutes(&self) -> bool {
-        (**self).wants_minutes()
-    }
-    fn container_mib(&self, predicted_mib: u32) -> u32 {
-        (**self).container_mib(predicted_mib)
-    }
+/// A policy behind a pointer is a policy: a pool can drive one it borrows (`&mut P`, the
+/// simulator) or one chosen at run time (`Box<dyn AppPolicy>`, the node).
+macro_rules! forward_policy {
+    ($($ptr:ty),*) => {$(
+        impl<P: AppPolicy + ?Sized> AppPolicy for $ptr {
+            fn on_arrival(&mut self, now: Millis) {
+                (**self).on_arrival(now);
+            }
+            fn on_idle(&mut self, now: Millis) -> IdleAction {
+                (**self).on_idle(now)
+            }
+            fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
+                (**self).on_minute(now)
+            }
+            fn wants_minutes(&self) -> bool {
+                (**self).wants_minutes()
+            }
+            fn container_mib(&self, predicted_mib: u32) -> u32 {
+                (**self).container_mib(predicted_mib)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+        }
+    )*};
 }
+
+forward_policy!(&mut P, Box<P>);

@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use forewarm_policy::{AppPolicy, AppPool, Millis, Placement, PoolObserver};
+use forewarm_policy::{AppPolicy, AppPool, ContainerId, Millis, Placement, PoolObserver};
 
 use crate::workload::Workload;
 
@@ -72,7 +72,7 @@ impl PoolObserver for Accounting {
         }
     }
 
-    fn prewarmed(&mut self, at: Millis) {
+    fn prewarmed(&mut self, _id: ContainerId, at: Millis) {
         if self.measured(at) {
             self.out.prewarms += 1;
         }

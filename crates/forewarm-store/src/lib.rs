@@ -9,12 +9,17 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Raw samples keyed by (code, at_ms, sequence).
 const SAMPLES: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("samples");
 /// Rollups keyed by (code, minute).
 const ROLLUPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rollups");
+/// Container resource samples keyed by (code, at_ms, sequence).
+const STATS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("container_stats");
+/// Small registry records keyed by (kind, key): tenants and code types of this node.
+const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// Store metadata (the next sequence number).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -53,6 +58,23 @@ pub struct Sample {
     pub latency_ms: f64,
     /// Request payload size, bytes (a regression feature for the profile).
     pub payload_bytes: u64,
+}
+
+/// One resource reading of a running container (cumulative counters from the engine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStat {
+    /// When it was read, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The code type the container serves.
+    pub code: String,
+    /// Engine id of the container.
+    pub container: String,
+    /// CPU time since start, ns.
+    pub cpu_ns: u64,
+    /// Memory in use, bytes.
+    pub memory_bytes: u64,
+    /// Block I/O since start, bytes.
+    pub io_bytes: u64,
 }
 
 /// One minute of one code type.
@@ -154,6 +176,8 @@ impl SampleStore {
             tx.open_table(SAMPLES)?;
             tx.open_table(ROLLUPS)?;
             tx.open_table(META)?;
+            tx.open_table(RECORDS)?;
+            tx.open_table(STATS)?;
             Ok(())
         })?;
         Ok(store)
@@ -225,10 +249,19 @@ impl SampleStore {
 
     /// Samples of `code` with `from_ms <= at_ms < to_ms`, oldest first.
     pub fn samples(&self, code: &str, from_ms: u64, to_ms: u64) -> Result<Vec<Sample>, StoreError> {
+        self.time_range(SAMPLES, code, from_ms, to_ms)
+    }
+
+    /// Records of a (code, at_ms, seq) table with `from_ms <= at_ms < to_ms`, oldest first.
+    fn time_range<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(&str, u64, u64), &[u8]>,
+        code: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<T>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
-        let table = tx
-            .open_table(SAMPLES)
-            .map_err(|e| self.db_err()(e.into()))?;
+        let table = tx.open_table(def).map_err(|e| self.db_err()(e.into()))?;
         let range = table
             .range((code, from_ms, 0)..(code, to_ms, 0))
             .map_err(|e| self.db_err()(e.into()))?;
@@ -263,6 +296,72 @@ impl SampleStore {
         Ok(out)
     }
 
+    /// Append container resource readings durably (one transaction).
+    pub fn append_stats(&self, stats: &[ContainerStat]) -> Result<(), StoreError> {
+        let encoded: Vec<Vec<u8>> = stats
+            .iter()
+            .map(|s| serde_json::to_vec(s).map_err(|e| self.corrupt(e)))
+            .collect::<Result<_, _>>()?;
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let mut seq = meta.get("next_seq")?.map_or(0, |v| v.value());
+            let mut table = tx.open_table(STATS)?;
+            for (s, bytes) in stats.iter().zip(&encoded) {
+                table.insert((s.code.as_str(), s.at_ms, seq), bytes.as_slice())?;
+                seq += 1;
+            }
+            meta.insert("next_seq", seq)?;
+            Ok(())
+        })
+    }
+
+    /// Container readings of `code` with `from_ms <= at_ms < to_ms`, oldest first.
+    pub fn container_stats(
+        &self,
+        code: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<ContainerStat>, StoreError> {
+        self.time_range(STATS, code, from_ms, to_ms)
+    }
+
+    /// Durably store the record `kind`/`key` (replacing an older one).
+    pub fn put_record<T: Serialize>(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| self.corrupt(e))?;
+        self.write(|tx| {
+            tx.open_table(RECORDS)?
+                .insert((kind, key), bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Every record of `kind`, by key.
+    pub fn records<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<(String, T)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+        let table = tx
+            .open_table(RECORDS)
+            .map_err(|e| self.db_err()(e.into()))?;
+        let range = table
+            .range((kind, "")..)
+            .map_err(|e| self.db_err()(e.into()))?;
+        let mut out = Vec::new();
+        for item in range {
+            let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
+            let (record_kind, key) = k.value();
+            if record_kind != kind {
+                break;
+            }
+            let value = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
+            out.push((key.to_owned(), value));
+        }
+        Ok(out)
+    }
+
     /// Drop what is older than the retention at `now_ms`; returns (raw, rollups) removed.
     pub fn enforce_retention(&self, now_ms: u64) -> Result<(u64, u64), StoreError> {
         let raw_cutoff = now_ms.saturating_sub(self.retention.raw_ms);
@@ -270,6 +369,11 @@ impl SampleStore {
         self.write(|tx| {
             let mut removed = (0, 0);
             tx.open_table(SAMPLES)?.retain(|(_, at, _), _| {
+                let keep = at >= raw_cutoff;
+                removed.0 += u64::from(!keep);
+                keep
+            })?;
+            tx.open_table(STATS)?.retain(|(_, at, _), _| {
                 let keep = at >= raw_cutoff;
                 removed.0 += u64::from(!keep);
                 keep

@@ -83,3 +83,62 @@ fn t03_an_unusable_path_is_an_error_naming_it() {
     let err = SampleStore::open(&path, Retention::default()).expect_err("no directory");
     assert!(err.to_string().contains("no-such-dir"), "{err}");
 }
+
+#[test]
+fn t04_records_are_kept_by_kind_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("samples.redb");
+    {
+        let store = SampleStore::open(&path, Retention::default()).expect("open");
+        store
+            .put_record("tenant", "acme", &vec![1, 2])
+            .expect("put");
+        store.put_record("tenant", "zeta", &vec![3]).expect("put");
+        store.put_record("code", "acme/f", &vec![9]).expect("put");
+        store
+            .put_record("tenant", "acme", &vec![4])
+            .expect("replace");
+    }
+    let store = SampleStore::open(&path, Retention::default()).expect("reopen");
+    let tenants: Vec<(String, Vec<u32>)> = store.records("tenant").expect("list");
+    assert_eq!(
+        tenants,
+        vec![("acme".into(), vec![4]), ("zeta".into(), vec![3])]
+    );
+    let codes: Vec<(String, Vec<u32>)> = store.records("code").expect("list");
+    assert_eq!(codes, vec![("acme/f".into(), vec![9])]);
+    let none: Vec<(String, Vec<u32>)> = store.records("model").expect("list");
+    assert!(none.is_empty());
+}
+
+#[test]
+fn t05_container_stats_are_stored_by_code_and_expire_with_raw_samples() {
+    use forewarm_store::ContainerStat;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SampleStore::open(
+        &dir.path().join("s.redb"),
+        Retention {
+            raw_ms: 10_000,
+            rollup_ms: 100_000,
+        },
+    )
+    .expect("open");
+    let stat = |code: &str, at_ms| ContainerStat {
+        at_ms,
+        code: code.into(),
+        container: "c1".into(),
+        cpu_ns: at_ms * 10,
+        memory_bytes: 1 << 20,
+        io_bytes: 0,
+    };
+    store
+        .append_stats(&[stat("a", 1_000), stat("a", 20_000), stat("b", 20_000)])
+        .expect("append");
+    assert_eq!(
+        store.container_stats("a", 0, u64::MAX).expect("read").len(),
+        2
+    );
+    store.enforce_retention(25_000).expect("retention");
+    let left = store.container_stats("a", 0, u64::MAX).expect("read");
+    assert_eq!(left, vec![stat("a", 20_000)]);
+}

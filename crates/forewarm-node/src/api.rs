@@ -1,0 +1,558 @@
+//! The HTTP API (axum). Every error is JSON `{"error": "<code>", "message": "…"}` with the
+//! status that says whose fault it is: 400 bad input, 401 no or unknown token, 403 wrong kind
+//! of token, 404 unknown (or another tenant's) code type, 409 conflict, 413 body too large,
+//! 429 tenant quota, 502 the invocation failed in its container, 503 node capacity or
+//! shutting down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router as Routes;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use forewarm_runtime::{Workload, WorkloadOverrides};
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::NodeShared;
+use crate::collector::CollectorMsg;
+use crate::pool::{PoolError, PoolMsg};
+use crate::predictor::{PredictorMsg, model_of};
+use crate::registry::{
+    Code, RegistryError, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id,
+};
+use crate::router::{Invocation, InvokeError, RouterMsg};
+
+/// Memory the runner needs besides what a workload touches, MiB (checked at registration).
+const RUNNER_OVERHEAD_MIB: u64 = 8;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.code, "message": self.message}));
+        (self.status, body).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Node-wide state.
+    pub shared: Arc<NodeShared>,
+    /// Invocations.
+    pub router: ActorRef<RouterMsg>,
+    /// Pool queries.
+    pub pool: ActorRef<PoolMsg>,
+    /// Training on demand.
+    pub predictor: ActorRef<PredictorMsg>,
+    /// Flushing samples before training on demand.
+    pub collector: ActorRef<CollectorMsg>,
+    /// Invocations in flight.
+    pub inflight: Arc<AtomicUsize>,
+}
+
+enum Principal {
+    Admin,
+    Tenant(Tenant),
+}
+
+impl Api {
+    fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "missing Authorization: Bearer <token>",
+                )
+            })?
+            .to_str()
+            .unwrap_or("");
+        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization must be 'Bearer <token>'",
+            )
+        })?;
+        if hash_token(token) == self.shared.admin_token_sha256 {
+            return Ok(Principal::Admin);
+        }
+        self.shared
+            .registry
+            .tenant_by_token(token)
+            .map(Principal::Tenant)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "unknown token")
+            })
+    }
+
+    fn admin(&self, headers: &HeaderMap) -> ApiResult<()> {
+        match self.principal(headers)? {
+            Principal::Admin => Ok(()),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs the admin token",
+            )),
+        }
+    }
+
+    fn tenant(&self, headers: &HeaderMap) -> ApiResult<Tenant> {
+        match self.principal(headers)? {
+            Principal::Tenant(t) => Ok(t),
+            Principal::Admin => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs a tenant token (the admin token owns no code types)",
+            )),
+        }
+    }
+
+    fn code(&self, tenant: &Tenant, name: &str) -> ApiResult<Arc<Code>> {
+        // Another tenant's code type is indistinguishable from a missing one.
+        self.shared
+            .registry
+            .code(&code_key(&tenant.id, name))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no code type {name:?}: register it with PUT /v1/codes/{name}"),
+                )
+            })
+    }
+}
+
+/// The body as JSON `T`; an empty body is `T::default()` when `empty_ok`.
+fn json_body<T: DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+    empty_ok: bool,
+) -> ApiResult<(T, usize)> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        } else {
+            ApiError::bad("bad_body", e.body_text())
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if empty_ok {
+            Ok((T::default(), bytes.len()))
+        } else {
+            Err(ApiError::bad("bad_body", "a JSON body is required"))
+        };
+    }
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad("bad_json", format!("request body: {e}")))?;
+    Ok((value, bytes.len()))
+}
+
+/// The routes, with `max_body_bytes` as the body limit.
+pub fn routes(api: Api) -> Routes {
+    let limit = api.shared.config.max_body_bytes;
+    Routes::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/tenants", post(create_tenant))
+        .route("/v1/codes/{code}", put(put_code))
+        .route("/v1/codes/{code}/prediction", get(prediction))
+        .route("/v1/invoke/{code}", post(invoke))
+        .route("/v1/pool", get(pool))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(api)
+}
+
+async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
+    let c = &api.shared.config;
+    Json(
+        json!({"status": "ok", "node": c.node_id, "region": c.region, "policy": c.policy.to_string()}),
+    )
+}
+
+async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        api.shared.metrics.render(),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    name: String,
+    max_warm: Option<u32>,
+    max_memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct TenantCreated {
+    tenant: String,
+    token: String,
+}
+
+async fn create_tenant(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    api.admin(&headers)?;
+    let (req, _) = json_body::<NewTenant>(body, false)?;
+    if !valid_id(&req.name) {
+        return Err(ApiError::bad(
+            "invalid_name",
+            format!(
+                "tenant name {:?} must be 1-32 of a-z, 0-9 and '-'",
+                req.name
+            ),
+        ));
+    }
+    let max_warm = req.max_warm.unwrap_or(16);
+    let max_memory_mib = req.max_memory_mib.unwrap_or(4096);
+    if !(1..=10_000).contains(&max_warm) || !(16..=1 << 24).contains(&max_memory_mib) {
+        return Err(ApiError::bad(
+            "invalid_quota",
+            "max_warm must be 1..=10000 and max_memory_mib 16..=16777216",
+        ));
+    }
+    let token = format!("fwt_{}", new_token());
+    let tenant = Tenant {
+        id: req.name.clone(),
+        token_sha256: hash_token(&token),
+        max_warm,
+        max_memory_mib,
+    };
+    match api.shared.registry.create_tenant(tenant) {
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            Json(TenantCreated {
+                tenant: req.name,
+                token,
+            }),
+        )),
+        Err(RegistryError::TenantExists(id)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("tenant {id} exists"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store",
+            e.to_string(),
+        )),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    #[serde(default)]
+    workload: Workload,
+    image: Option<String>,
+    max_memory_mib: Option<u32>,
+    max_cpu_millis: Option<u32>,
+}
+
+async fn put_code(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let tenant = api.tenant(&headers)?;
+    if !valid_code_name(&name) {
+        return Err(ApiError::bad(
+            "invalid_name",
+            format!("code name {name:?} must be 1-64 of A-Z, a-z, 0-9, '-', '_', '.'"),
+        ));
+    }
+    let (req, _) = json_body::<CodeBody>(body, true)?;
+    req.workload
+        .validate()
+        .map_err(|e| ApiError::bad("invalid_workload", format!("workload.{e}")))?;
+    let max_memory_mib = req.max_memory_mib.unwrap_or(256);
+    let max_cpu_millis = req.max_cpu_millis.unwrap_or(1000);
+    if !(16..=16_384).contains(&max_memory_mib) || !(50..=16_000).contains(&max_cpu_millis) {
+        return Err(ApiError::bad(
+            "invalid_limits",
+            "max_memory_mib must be 16..=16384 and max_cpu_millis 50..=16000",
+        ));
+    }
+    if req.workload.mem_mib + RUNNER_OVERHEAD_MIB > u64::from(max_memory_mib) {
+        return Err(ApiError::bad(
+            "invalid_limits",
+            format!(
+                "workload.mem_mib {} plus the runner's {RUNNER_OVERHEAD_MIB} MiB does not fit max_memory_mib {max_memory_mib}",
+                req.workload.mem_mib
+            ),
+        ));
+    }
+    let image = req
+        .image
+        .unwrap_or_else(|| api.shared.config.runner_image.clone());
+    if image.is_empty() || image.len() > 256 || image.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad(
+            "invalid_image",
+            format!("image {image:?} is not an image reference"),
+        ));
+    }
+    let existed = api
+        .shared
+        .registry
+        .code(&code_key(&tenant.id, &name))
+        .is_some();
+    let code = api
+        .shared
+        .registry
+        .put_code(Code {
+            tenant: tenant.id.clone(),
+            name: name.clone(),
+            workload: req.workload,
+            image,
+            max_memory_mib,
+            max_cpu_millis,
+            version: 0,
+        })
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()))?;
+    if existed {
+        let _ = api.pool.cast(PoolMsg::Retire(code.clone()));
+    }
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(
+            json!({"code": name, "version": code.version, "image": code.image,
+                    "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
+                    "workload": code.workload}),
+        ),
+    ))
+}
+
+struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn invoke(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let received = Instant::now();
+    let tenant = api.tenant(&headers)?;
+    let code = api.code(&tenant, &name)?;
+    let (overrides, payload_bytes) = json_body::<WorkloadOverrides>(body, true)?;
+    code.workload
+        .with(&overrides)
+        .validate()
+        .map_err(|e| ApiError::bad("invalid_overrides", e.to_string()))?;
+    if let Some(m) = overrides.mem_mib
+        && m + RUNNER_OVERHEAD_MIB > u64::from(code.max_memory_mib)
+    {
+        return Err(ApiError::bad(
+            "invalid_overrides",
+            format!(
+                "mem_mib {m} plus the runner's {RUNNER_OVERHEAD_MIB} MiB is over the code type's max_memory_mib {}",
+                code.max_memory_mib
+            ),
+        ));
+    }
+    let max = api.shared.config.max_inflight;
+    if api.inflight.fetch_add(1, Ordering::Relaxed) >= max {
+        api.inflight.fetch_sub(1, Ordering::Relaxed);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!("{max} invocations in flight on this node; retry later"),
+        ));
+    }
+    let _guard = InflightGuard(api.inflight.clone());
+    let inv = Invocation {
+        code,
+        overrides,
+        payload_bytes: payload_bytes as u64,
+        received,
+    };
+    let called = api
+        .router
+        .call(|reply| RouterMsg::Invoke(inv, reply), None)
+        .await;
+    let result = match called {
+        Ok(CallResult::Success(r)) => r,
+        _ => Err(InvokeError::Pool(PoolError::Stopping)),
+    };
+    match result {
+        Ok(invoked) => {
+            let word = match invoked.start {
+                forewarm_store::Start::Cold => "cold",
+                forewarm_store::Start::Warm => "warm",
+                forewarm_store::Start::Prewarmed => "prewarmed",
+            };
+            let mut response = Json(invoked).into_response();
+            response
+                .headers_mut()
+                .insert("x-forewarm-start", HeaderValue::from_static(word));
+            Ok(response)
+        }
+        Err(e) => Err(match &e {
+            InvokeError::Pool(PoolError::TenantQuota { .. }) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota", e.to_string())
+            }
+            InvokeError::Pool(PoolError::Capacity(_)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "capacity", e.to_string())
+            }
+            InvokeError::Pool(PoolError::StartFailed(_)) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "start_failed",
+                e.to_string(),
+            ),
+            InvokeError::Failed(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "invocation_failed", e.to_string())
+            }
+            InvokeError::Pool(PoolError::Stopping) | InvokeError::Internal(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PredictionQuery {
+    #[serde(default)]
+    train: bool,
+}
+
+async fn prediction(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<PredictionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant = api.tenant(&headers)?;
+    let code = api.code(&tenant, &name)?;
+    let key = code.key();
+    if q.train {
+        // Train on every sample accepted so far, buffered ones included.
+        let _ = api
+            .collector
+            .call(CollectorMsg::Sync, Some(Duration::from_secs(30)))
+            .await;
+        let _ = api
+            .predictor
+            .call(
+                |r| PredictorMsg::TrainNow(key.clone(), r),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+    }
+    let model = model_of(&api.shared.models, &key);
+    let pool = match api
+        .pool
+        .call(
+            |r| PoolMsg::Target(key.clone(), r),
+            Some(Duration::from_secs(5)),
+        )
+        .await
+    {
+        Ok(CallResult::Success(t)) => t,
+        _ => None,
+    };
+    let need = model.as_ref().map_or(f64::from(code.max_memory_mib), |m| {
+        m.need_mib(0).min(f64::from(code.max_memory_mib))
+    });
+    let why = match &model {
+        None => format!(
+            "no history yet: containers get the declared {} MiB",
+            code.max_memory_mib
+        ),
+        Some(m) => format!(
+            "{} samples: peak memory p99 {:.1} MiB{}; next container {need:.0} MiB",
+            m.samples,
+            m.peak_mib.p99,
+            m.memory_on_payload
+                .map(|r| format!(", {:.3} MiB per payload KiB (R² {:.2})", r.slope, r.r2))
+                .unwrap_or_default()
+        ),
+    };
+    Ok(Json(json!({
+        "code": name,
+        "profile": model.as_deref(),
+        "need_mib": need,
+        "pool": pool,
+        "why": why,
+    })))
+}
+
+async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    let who = api.principal(&headers)?;
+    let entries = match api
+        .pool
+        .call(PoolMsg::List, Some(Duration::from_secs(5)))
+        .await
+    {
+        Ok(CallResult::Success(e)) => e,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "pool supervisor not answering",
+            ));
+        }
+    };
+    let entries: Vec<_> = match who {
+        Principal::Admin => entries,
+        Principal::Tenant(t) => entries.into_iter().filter(|e| e.tenant == t.id).collect(),
+    };
+    let cap = api.shared.config.capacity;
+    Ok(Json(json!({
+        "node": api.shared.config.node_id,
+        "capacity": {"memory_mib": cap.memory_mib, "containers": cap.containers},
+        "containers": entries,
+    })))
+}

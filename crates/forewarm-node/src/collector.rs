@@ -1,0 +1,129 @@
+//! The Collector: every execution sample and container stats reading goes into the embedded
+//! store, in batches (one fsync per batch, at most `FLUSH_EVERY` late), and retention runs
+//! here too. On stop it flushes what it holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forewarm_store::{ContainerStat, Sample, SampleStore};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::clock::unix_ms;
+
+/// Buffered samples are written at least this often.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_AT: usize = 512;
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// What the Collector is told.
+#[derive(Debug)]
+pub enum CollectorMsg {
+    /// One execution.
+    Sample(Sample),
+    /// One container reading.
+    Stat(ContainerStat),
+    /// Write what is buffered now.
+    Flush,
+    /// Write what is buffered, then answer (tests and shutdown use it).
+    Sync(ractor::RpcReplyPort<()>),
+    /// Drop what is past retention.
+    Retention,
+}
+
+/// The actor.
+#[derive(Debug)]
+pub struct Collector;
+
+/// Its state.
+#[derive(Debug)]
+pub struct CollectorState {
+    store: Arc<SampleStore>,
+    samples: Vec<Sample>,
+    stats: Vec<ContainerStat>,
+}
+
+impl CollectorState {
+    async fn flush(&mut self) {
+        if self.samples.is_empty() && self.stats.is_empty() {
+            return;
+        }
+        let samples = std::mem::take(&mut self.samples);
+        let stats = std::mem::take(&mut self.stats);
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.append(&samples)?;
+            store.append_stats(&stats)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("collector: samples not stored: {e}"),
+            Err(e) => tracing::error!("collector: store task failed: {e}"),
+        }
+    }
+}
+
+impl Actor for Collector {
+    type Msg = CollectorMsg;
+    type State = CollectorState;
+    type Arguments = Arc<SampleStore>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        store: Arc<SampleStore>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(FLUSH_EVERY, || CollectorMsg::Flush);
+        myself.send_interval(RETENTION_EVERY, || CollectorMsg::Retention);
+        Ok(CollectorState {
+            store,
+            samples: Vec::new(),
+            stats: Vec::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CollectorMsg::Sample(s) => {
+                state.samples.push(s);
+                if state.samples.len() >= FLUSH_AT {
+                    state.flush().await;
+                }
+            }
+            CollectorMsg::Stat(s) => state.stats.push(s),
+            CollectorMsg::Flush => state.flush().await,
+            CollectorMsg::Sync(reply) => {
+                state.flush().await;
+                let _ = reply.send(());
+            }
+            CollectorMsg::Retention => {
+                state.flush().await;
+                let store = state.store.clone();
+                let now = unix_ms();
+                match tokio::task::spawn_blocking(move || store.enforce_retention(now)).await {
+                    Ok(Ok((raw, rollups))) if raw + rollups > 0 => {
+                        tracing::info!("retention dropped {raw} raw records, {rollups} rollups");
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+                    Err(e) => tracing::error!("retention task failed: {e}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.flush().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Node configuration: a TOML file (`forewarm node --config FILE`) or the flags of `forewarm up`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use forewarm_policy::PolicySpec;
+use serde::Deserialize;
+
+/// Everything a node needs to start. Every field has a default but `data_dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id: the `forewarm.node` label of its containers.
+    pub node_id: String,
+    /// The region it serves.
+    pub region: String,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Where the sample store and registry live.
+    pub data_dir: PathBuf,
+    /// Pool policy: `forewarm` or any baseline name of the simulator.
+    #[serde(deserialize_with = "policy_from_str")]
+    pub policy: PolicySpec,
+    /// Admin bearer token; `None` means "take FOREWARM_ADMIN_TOKEN or generate one".
+    pub admin_token: Option<String>,
+    /// Policy time per real time: 60 makes one real second a policy minute (demos, replays).
+    pub time_scale: f64,
+    /// Node capacity.
+    pub capacity: Capacity,
+    /// Largest request body accepted, bytes (more → 413).
+    pub max_body_bytes: usize,
+    /// Invocations in flight on this node before new ones get 503.
+    pub max_inflight: usize,
+    /// Image of code types that name none.
+    pub runner_image: String,
+    /// Raw samples are kept this many hours.
+    pub raw_retention_hours: u64,
+    /// Per-minute rollups are kept this many days.
+    pub rollup_retention_days: u64,
+}
+
+/// What one node may hold.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capacity {
+    /// Sum of container memory limits, MiB.
+    pub memory_mib: u64,
+    /// Number of containers.
+    pub containers: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            memory_mib: 16 * 1024,
+            containers: 64,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::from("node-1"),
+            region: String::from("local"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: PathBuf::from("forewarm-data"),
+            policy: PolicySpec::FOREWARM,
+            admin_token: None,
+            time_scale: 1.0,
+            capacity: Capacity::default(),
+            max_body_bytes: 64 * 1024,
+            max_inflight: 4096,
+            runner_image: format!("forewarm/runner:{}", env!("CARGO_PKG_VERSION")),
+            raw_retention_hours: 24,
+            rollup_retention_days: 30,
+        }
+    }
+}
+
+fn policy_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicySpec, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+/// A configuration that cannot be used, with where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node config.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Read a TOML file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let before = &text[..offset.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ConfigError::Parse {
+                path: name.clone(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|m| ConfigError::Invalid(format!("{name}: {m}")))?;
+        Ok(config)
+    }
+
+    /// Check ranges that the types cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if !crate::registry::valid_id(&self.node_id) {
+            return Err(format!(
+                "node_id {:?} must be 1-32 of a-z, 0-9 and '-'",
+                self.node_id
+            ));
+        }
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0 && self.time_scale <= 3600.0) {
+            return Err(format!(
+                "time_scale {} must be in (0, 3600]",
+                self.time_scale
+            ));
+        }
+        if self.capacity.containers == 0 || self.capacity.memory_mib < 128 {
+            return Err(String::from(
+                "capacity must allow at least one container of 128 MiB",
+            ));
+        }
+        if self.max_body_bytes == 0 || self.max_inflight == 0 {
+            return Err(String::from("max_body_bytes and max_inflight must be > 0"));
+        }
+        if matches!(self.policy, PolicySpec::Oracle) {
+            return Err(String::from(
+                "policy oracle needs the future: it exists in the simulator only",
+            ));
+        }
+        Ok(())
+    }
+}

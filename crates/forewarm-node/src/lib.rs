@@ -1,0 +1,311 @@
+//! One forewarm node: four actors over a container runtime, behind an HTTP API.
+//!
+//! ```text
+//!   HTTP gateway (axum, api.rs) ── tenants authenticate with bearer tokens
+//!        │  RouterMsg::Invoke
+//!        ▼
+//!   Router ──reads── ModelTable ◄──writes── Predictor ◄── Train (after a miss, every 30 s)
+//!        │  PoolMsg::Lease / Release                 │ reads
+//!        ▼                                           │
+//!   PoolSupervisor ──spawn_linked──► ContainerActor (one per container: start, stats, remove)
+//!        │  one AppPool per code type (forewarm-policy)    │ stats
+//!        ▼                                                 ▼
+//!   (reconcile tick: pre-warm, expire)            Collector ──► SampleStore (redb)
+//! ```
+//!
+//! Supervision: the Collector, Predictor, PoolSupervisor and Router are started by
+//! [`Node::start`] and stopped by [`Node::shutdown`] in reverse order (Router first, Collector
+//! last, so every sample is flushed). Container actors are linked children of the
+//! PoolSupervisor: a container actor that dies takes its container out of the pool, and
+//! stopping the supervisor stops (and so removes) every container. A node that was killed
+//! leaves containers labelled with its id; the next start removes them before serving.
+
+/// An actor type generic over the container runtime it drives (its state holds the runtime).
+macro_rules! runtime_actor {
+    ($name:ident) => {
+        #[doc = concat!("The ", stringify!($name), " actor, generic over the container runtime.")]
+        #[derive(Debug)]
+        pub struct $name<R>(std::marker::PhantomData<fn() -> R>);
+
+        impl<R> Default for $name<R> {
+            fn default() -> Self {
+                Self(std::marker::PhantomData)
+            }
+        }
+    };
+}
+pub(crate) use runtime_actor;
+
+pub mod api;
+pub mod clock;
+pub mod collector;
+pub mod config;
+pub mod container;
+pub mod metrics;
+pub mod pool;
+pub mod predictor;
+pub mod registry;
+pub mod router;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use forewarm_runtime::{ContainerRuntime, RuntimeError, reap_unowned};
+use forewarm_store::{Retention, SampleStore, StoreError};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{Capacity, ConfigError, NodeConfig};
+
+use crate::clock::PolicyClock;
+use crate::collector::{Collector, CollectorMsg};
+use crate::metrics::Metrics;
+use crate::pool::{PoolArgs, PoolMsg, PoolSupervisor};
+use crate::predictor::{ModelTable, Predictor, PredictorArgs, PredictorMsg};
+use crate::registry::{Registry, hash_token};
+use crate::router::{Router, RouterArgs, RouterMsg};
+
+/// What every actor and handler of a node shares (read-mostly).
+#[derive(Debug)]
+pub struct NodeShared {
+    /// The configuration it started with.
+    pub config: NodeConfig,
+    /// Policy time.
+    pub clock: PolicyClock,
+    /// Tenants and code types.
+    pub registry: Arc<Registry>,
+    /// The Predictor's models.
+    pub models: ModelTable,
+    /// Counters.
+    pub metrics: Metrics,
+    /// SHA-256 of the admin token.
+    pub admin_token_sha256: String,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The data directory is unusable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// It.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The container engine refused the start-up clean-up.
+    #[error("reaping containers left by an earlier run: {0}")]
+    Reap(#[from] RuntimeError),
+    /// An actor did not start.
+    #[error("starting the {0} actor: {1}")]
+    Actor(&'static str, String),
+    /// The listen address is unusable.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// It.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    addr: SocketAddr,
+    admin_token: String,
+    reaped: usize,
+    shared: Arc<NodeShared>,
+    router: ActorRef<RouterMsg>,
+    pool: ActorRef<PoolMsg>,
+    predictor: ActorRef<PredictorMsg>,
+    collector: ActorRef<CollectorMsg>,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+impl Node {
+    /// Start a node on `runtime`: open the store, remove containers an earlier run of this
+    /// node id left, start the actors, then serve the API. The admin token is the
+    /// configured one or a fresh random one ([`Node::admin_token`]).
+    pub async fn start<R: ContainerRuntime + 'static>(
+        config: NodeConfig,
+        runtime: Arc<R>,
+    ) -> Result<Self, NodeError> {
+        config.validate().map_err(NodeError::Config)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Arc::new(SampleStore::open(
+            &config.data_dir.join("forewarm.redb"),
+            Retention {
+                raw_ms: config.raw_retention_hours * 3_600_000,
+                rollup_ms: config.rollup_retention_days * 86_400_000,
+            },
+        )?);
+        let registry = Arc::new(Registry::load(store.clone())?);
+        let reaped = reap_unowned(&*runtime, &config.node_id, &HashSet::new())
+            .await?
+            .len();
+        if reaped > 0 {
+            tracing::info!("removed {reaped} containers left by an earlier run");
+        }
+        let admin_token = config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| format!("fwa_{}", registry::new_token()));
+        let shared = Arc::new(NodeShared {
+            clock: PolicyClock::new(config.time_scale),
+            admin_token_sha256: hash_token(&admin_token),
+            registry: registry.clone(),
+            models: Arc::new(RwLock::new(HashMap::new())),
+            metrics: Metrics::default(),
+            config,
+        });
+        let actor_err = |name| move |e: ractor::SpawnErr| NodeError::Actor(name, e.to_string());
+        let (collector, _) = Actor::spawn(None, Collector, store.clone())
+            .await
+            .map_err(actor_err("collector"))?;
+        let (predictor, _) = Actor::spawn(
+            None,
+            Predictor,
+            PredictorArgs {
+                store,
+                registry,
+                models: shared.models.clone(),
+            },
+        )
+        .await
+        .map_err(actor_err("predictor"))?;
+        let (pool, _) = Actor::spawn(
+            None,
+            PoolSupervisor::<R>::default(),
+            PoolArgs {
+                shared: shared.clone(),
+                runtime: runtime.clone(),
+                collector: collector.clone(),
+            },
+        )
+        .await
+        .map_err(actor_err("pool supervisor"))?;
+        let (router, _) = Actor::spawn(
+            None,
+            Router::<R>::default(),
+            RouterArgs {
+                shared: shared.clone(),
+                runtime,
+                pool: pool.clone(),
+                collector: collector.clone(),
+                predictor: predictor.clone(),
+            },
+        )
+        .await
+        .map_err(actor_err("router"))?;
+        let listen = shared.config.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: listen,
+            source,
+        })?;
+        let app = api::routes(api::Api {
+            shared: shared.clone(),
+            router: router.clone(),
+            pool: pool.clone(),
+            predictor: predictor.clone(),
+            collector: collector.clone(),
+            inflight: Arc::new(AtomicUsize::new(0)),
+        });
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("HTTP server: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            admin_token,
+            reaped,
+            shared,
+            router,
+            pool,
+            predictor,
+            collector,
+            stop_server: Some(stop_server),
+            server,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin token (configured, or generated at start).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Containers of an earlier run removed at start.
+    pub fn reaped(&self) -> usize {
+        self.reaped
+    }
+
+    /// Node-wide state (metrics, models, registry).
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Write every buffered sample to the store now.
+    pub async fn sync_samples(&self) {
+        let _ = self
+            .collector
+            .call(CollectorMsg::Sync, Some(Duration::from_secs(30)))
+            .await;
+    }
+
+    /// Retrain every code type now.
+    pub async fn train_all(&self) {
+        let _ = self.predictor.cast(PredictorMsg::TrainAll);
+    }
+
+    /// Stop serving, then stop the actors in order: requests in flight finish, every
+    /// container is removed, every sample is written.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.server).await;
+        let wait = Some(Duration::from_secs(60));
+        let _ = self.router.stop_and_wait(None, wait).await;
+        let _ = self.pool.stop_and_wait(None, wait).await;
+        let _ = self.predictor.stop_and_wait(None, wait).await;
+        if let Ok(CallResult::Success(())) = self
+            .collector
+            .call(CollectorMsg::Sync, Some(Duration::from_secs(30)))
+            .await
+        {
+            tracing::debug!("samples flushed");
+        }
+        let _ = self.collector.stop_and_wait(None, wait).await;
+    }
+}

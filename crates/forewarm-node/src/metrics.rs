@@ -1,0 +1,221 @@
+//! Prometheus metrics, kept in atomics and rendered as text on `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use forewarm_store::Start;
+
+const LATENCY_BUCKETS_MS: [f64; 14] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
+const ERROR_BUCKETS: [f64; 7] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
+
+/// A histogram with fixed buckets (sum kept in micro-units).
+#[derive(Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// The node's counters and gauges.
+#[derive(Debug)]
+pub struct Metrics {
+    latency: [Histogram; 3],
+    errors: [AtomicU64; 4],
+    prediction_error: Histogram,
+    /// Containers starting / idle / busy (set by the PoolSupervisor).
+    pub pool: [AtomicU64; 3],
+    /// Containers pre-warmed so far.
+    pub prewarms: AtomicU64,
+    /// Containers removed so far.
+    pub removals: AtomicU64,
+}
+
+/// Why an invocation failed, for the error counter.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    /// Over a quota or capacity (429/503).
+    Rejected,
+    /// The container could not start.
+    Start,
+    /// The invocation failed in the container.
+    Invoke,
+    /// The node is shutting down or an actor is gone.
+    Internal,
+}
+
+const FAILURES: [&str; 4] = ["rejected", "start", "invoke", "internal"];
+const STARTS: [&str; 3] = ["cold", "warm", "prewarmed"];
+
+fn start_index(start: Start) -> usize {
+    match start {
+        Start::Cold => 0,
+        Start::Warm => 1,
+        Start::Prewarmed => 2,
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_MS)),
+            errors: Default::default(),
+            prediction_error: Histogram::new(&ERROR_BUCKETS),
+            pool: Default::default(),
+            prewarms: AtomicU64::new(0),
+            removals: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// One invocation served.
+    pub fn invoked(&self, start: Start, latency_ms: f64) {
+        self.latency[start_index(start)].observe(latency_ms);
+    }
+
+    /// One invocation failed.
+    pub fn failed(&self, why: Failure) {
+        self.errors[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Relative error of a memory prediction: |predicted - measured| / measured.
+    pub fn prediction(&self, predicted_mib: f64, measured_mib: f64) {
+        if measured_mib > 0.0 {
+            self.prediction_error
+                .observe((predicted_mib - measured_mib).abs() / measured_mib);
+        }
+    }
+
+    /// Invocations served so far by start kind (cold, warm, prewarmed).
+    pub fn counts(&self) -> [u64; 3] {
+        std::array::from_fn(|i| self.latency[i].count.load(Ordering::Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP forewarm_invocations_total Invocations served, by how they started.\n",
+        );
+        out.push_str("# TYPE forewarm_invocations_total counter\n");
+        for (i, name) in STARTS.iter().enumerate() {
+            let n = self.latency[i].count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "forewarm_invocations_total{{start=\"{name}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP forewarm_invocation_errors_total Invocations that failed, by reason.\n",
+        );
+        out.push_str("# TYPE forewarm_invocation_errors_total counter\n");
+        for (i, name) in FAILURES.iter().enumerate() {
+            let n = self.errors[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "forewarm_invocation_errors_total{{reason=\"{name}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP forewarm_invocation_latency_ms End-to-end latency at the node.\n");
+        out.push_str("# TYPE forewarm_invocation_latency_ms histogram\n");
+        for (i, name) in STARTS.iter().enumerate() {
+            self.latency[i].render(
+                &mut out,
+                "forewarm_invocation_latency_ms",
+                &format!("start=\"{name}\""),
+            );
+        }
+        out.push_str("# HELP forewarm_pool_containers Containers in the pool, by state.\n");
+        out.push_str("# TYPE forewarm_pool_containers gauge\n");
+        for (i, name) in ["starting", "idle", "busy"].iter().enumerate() {
+            let n = self.pool[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "forewarm_pool_containers{{state=\"{name}\"}} {n}");
+        }
+        for (name, help, value) in [
+            (
+                "forewarm_prewarms_total",
+                "Containers spawned by a prediction.",
+                &self.prewarms,
+            ),
+            (
+                "forewarm_removals_total",
+                "Containers removed.",
+                &self.removals,
+            ),
+        ] {
+            let n = value.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP forewarm_prediction_error_ratio |predicted - measured| / measured peak memory.\n",
+        );
+        out.push_str("# TYPE forewarm_prediction_error_ratio histogram\n");
+        self.prediction_error
+            .render(&mut out, "forewarm_prediction_error_ratio", "");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_cumulative_buckets_and_counts() {
+        let m = Metrics::default();
+        m.invoked(Start::Warm, 0.3);
+        m.invoked(Start::Warm, 3.0);
+        m.invoked(Start::Cold, 700.0);
+        m.failed(Failure::Rejected);
+        m.prediction(110.0, 100.0);
+        let text = m.render();
+        assert!(text.contains("forewarm_invocations_total{start=\"warm\"} 2"));
+        assert!(
+            text.contains("forewarm_invocation_latency_ms_bucket{start=\"warm\",le=\"0.5\"} 1")
+        );
+        assert!(text.contains("forewarm_invocation_latency_ms_bucket{start=\"warm\",le=\"5\"} 2"));
+        assert!(
+            text.contains("forewarm_invocation_latency_ms_bucket{start=\"cold\",le=\"+Inf\"} 1")
+        );
+        assert!(text.contains("forewarm_invocation_errors_total{reason=\"rejected\"} 1"));
+        assert!(text.contains("forewarm_prediction_error_ratio_bucket{le=\"0.1\"} 1"));
+        assert_eq!(m.counts(), [1, 2, 0]);
+    }
+}

@@ -1,0 +1,860 @@
+//! The PoolSupervisor: one [`AppPool`] per code type (the same pool logic the simulator
+//! runs), turned into real containers, one [`ContainerActor`] each.
+//!
+//! Every lease, release and timer goes through this actor's mailbox, so leases are atomic: a
+//! container is handed to one request at a time and never to another tenant (pools are per
+//! `tenant/code`). Container starts happen in the child actors, so a cold start never blocks
+//! the mailbox. A reconcile tick fires the pools' due events (pre-warms ahead of the forecast,
+//! by the measured start time) and removes containers whose keep-alive passed. Node capacity
+//! and tenant quotas bound every start: a request that needs room evicts idle containers
+//! (oldest first, the tenant's own for a tenant quota), a pre-warm never does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use forewarm_policy::{
+    AppContext, AppPolicy, AppPool, ContainerId, Millis, Placement, PoolObserver,
+};
+use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec, SizeClass};
+use forewarm_store::Start;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::Serialize;
+
+use crate::NodeShared;
+use crate::collector::CollectorMsg;
+use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
+use crate::registry::{Code, CodeKey};
+
+/// How often the reconcile loop runs.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Start-time estimate before any container started.
+const INITIAL_START: Duration = Duration::from_millis(800);
+
+/// A container handed to one request.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The supervisor's number for the container.
+    pub serial: u64,
+    /// The container.
+    pub container: Container,
+    /// How the request starts on it.
+    pub start: Start,
+}
+
+/// Why no container could be leased.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// The tenant holds its quota in busy containers.
+    #[error("tenant {tenant} is at its quota ({what})")]
+    TenantQuota {
+        /// The tenant.
+        tenant: String,
+        /// Which limit.
+        what: String,
+    },
+    /// The node holds its capacity in busy containers.
+    #[error("node at capacity ({0})")]
+    Capacity(String),
+    /// The container failed to start.
+    #[error("container failed to start: {0}")]
+    StartFailed(String),
+    /// The node is shutting down.
+    #[error("node shutting down")]
+    Stopping,
+}
+
+/// What the PoolSupervisor is told.
+#[derive(Debug)]
+pub enum PoolMsg {
+    /// Lease a container of `code` fitting `need_mib`.
+    Lease {
+        /// The code type (its latest version).
+        code: Arc<Code>,
+        /// Predicted memory need.
+        need_mib: f64,
+        /// Where the lease goes (now, or when the container is ready).
+        reply: RpcReplyPort<Result<Lease, PoolError>>,
+    },
+    /// The request on lease `serial` is done; `ok = false` if the container failed.
+    Release {
+        /// The container.
+        serial: u64,
+        /// Whether it is still usable.
+        ok: bool,
+    },
+    /// A container actor started its container (or could not).
+    Started {
+        /// The container.
+        serial: u64,
+        /// The container, or why not.
+        result: Result<Container, String>,
+        /// How long the start took.
+        took: Duration,
+    },
+    /// Reconcile: fire due events, remove expired containers.
+    Tick,
+    /// `code` was updated: retire idle containers of older versions.
+    Retire(Arc<Code>),
+    /// The containers, for `/v1/pool`.
+    List(RpcReplyPort<Vec<PoolEntry>>),
+    /// The pool of one code type, for `/prediction`.
+    Target(CodeKey, RpcReplyPort<Option<PoolTarget>>),
+}
+
+/// A container as `/v1/pool` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolEntry {
+    /// Engine id (empty while starting).
+    pub id: String,
+    /// `starting`, `idle` or `busy`.
+    pub state: &'static str,
+    /// Size class name.
+    pub class: String,
+    /// Memory limit, MiB.
+    pub memory_mib: u32,
+    /// Owner.
+    pub tenant: String,
+    /// Code type.
+    pub code: String,
+    /// Spawned by a prediction.
+    pub prewarmed: bool,
+    /// Idle for this long, ms (0 unless idle).
+    pub idle_ms: u64,
+}
+
+/// The pool of one code type, for `/prediction`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolTarget {
+    /// Pool policy.
+    pub policy: String,
+    /// Containers busy, idle, starting.
+    pub busy: usize,
+    /// See `busy`.
+    pub idle: usize,
+    /// See `busy`.
+    pub starting: usize,
+    /// Pending pre-warm: containers wanted, real ms from now.
+    pub prewarm: Option<PendingPrewarm>,
+    /// Memory of the next container, MiB.
+    pub next_container_mib: u32,
+    /// Measured start time used as the pre-warm lead, ms.
+    pub start_lead_ms: u64,
+    /// The policy's reasoning.
+    pub why: String,
+}
+
+/// A pre-warm the policy has scheduled.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingPrewarm {
+    /// Containers that must exist then.
+    pub containers: u32,
+    /// When, real ms from now (0 = due).
+    pub in_ms: u64,
+    /// Until when they are kept if unused, real ms from now.
+    pub until_ms: u64,
+}
+
+#[derive(Debug)]
+enum Effect {
+    Prewarm(ContainerId),
+    Removed(ContainerId),
+}
+
+/// Collects what a pool call did to containers, in order.
+#[derive(Debug, Default)]
+struct Effects(Vec<Effect>);
+
+impl PoolObserver for Effects {
+    fn idle(&mut self, _mib: u32, _from: Millis, _to: Millis) {}
+    fn prewarmed(&mut self, id: ContainerId, _at: Millis) {
+        self.0.push(Effect::Prewarm(id));
+    }
+    fn removed(&mut self, id: ContainerId) {
+        self.0.push(Effect::Removed(id));
+    }
+}
+
+struct CodePool {
+    code: Arc<Code>,
+    pool: AppPool<Box<dyn AppPolicy>>,
+    born: Millis,
+    slots: HashMap<ContainerId, u64>,
+}
+
+impl std::fmt::Debug for CodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodePool")
+            .field("code", &self.code.key())
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+enum RealState {
+    Starting(Option<RpcReplyPort<Result<Lease, PoolError>>>),
+    Idle(Container),
+    Busy(Container),
+}
+
+#[derive(Debug)]
+struct Real {
+    code: CodeKey,
+    slot: ContainerId,
+    tenant: String,
+    version: u64,
+    class: SizeClass,
+    actor: ActorRef<ContainerMsg>,
+    state: RealState,
+    prewarmed: bool,
+    since: Instant,
+}
+
+crate::runtime_actor!(PoolSupervisor);
+
+/// Its arguments.
+#[derive(Debug)]
+pub struct PoolArgs<R> {
+    /// What every actor shares.
+    pub shared: Arc<NodeShared>,
+    /// The engine.
+    pub runtime: Arc<R>,
+    /// Where container readings go.
+    pub collector: ActorRef<CollectorMsg>,
+}
+
+/// Its state.
+#[derive(Debug)]
+pub struct PoolState<R> {
+    args: PoolArgs<R>,
+    pools: HashMap<CodeKey, CodePool>,
+    reals: HashMap<u64, Real>,
+    by_actor: HashMap<ActorId, u64>,
+    next_serial: u64,
+    start_ewma: Duration,
+}
+
+/// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
+/// code type's limit.
+fn class_for(mib: u32, code: &Code) -> SizeClass {
+    let memory_mib = mib.min(code.max_memory_mib).max(1);
+    let cpu = (u64::from(memory_mib) * 250 / 128).clamp(250, 4000) as u32;
+    SizeClass {
+        memory_mib,
+        cpu_millis: cpu.min(code.max_cpu_millis),
+    }
+}
+
+impl<R: ContainerRuntime + 'static> PoolState<R> {
+    fn now(&self) -> Millis {
+        self.args.shared.clock.now()
+    }
+
+    fn lead(&self) -> Millis {
+        // Pre-warm ahead of the policy's time by the measured start time, with margin.
+        self.args
+            .shared
+            .clock
+            .scale_real(self.start_ewma.mul_f64(1.5))
+    }
+
+    fn pool_time(&self, key: &str) -> Millis {
+        let born = self.pools.get(key).map_or(0, |p| p.born);
+        self.now().saturating_sub(born)
+    }
+
+    fn pool_for(&mut self, code: &Arc<Code>) -> &mut CodePool {
+        let now = self.now();
+        let spec = self.args.shared.config.policy;
+        self.pools.entry(code.key()).or_insert_with(|| {
+            let declared = f64::from(code.max_memory_mib);
+            let policy = spec
+                .build(AppContext {
+                    declared_mib: declared,
+                    past_costs_mib: &[],
+                })
+                .unwrap_or_else(|| Box::new(forewarm_policy::FixedKeepAlive::new(600_000)));
+            CodePool {
+                code: code.clone(),
+                pool: AppPool::new(policy, declared, true),
+                born: now,
+                slots: HashMap::new(),
+            }
+        })
+    }
+
+    /// Memory and containers held by `tenant` (or everyone).
+    fn held(&self, tenant: Option<&str>) -> (u64, usize) {
+        self.reals
+            .values()
+            .filter(|r| tenant.is_none_or(|t| r.tenant == t))
+            .fold((0, 0), |(m, n), r| {
+                (m + u64::from(r.class.memory_mib), n + 1)
+            })
+    }
+
+    /// Whether a container of `mib` for `tenant` fits; with `evict`, remove idle containers
+    /// (oldest first) until it does.
+    fn make_room(&mut self, tenant: &str, mib: u32, evict: bool) -> Result<(), PoolError> {
+        let shared = self.args.shared.clone();
+        let quota = shared.registry.tenant(tenant);
+        let cap = shared.config.capacity;
+        loop {
+            let (t_mem, t_n) = self.held(Some(tenant));
+            let (n_mem, n_n) = self.held(None);
+            let tenant_short = quota.as_ref().and_then(|q| {
+                if t_n as u64 + 1 > u64::from(q.max_warm) {
+                    Some(format!("max_warm {}", q.max_warm))
+                } else if t_mem + u64::from(mib) > q.max_memory_mib {
+                    Some(format!("max_memory_mib {}", q.max_memory_mib))
+                } else {
+                    None
+                }
+            });
+            let node_short = if n_n + 1 > cap.containers {
+                Some(format!("{} containers", cap.containers))
+            } else if n_mem + u64::from(mib) > cap.memory_mib {
+                Some(format!("{} MiB", cap.memory_mib))
+            } else {
+                None
+            };
+            let (scope, err) = match (tenant_short, node_short) {
+                (None, None) => return Ok(()),
+                (Some(what), _) => (
+                    Some(tenant),
+                    PoolError::TenantQuota {
+                        tenant: tenant.to_owned(),
+                        what,
+                    },
+                ),
+                (None, Some(what)) => (None, PoolError::Capacity(what)),
+            };
+            if !evict {
+                return Err(err);
+            }
+            let victim = self
+                .reals
+                .iter()
+                .filter(|(_, r)| matches!(r.state, RealState::Idle(_)))
+                .filter(|(_, r)| scope.is_none_or(|t| r.tenant == t))
+                .min_by_key(|(_, r)| r.since)
+                .map(|(s, _)| *s);
+            let Some(serial) = victim else {
+                return Err(err);
+            };
+            self.discard(serial);
+        }
+    }
+
+    /// Take container `serial` out of its pool (it failed, or makes room), and remove it.
+    fn discard(&mut self, serial: u64) {
+        let Some(real) = self.reals.get(&serial) else {
+            return;
+        };
+        let key = real.code.clone();
+        let slot = real.slot;
+        let t = self.pool_time(&key);
+        let mut fx = Effects::default();
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.pool.discard(t, slot, &mut fx);
+        }
+        self.apply(&key, fx);
+        // Not in the pool any more (e.g. already released by it): remove it anyway.
+        if self.reals.contains_key(&serial) {
+            self.drop_real(serial);
+            if let Some(cp) = self.pools.get_mut(&key) {
+                cp.slots.remove(&slot);
+            }
+        }
+    }
+
+    fn drop_real(&mut self, serial: u64) {
+        if let Some(real) = self.reals.remove(&serial) {
+            self.by_actor.remove(&real.actor.get_id());
+            if let RealState::Starting(Some(reply)) = real.state {
+                let _ = reply.send(Err(PoolError::StartFailed(String::from(
+                    "container removed while starting",
+                ))));
+            }
+            real.actor.stop(Some(String::from("removed from the pool")));
+            self.args
+                .shared
+                .metrics
+                .removals
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        code: &Arc<Code>,
+        slot: ContainerId,
+        class: SizeClass,
+        waiter: Option<RpcReplyPort<Result<Lease, PoolError>>>,
+    ) {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let shared = &self.args.shared;
+        let spec = ContainerSpec {
+            node: shared.config.node_id.clone(),
+            tenant: code.tenant.clone(),
+            code: code.name.clone(),
+            class,
+            image: code.image.clone(),
+            workload: code.workload,
+        };
+        let args = ContainerArgs {
+            runtime: self.args.runtime.clone(),
+            spec,
+            serial,
+            supervisor: myself.clone(),
+            collector: self.args.collector.clone(),
+            code: code.key().to_string(),
+        };
+        let spawned = Actor::spawn_linked(
+            None,
+            ContainerActor::<R>::default(),
+            args,
+            myself.get_cell(),
+        )
+        .await;
+        let key = code.key();
+        match spawned {
+            Ok((actor, _)) => {
+                self.by_actor.insert(actor.get_id(), serial);
+                let prewarmed = waiter.is_none();
+                self.reals.insert(
+                    serial,
+                    Real {
+                        code: key.clone(),
+                        slot,
+                        tenant: code.tenant.clone(),
+                        version: code.version,
+                        class,
+                        actor,
+                        state: RealState::Starting(waiter),
+                        prewarmed,
+                        since: Instant::now(),
+                    },
+                );
+                if let Some(cp) = self.pools.get_mut(&key) {
+                    cp.slots.insert(slot, serial);
+                }
+                if prewarmed {
+                    shared.metrics.prewarms.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                if let Some(reply) = waiter {
+                    let _ = reply.send(Err(PoolError::StartFailed(e.to_string())));
+                }
+                let t = self.pool_time(&key);
+                if let Some(cp) = self.pools.get_mut(&key) {
+                    cp.pool.discard(t, slot, &mut Effects::default());
+                }
+            }
+        }
+    }
+
+    /// Carry out what a pool call decided: remove containers, start pre-warms.
+    fn apply(&mut self, key: &CodeKey, fx: Effects) -> Vec<(ContainerId, SizeClass)> {
+        let mut prewarms = Vec::new();
+        for effect in fx.0 {
+            match effect {
+                Effect::Removed(slot) => {
+                    prewarms.retain(|(s, _)| *s != slot);
+                    let serial = self
+                        .pools
+                        .get_mut(key)
+                        .and_then(|cp| cp.slots.remove(&slot));
+                    if let Some(serial) = serial {
+                        self.drop_real(serial);
+                    }
+                }
+                Effect::Prewarm(slot) => {
+                    if let Some(cp) = self.pools.get_mut(key) {
+                        let class = class_for(cp.pool.predicted_mib(), &cp.code);
+                        prewarms.push((slot, class));
+                    }
+                }
+            }
+        }
+        prewarms
+    }
+
+    /// Start the pre-warms `apply` asked for, within quota and capacity (never evicting).
+    async fn start_prewarms(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        key: &CodeKey,
+        prewarms: Vec<(ContainerId, SizeClass)>,
+    ) {
+        for (slot, class) in prewarms {
+            let Some(code) = self.pools.get(key).map(|cp| cp.code.clone()) else {
+                return;
+            };
+            if self
+                .make_room(&code.tenant, class.memory_mib, false)
+                .is_ok()
+            {
+                self.spawn(myself, &code, slot, class, None).await;
+            } else {
+                let t = self.pool_time(key);
+                if let Some(cp) = self.pools.get_mut(key) {
+                    cp.pool.discard(t, slot, &mut Effects::default());
+                }
+            }
+        }
+    }
+
+    async fn lease(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        code: Arc<Code>,
+        need_mib: f64,
+        reply: RpcReplyPort<Result<Lease, PoolError>>,
+    ) {
+        let key = code.key();
+        let lead = self.lead();
+        let cp = self.pool_for(&code);
+        if cp.code.version < code.version {
+            cp.code = code.clone();
+        }
+        let t = self.pool_time(&key);
+        let cp = self.pools.get_mut(&key).expect("pool exists");
+        let mut fx = Effects::default();
+        while cp.pool.fire_due(t + lead, &mut fx) {}
+        let placement = cp.pool.arrive(t, need_mib, &mut fx);
+        let prewarms = self.apply(&key, fx);
+        match placement {
+            Placement::Warm(slot) | Placement::Prewarmed(slot) => {
+                let serial = self
+                    .pools
+                    .get(&key)
+                    .and_then(|cp| cp.slots.get(&slot).copied());
+                match serial.and_then(|s| self.reals.get_mut(&s).map(|r| (s, r))) {
+                    Some((serial, real)) => {
+                        let state = std::mem::replace(&mut real.state, RealState::Starting(None));
+                        match state {
+                            RealState::Idle(container) => {
+                                let start = if real.prewarmed {
+                                    Start::Prewarmed
+                                } else {
+                                    Start::Warm
+                                };
+                                real.prewarmed = false;
+                                real.state = RealState::Busy(container.clone());
+                                real.since = Instant::now();
+                                let lease = Lease {
+                                    serial,
+                                    container,
+                                    start,
+                                };
+                                if reply.send(Ok(lease)).is_err() {
+                                    self.release(serial, true);
+                                }
+                            }
+                            // A pre-warm still starting: the request waits for it (and
+                            // counts as cold, since it waited for a start).
+                            RealState::Starting(None) => {
+                                real.prewarmed = false;
+                                real.state = RealState::Starting(Some(reply));
+                            }
+                            other => {
+                                real.state = other;
+                                let _ = reply.send(Err(PoolError::StartFailed(String::from(
+                                    "pool bookkeeping: leased container is busy",
+                                ))));
+                            }
+                        }
+                    }
+                    None => {
+                        // The pool placed on a container the node could not start: forget it.
+                        if let Some(cp) = self.pools.get_mut(&key) {
+                            cp.pool.discard(t, slot, &mut Effects::default());
+                        }
+                        let _ = reply.send(Err(PoolError::StartFailed(String::from(
+                            "pre-warmed container was not started",
+                        ))));
+                    }
+                }
+            }
+            Placement::Cold { id: slot, mib, .. } => {
+                let class = class_for(mib, &code);
+                match self.make_room(&code.tenant, class.memory_mib, true) {
+                    Ok(()) => self.spawn(myself, &code, slot, class, Some(reply)).await,
+                    Err(e) => {
+                        let t = self.pool_time(&key);
+                        if let Some(cp) = self.pools.get_mut(&key) {
+                            cp.pool.discard(t, slot, &mut Effects::default());
+                        }
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        }
+        self.start_prewarms(myself, &key, prewarms).await;
+    }
+
+    async fn tick(&mut self, myself: &ActorRef<PoolMsg>) {
+        let lead = self.lead();
+        let keys: Vec<CodeKey> = self.pools.keys().cloned().collect();
+        for key in keys {
+            let t = self.pool_time(&key);
+            let mut fx = Effects::default();
+            if let Some(cp) = self.pools.get_mut(&key) {
+                while cp.pool.fire_due(t + lead, &mut fx) {}
+                cp.pool.expire(t, &mut fx);
+            }
+            let prewarms = self.apply(&key, fx);
+            self.start_prewarms(myself, &key, prewarms).await;
+        }
+        let mut counts = [0u64; 3];
+        for r in self.reals.values() {
+            counts[match r.state {
+                RealState::Starting(_) => 0,
+                RealState::Idle(_) => 1,
+                RealState::Busy(_) => 2,
+            }] += 1;
+        }
+        for (gauge, n) in self.args.shared.metrics.pool.iter().zip(counts) {
+            gauge.store(n, Ordering::Relaxed);
+        }
+    }
+
+    fn started(&mut self, serial: u64, result: Result<Container, String>, took: Duration) {
+        let Some(real) = self.reals.get_mut(&serial) else {
+            return; // removed while starting; its actor removes the container
+        };
+        match result {
+            Ok(container) => {
+                self.start_ewma = self.start_ewma.mul_f64(0.8) + took.mul_f64(0.2);
+                let state = std::mem::replace(&mut real.state, RealState::Idle(container.clone()));
+                real.since = Instant::now();
+                if let RealState::Starting(Some(reply)) = state {
+                    real.state = RealState::Busy(container.clone());
+                    let lease = Lease {
+                        serial,
+                        container,
+                        start: Start::Cold,
+                    };
+                    if reply.send(Ok(lease)).is_err() {
+                        // The caller gave up: the container is idle, not busy.
+                        self.release(serial, true);
+                    }
+                }
+            }
+            Err(message) => {
+                let state = std::mem::replace(&mut real.state, RealState::Starting(None));
+                if let RealState::Starting(Some(reply)) = state {
+                    let _ = reply.send(Err(PoolError::StartFailed(message.clone())));
+                }
+                tracing::warn!("container {serial} failed to start: {message}");
+                self.discard(serial);
+            }
+        }
+    }
+
+    fn release(&mut self, serial: u64, ok: bool) {
+        let Some(real) = self.reals.get_mut(&serial) else {
+            return;
+        };
+        let RealState::Busy(container) =
+            std::mem::replace(&mut real.state, RealState::Starting(None))
+        else {
+            return;
+        };
+        real.state = RealState::Idle(container);
+        real.since = Instant::now();
+        let key = real.code.clone();
+        let slot = real.slot;
+        let stale = self
+            .pools
+            .get(&key)
+            .is_some_and(|cp| cp.code.version > real.version);
+        if !ok || stale {
+            self.discard(serial);
+            return;
+        }
+        let t = self.pool_time(&key);
+        let mut fx = Effects::default();
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.pool.complete(t, slot, &mut fx);
+        }
+        // Releases start no pre-warms directly: the next tick does (within a TICK).
+        let prewarms = self.apply(&key, fx);
+        if !prewarms.is_empty() {
+            tracing::debug!("{} pre-warms deferred to the next tick", prewarms.len());
+        }
+    }
+
+    fn list(&self) -> Vec<PoolEntry> {
+        let mut out: Vec<PoolEntry> = self
+            .reals
+            .values()
+            .map(|r| {
+                let (id, state) = match &r.state {
+                    RealState::Starting(_) => (String::new(), "starting"),
+                    RealState::Idle(c) => (c.id.clone(), "idle"),
+                    RealState::Busy(c) => (c.id.clone(), "busy"),
+                };
+                let (tenant, code) = r.code.split_once('/').unwrap_or(("", &r.code));
+                PoolEntry {
+                    id,
+                    state,
+                    class: r.class.name(),
+                    memory_mib: r.class.memory_mib,
+                    tenant: tenant.to_owned(),
+                    code: code.to_owned(),
+                    prewarmed: r.prewarmed,
+                    idle_ms: if state == "idle" {
+                        r.since.elapsed().as_millis() as u64
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.tenant, &a.code, &a.id).cmp(&(&b.tenant, &b.code, &b.id)));
+        out
+    }
+
+    fn target(&mut self, key: &str) -> Option<PoolTarget> {
+        let t = self.pool_time(key);
+        let clock = self.args.shared.clock;
+        let lead_ms = self.start_ewma.mul_f64(1.5).as_millis() as u64;
+        let policy = self.args.shared.config.policy.to_string();
+        let starting = self
+            .reals
+            .values()
+            .filter(|r| &*r.code == key && matches!(r.state, RealState::Starting(_)))
+            .count();
+        let cp = self.pools.get_mut(key)?;
+        let (busy, idle) = cp.pool.counts();
+        let prewarm = cp.pool.pending().map(|(at, floor)| PendingPrewarm {
+            containers: floor.containers,
+            in_ms: clock.to_real(at.saturating_sub(t)).as_millis() as u64,
+            until_ms: clock.to_real(floor.until.saturating_sub(t)).as_millis() as u64,
+        });
+        Some(PoolTarget {
+            policy,
+            busy,
+            idle: idle.saturating_sub(starting),
+            starting,
+            prewarm,
+            next_container_mib: cp.pool.predicted_mib(),
+            start_lead_ms: lead_ms,
+            why: cp.pool.policy().describe(),
+        })
+    }
+}
+
+impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
+    type Msg = PoolMsg;
+    type State = PoolState<R>;
+    type Arguments = PoolArgs<R>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: PoolArgs<R>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(TICK, || PoolMsg::Tick);
+        Ok(PoolState {
+            args,
+            pools: HashMap::new(),
+            reals: HashMap::new(),
+            by_actor: HashMap::new(),
+            next_serial: 0,
+            start_ewma: INITIAL_START,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PoolMsg::Lease {
+                code,
+                need_mib,
+                reply,
+            } => state.lease(&myself, code, need_mib, reply).await,
+            PoolMsg::Release { serial, ok } => state.release(serial, ok),
+            PoolMsg::Started {
+                serial,
+                result,
+                took,
+            } => state.started(serial, result, took),
+            PoolMsg::Tick => state.tick(&myself).await,
+            PoolMsg::Retire(code) => {
+                let key = code.key();
+                if let Some(cp) = state.pools.get_mut(&key) {
+                    cp.code = code.clone();
+                }
+                let stale: Vec<u64> = state
+                    .reals
+                    .iter()
+                    .filter(|(_, r)| r.code == key && r.version < code.version)
+                    .filter(|(_, r)| matches!(r.state, RealState::Idle(_)))
+                    .map(|(s, _)| *s)
+                    .collect();
+                for serial in stale {
+                    state.discard(serial);
+                }
+            }
+            PoolMsg::List(reply) => {
+                let _ = reply.send(state.list());
+            }
+            PoolMsg::Target(key, reply) => {
+                let _ = reply.send(state.target(&key));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A container actor that died on its own (a panic) takes its container out of the pool;
+        // the ones the supervisor stopped are already gone from `by_actor`.
+        let who = match &event {
+            SupervisionEvent::ActorTerminated(who, _, _)
+            | SupervisionEvent::ActorFailed(who, _) => who.get_id(),
+            _ => return Ok(()),
+        };
+        if let Some(serial) = state.by_actor.remove(&who) {
+            tracing::warn!("container actor {serial} exited: {event}");
+            state.discard(serial);
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for (_, real) in state.reals.drain() {
+            if let RealState::Starting(Some(reply)) = real.state {
+                let _ = reply.send(Err(PoolError::Stopping));
+            }
+        }
+        // Every child removes its container in its own post_stop.
+        myself
+            .stop_children_and_wait(
+                Some(String::from("node stopping")),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        Ok(())
+    }
+}

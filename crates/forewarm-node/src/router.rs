@@ -1,0 +1,246 @@
+//! The Router: the seed's `handleRequest`. For each request it predicts the profile (a local
+//! read of the Predictor's model table; declared limits while a code type has no history),
+//! leases a warm container that fits from the PoolSupervisor (which spawns one on the request
+//! path when none fits), runs the invocation, releases the lease, hands the sample to the
+//! Collector, and on a miss asks the Predictor to retrain in the background.
+//!
+//! The actor only dispatches: each request runs in its own task, so a cold start never holds
+//! up the next request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forewarm_runtime::{ContainerRuntime, Usage, WorkloadOverrides};
+use forewarm_store::{Sample, Start};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::NodeShared;
+use crate::clock::unix_ms;
+use crate::collector::CollectorMsg;
+use crate::metrics::Failure;
+use crate::pool::{Lease, PoolError, PoolMsg};
+use crate::predictor::{PredictorMsg, model_of};
+use crate::registry::Code;
+
+/// Longest wait for a lease (a cold start included).
+pub const LEASE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Memory the runner itself holds besides what a workload touches, MiB.
+const RUNNER_BASE_MIB: f64 = 8.0;
+
+/// One request to run.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The code type (its latest version).
+    pub code: Arc<Code>,
+    /// Per-request workload overrides.
+    pub overrides: WorkloadOverrides,
+    /// Request body size (a profile feature).
+    pub payload_bytes: u64,
+    /// When the gateway received it.
+    pub received: Instant,
+}
+
+/// What an invocation did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invoked {
+    /// `cold`, `warm` or `prewarmed`.
+    pub start: Start,
+    /// Region that ran it.
+    pub region: String,
+    /// Engine id of the container.
+    pub container: String,
+    /// Latency at the node, ms.
+    pub latency_ms: f64,
+    /// Measured usage.
+    pub usage: UsageView,
+}
+
+/// Usage as the API shows it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct UsageView {
+    /// CPU time, ms.
+    pub cpu_ms: f64,
+    /// Peak memory, MiB.
+    pub peak_mib: f64,
+    /// Written, KiB.
+    pub io_kib: u64,
+}
+
+/// Why an invocation did not run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvokeError {
+    /// No container could be had (quota, capacity, start failure).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The invocation failed in its container.
+    #[error("invocation failed: {0}")]
+    Failed(String),
+    /// An actor is gone (node stopping) or timed out.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What the Router is told.
+#[derive(Debug)]
+pub enum RouterMsg {
+    /// Run one invocation and answer.
+    Invoke(Invocation, RpcReplyPort<Result<Invoked, InvokeError>>),
+}
+
+crate::runtime_actor!(Router);
+
+/// Its arguments (and state: everything a request task needs).
+#[derive(Debug)]
+pub struct RouterArgs<R> {
+    /// What every actor shares.
+    pub shared: Arc<NodeShared>,
+    /// The engine (invocations go straight to the container).
+    pub runtime: Arc<R>,
+    /// Leases.
+    pub pool: ActorRef<PoolMsg>,
+    /// Samples.
+    pub collector: ActorRef<CollectorMsg>,
+    /// Retraining.
+    pub predictor: ActorRef<PredictorMsg>,
+}
+
+impl<R: ContainerRuntime + 'static> RouterArgs<R> {
+    /// Memory one execution of `inv` is predicted to need, MiB, within the code's limit.
+    pub fn need_mib(&self, inv: &Invocation) -> f64 {
+        let code = &inv.code;
+        let mut need = match model_of(&self.shared.models, &code.key()) {
+            Some(model) => model.need_mib(inv.payload_bytes),
+            None => f64::from(code.max_memory_mib),
+        };
+        if let Some(m) = inv.overrides.mem_mib {
+            need = need.max(m as f64 + RUNNER_BASE_MIB);
+        }
+        need.min(f64::from(code.max_memory_mib))
+    }
+
+    async fn lease(&self, code: &Arc<Code>, need_mib: f64) -> Result<Lease, InvokeError> {
+        let called = self
+            .pool
+            .call(
+                |reply| PoolMsg::Lease {
+                    code: code.clone(),
+                    need_mib,
+                    reply,
+                },
+                Some(LEASE_TIMEOUT),
+            )
+            .await;
+        match called {
+            Ok(CallResult::Success(result)) => Ok(result?),
+            Ok(CallResult::Timeout) => Err(InvokeError::Internal(String::from(
+                "no container within the lease timeout",
+            ))),
+            Ok(CallResult::SenderError) | Err(_) => Err(InvokeError::Pool(PoolError::Stopping)),
+        }
+    }
+
+    async fn route(&self, inv: Invocation) -> Result<Invoked, InvokeError> {
+        let key = inv.code.key();
+        let mut need = self.need_mib(&inv);
+        // A container killed over its memory class is a misfit: one retry at the code's limit.
+        for attempt in 0..2 {
+            let lease = self.lease(&inv.code, need).await?;
+            let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
+            let _ = self.pool.cast(PoolMsg::Release {
+                serial: lease.serial,
+                ok: result.is_ok(),
+            });
+            match result {
+                Ok(usage) => {
+                    let latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
+                    self.record(&inv, &lease, &usage, need, latency_ms);
+                    if lease.start == Start::Cold {
+                        let _ = self.predictor.cast(PredictorMsg::Train(key));
+                    }
+                    return Ok(Invoked {
+                        start: lease.start,
+                        region: self.shared.config.region.clone(),
+                        container: lease.container.id,
+                        latency_ms,
+                        usage: UsageView {
+                            cpu_ms: usage.cpu_ms,
+                            peak_mib: usage.peak_mib,
+                            io_kib: usage.io_kib,
+                        },
+                    });
+                }
+                Err(e) => {
+                    let _ = self.predictor.cast(PredictorMsg::Train(key.clone()));
+                    let limit = f64::from(inv.code.max_memory_mib);
+                    if attempt == 0 && need < limit {
+                        tracing::warn!("{key}: {e}; retrying at the code's limit {limit} MiB");
+                        need = limit;
+                        continue;
+                    }
+                    return Err(InvokeError::Failed(e.to_string()));
+                }
+            }
+        }
+        Err(InvokeError::Internal(String::from("retries exhausted")))
+    }
+
+    fn record(&self, inv: &Invocation, lease: &Lease, usage: &Usage, need: f64, latency_ms: f64) {
+        let metrics = &self.shared.metrics;
+        metrics.invoked(lease.start, latency_ms);
+        metrics.prediction(need, usage.peak_mib);
+        let now = unix_ms();
+        let _ = self.collector.cast(CollectorMsg::Sample(Sample {
+            at_ms: now.saturating_sub(latency_ms as u64),
+            tenant: inv.code.tenant.clone(),
+            code: inv.code.key().to_string(),
+            start: lease.start,
+            cpu_ms: usage.cpu_ms,
+            peak_mib: usage.peak_mib,
+            io_kib: usage.io_kib,
+            duration_ms: usage.duration_ms,
+            latency_ms,
+            payload_bytes: inv.payload_bytes,
+        }));
+    }
+}
+
+impl<R: ContainerRuntime + 'static> Actor for Router<R> {
+    type Msg = RouterMsg;
+    type State = Arc<RouterArgs<R>>;
+    type Arguments = RouterArgs<R>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: RouterArgs<R>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(Arc::new(args))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let RouterMsg::Invoke(inv, reply) = msg;
+        let router = state.clone();
+        tokio::spawn(async move {
+            let result = router.route(inv).await;
+            if let Err(e) = &result {
+                router.shared.metrics.failed(match e {
+                    InvokeError::Pool(PoolError::StartFailed(_)) => Failure::Start,
+                    InvokeError::Pool(PoolError::Stopping) | InvokeError::Internal(_) => {
+                        Failure::Internal
+                    }
+                    InvokeError::Pool(_) => Failure::Rejected,
+                    InvokeError::Failed(_) => Failure::Invoke,
+                });
+            }
+            let _ = reply.send(result);
+        });
+        Ok(())
+    }
+}

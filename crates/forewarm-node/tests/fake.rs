@@ -1,0 +1,463 @@
+//! The node end to end over the in-memory runtime: HTTP API, actors, pool, store.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use forewarm_node::{Node, NodeConfig};
+use forewarm_runtime::{ContainerRuntime, FakeRuntime};
+use forewarm_tests::{Answer, request};
+use serde_json::Value;
+
+fn config(dir: &Path, scale: f64) -> NodeConfig {
+    NodeConfig {
+        node_id: "fake-node".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.to_path_buf(),
+        time_scale: scale,
+        admin_token: Some("admin-secret".into()),
+        max_body_bytes: 4096,
+        ..NodeConfig::default()
+    }
+}
+
+/// A node on a fresh fake runtime and data directory, `scale` times faster than real time.
+async fn start(scale: f64) -> (tempfile::TempDir, Arc<FakeRuntime>, Node) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(FakeRuntime::new());
+    let node = Node::start(config(dir.path(), scale), runtime.clone())
+        .await
+        .expect("node starts");
+    (dir, runtime, node)
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Answer {
+    let (method, path, token, body) = (
+        method.to_owned(),
+        path.to_owned(),
+        token.map(str::to_owned),
+        body.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let body = (!body.is_empty()).then_some(body.as_bytes());
+        request(addr, &method, &path, token.as_deref(), body)
+    })
+    .await
+    .expect("request task")
+    .expect("the node answers")
+}
+
+fn json(a: &Answer) -> Value {
+    serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", a.body))
+}
+
+/// Create a tenant and return its token.
+async fn tenant(addr: SocketAddr, name: &str, quota: &str) -> String {
+    let a = call(
+        addr,
+        "POST",
+        "/v1/tenants",
+        Some("admin-secret"),
+        &format!(r#"{{"name":"{name}"{quota}}}"#),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    json(&a)["token"].as_str().expect("token").to_owned()
+}
+
+async fn register(addr: SocketAddr, token: &str, code: &str, body: &str) {
+    let a = call(addr, "PUT", &format!("/v1/codes/{code}"), Some(token), body).await;
+    assert!(a.status == 201 || a.status == 200, "{}", a.body);
+}
+
+async fn invoke(addr: SocketAddr, token: &str, code: &str, body: &str) -> Answer {
+    call(
+        addr,
+        "POST",
+        &format!("/v1/invoke/{code}"),
+        Some(token),
+        body,
+    )
+    .await
+}
+
+const FAST: &str = r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":50},"max_memory_mib":128}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t01_first_invocation_is_cold_then_warm_and_samples_are_measured() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let health = call(addr, "GET", "/healthz", None, "").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(json(&health)["policy"], "forewarm");
+
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "resize", FAST).await;
+    let first = invoke(addr, &token, "resize", "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-forewarm-start"), Some("cold"));
+    let body = json(&first);
+    assert_eq!(body["start"], "cold");
+    assert_eq!(body["region"], "local");
+    assert!(
+        body["latency_ms"].as_f64().expect("latency") >= 50.0,
+        "init time is paid"
+    );
+    let second = invoke(addr, &token, "resize", r#"{"cpu_ms":2}"#).await;
+    assert_eq!(
+        second.header("x-forewarm-start"),
+        Some("warm"),
+        "{}",
+        second.body
+    );
+    assert_eq!(json(&second)["container"], body["container"]);
+    assert!(json(&second)["latency_ms"].as_f64().expect("latency") < 50.0);
+
+    // The container carries its labels in the engine.
+    let listed = runtime.list("fake-node").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].tenant.as_str(), listed[0].code.as_str()),
+        ("acme", "resize")
+    );
+
+    let pool = json(&call(addr, "GET", "/v1/pool", Some(&token), "").await);
+    assert_eq!(pool["containers"][0]["state"], "idle");
+    assert_eq!(pool["containers"][0]["class"], "250m-128Mi");
+
+    let p = call(
+        addr,
+        "GET",
+        "/v1/codes/resize/prediction?train=true",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let p = json(&p);
+    assert_eq!(p["profile"]["samples"], 2, "{p}");
+    assert!(
+        p["pool"]["why"]
+            .as_str()
+            .expect("why")
+            .contains("idle times"),
+        "{p}"
+    );
+
+    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics
+            .body
+            .contains("forewarm_invocations_total{start=\"cold\"} 1")
+    );
+    assert!(
+        metrics
+            .body
+            .contains("forewarm_invocations_total{start=\"warm\"} 1")
+    );
+
+    node.shutdown().await;
+    assert!(
+        runtime.list("fake-node").await.expect("list").is_empty(),
+        "shutdown removes every container"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t02_a_periodic_code_type_becomes_prewarmed() {
+    // 120x: one real second is two policy minutes; the period is four policy minutes.
+    let (_dir, _runtime, node) = start(120.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "tick", "").await;
+    register(addr, &token, "cron", FAST).await;
+    let mut starts = Vec::new();
+    for _ in 0..7 {
+        let a = invoke(addr, &token, "cron", "").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        starts.push(a.header("x-forewarm-start").unwrap_or("").to_owned());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(starts[0], "cold");
+    // Three idle times teach the policy the period; from then on the container is unloaded
+    // after each execution and pre-warmed before the next one.
+    assert_eq!(
+        &starts[4..],
+        ["prewarmed", "prewarmed", "prewarmed"],
+        "{starts:?}"
+    );
+    let p = json(&call(addr, "GET", "/v1/codes/cron/prediction", Some(&token), "").await);
+    assert!(
+        p["pool"]["why"].as_str().expect("why").contains("pre-warm"),
+        "{p}"
+    );
+    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics
+            .body
+            .contains("forewarm_invocations_total{start=\"prewarmed\"} 3")
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t03_tenants_are_isolated() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let a = tenant(addr, "alpha", "").await;
+    let b = tenant(addr, "beta", "").await;
+    register(addr, &a, "f", FAST).await;
+    assert_eq!(invoke(addr, &a, "f", "").await.status, 200);
+    // beta cannot see or run alpha's code type...
+    let cross = invoke(addr, &b, "f", "").await;
+    assert_eq!(cross.status, 404, "{}", cross.body);
+    assert_eq!(json(&cross)["error"], "not_found");
+    let cross = call(addr, "GET", "/v1/codes/f/prediction", Some(&b), "").await;
+    assert_eq!(cross.status, 404);
+    // ...and a code type of the same name gets its own containers.
+    register(addr, &b, "f", FAST).await;
+    let run_b = invoke(addr, &b, "f", "").await;
+    assert_eq!(
+        run_b.header("x-forewarm-start"),
+        Some("cold"),
+        "never alpha's warm one"
+    );
+    let pool_b = json(&call(addr, "GET", "/v1/pool", Some(&b), "").await);
+    let containers = pool_b["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["tenant"], "beta");
+    let all = json(&call(addr, "GET", "/v1/pool", Some("admin-secret"), "").await);
+    assert_eq!(all["containers"].as_array().expect("containers").len(), 2);
+    let tenants: Vec<String> = runtime
+        .list("fake-node")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|c| format!("{}:{}", c.tenant, c.network))
+        .collect();
+    assert!(
+        tenants.contains(&"alpha:forewarm-tenant-alpha".to_owned()),
+        "{tenants:?}"
+    );
+    assert!(
+        tenants.contains(&"beta:forewarm-tenant-beta".to_owned()),
+        "{tenants:?}"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t04_bad_input_gets_the_right_4xx_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(config(dir.path(), 1.0), Arc::new(FakeRuntime::new()))
+        .await
+        .expect("node starts");
+    let addr = node.addr();
+    let token = tenant(addr, "acme", r#","max_warm":1"#).await;
+    register(addr, &token, "f", FAST).await;
+    let cases: Vec<(Answer, u16, &str)> = vec![
+        (
+            call(addr, "POST", "/v1/tenants", None, r#"{"name":"x"}"#).await,
+            401,
+            "unauthenticated",
+        ),
+        (
+            call(addr, "POST", "/v1/tenants", Some("nope"), r#"{"name":"x"}"#).await,
+            401,
+            "unauthenticated",
+        ),
+        (
+            call(addr, "POST", "/v1/tenants", Some(&token), r#"{"name":"x"}"#).await,
+            403,
+            "forbidden",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/v1/tenants",
+                Some("admin-secret"),
+                r#"{"name":"acme"}"#,
+            )
+            .await,
+            409,
+            "exists",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/v1/tenants",
+                Some("admin-secret"),
+                r#"{"name":"Bad Name"}"#,
+            )
+            .await,
+            400,
+            "invalid_name",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/v1/tenants",
+                Some("admin-secret"),
+                r#"{"name":"x","colour":1}"#,
+            )
+            .await,
+            400,
+            "bad_json",
+        ),
+        (
+            call(
+                addr,
+                "POST",
+                "/v1/tenants",
+                Some("admin-secret"),
+                "{not json",
+            )
+            .await,
+            400,
+            "bad_json",
+        ),
+        (
+            call(addr, "POST", "/v1/tenants", Some("admin-secret"), "").await,
+            400,
+            "bad_body",
+        ),
+        (
+            invoke(addr, "admin-secret", "f", "").await,
+            403,
+            "forbidden",
+        ),
+        (invoke(addr, &token, "missing", "").await, 404, "not_found"),
+        (
+            invoke(addr, &token, "f", r#"{"cpu_ms":"lots"}"#).await,
+            400,
+            "bad_json",
+        ),
+        (
+            invoke(addr, &token, "f", r#"{"cpu_ms":999999999}"#).await,
+            400,
+            "invalid_overrides",
+        ),
+        (
+            invoke(addr, &token, "f", r#"{"mem_mib":500}"#).await,
+            400,
+            "invalid_overrides",
+        ),
+        (
+            invoke(
+                addr,
+                &token,
+                "f",
+                &format!(r#"{{"pad":"{}"}}"#, "x".repeat(8192)),
+            )
+            .await,
+            413,
+            "too_large",
+        ),
+        (
+            call(
+                addr,
+                "PUT",
+                "/v1/codes/f",
+                Some(&token),
+                r#"{"workload":{"mem_mib":300},"max_memory_mib":256}"#,
+            )
+            .await,
+            400,
+            "invalid_limits",
+        ),
+        (
+            call(addr, "PUT", "/v1/codes/.x", Some(&token), FAST).await,
+            400,
+            "invalid_name",
+        ),
+        (
+            call(
+                addr,
+                "PUT",
+                "/v1/codes/g",
+                Some(&token),
+                r#"{"image":"has space"}"#,
+            )
+            .await,
+            400,
+            "invalid_image",
+        ),
+        (
+            call(addr, "GET", "/v1/nothing", None, "").await,
+            404,
+            "not_found",
+        ),
+    ];
+    for (i, (answer, status, code)) in cases.iter().enumerate() {
+        assert_eq!(answer.status, *status, "case {i}: {}", answer.body);
+        let body = json(answer);
+        assert_eq!(body["error"], *code, "case {i}: {body}");
+        assert!(
+            !body["message"].as_str().unwrap_or("").is_empty(),
+            "case {i}"
+        );
+    }
+    // Quota: max_warm 1 and one invocation busy → the second concurrent one gets 429.
+    let busy = {
+        let token = token.clone();
+        tokio::spawn(async move { invoke(addr, &token, "f", r#"{"sleep_ms":1500}"#).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let over = invoke(addr, &token, "f", "").await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert_eq!(json(&over)["error"], "quota");
+    assert_eq!(busy.await.expect("task").status, 200);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t05_tenants_codes_and_samples_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(FakeRuntime::new());
+    let token;
+    {
+        let node = Node::start(config(dir.path(), 1.0), runtime.clone())
+            .await
+            .expect("node starts");
+        token = tenant(node.addr(), "acme", "").await;
+        register(node.addr(), &token, "f", FAST).await;
+        for _ in 0..3 {
+            assert_eq!(invoke(node.addr(), &token, "f", "").await.status, 200);
+        }
+        node.shutdown().await;
+    }
+    let node = Node::start(config(dir.path(), 1.0), runtime.clone())
+        .await
+        .expect("node restarts");
+    let addr = node.addr();
+    let p = call(
+        addr,
+        "GET",
+        "/v1/codes/f/prediction?train=true",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(
+        p.status, 200,
+        "the token and the code type survived: {}",
+        p.body
+    );
+    assert_eq!(json(&p)["profile"]["samples"], 3, "{}", p.body);
+    let again = invoke(addr, &token, "f", "").await;
+    assert_eq!(
+        again.header("x-forewarm-start"),
+        Some("cold"),
+        "no container survived"
+    );
+    node.shutdown().await;
+}
