@@ -37,6 +37,7 @@ macro_rules! runtime_actor {
 pub(crate) use runtime_actor;
 
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod collector;
 pub mod config;

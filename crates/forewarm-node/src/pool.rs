@@ -745,7 +745,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             idle: idle.saturating_sub(starting),
             starting,
             prewarm,
-            next_container_mib: cp.pool.predicted_mib(),
+            next_container_mib: class_for(cp.pool.predicted_mib(), &cp.code).memory_mib,
             start_lead_ms: lead_ms,
             why: cp.pool.policy().describe(),
         })

@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
 pub use forewarm_runner::{Usage, Workload, WorkloadOverrides};
-pub use runner_client::RunnerClient;
+/// HTTP types of [`HttpClient`].
+pub use hyper::{Method, StatusCode, body::Bytes};
+pub use runner_client::{HttpAnswer, HttpClient, RunnerClient};
 
 /// Label keys set on every container.
 pub const LABEL_NODE: &str = "forewarm.node";

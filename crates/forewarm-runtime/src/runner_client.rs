@@ -12,13 +12,14 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::{Usage, WorkloadOverrides};
 
-/// A runner client shared by all containers of a node.
+/// A pooled HTTP/1.1 client (keep-alive, no Nagle): the runner client, and the node client
+/// of the CLI and benchmarks, are this with a protocol on top.
 #[derive(Debug, Clone)]
-pub struct RunnerClient {
+pub struct HttpClient {
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
-impl Default for RunnerClient {
+impl Default for HttpClient {
     fn default() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -31,6 +32,47 @@ impl Default for RunnerClient {
     }
 }
 
+/// An HTTP answer: status, headers, body.
+pub type HttpAnswer = (StatusCode, hyper::HeaderMap, Bytes);
+
+impl HttpClient {
+    /// One request to `http://{endpoint}{path}` with a JSON body and an optional bearer token;
+    /// an error is a transport failure.
+    pub async fn call(
+        &self,
+        method: Method,
+        endpoint: SocketAddr,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+    ) -> Result<HttpAnswer, String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{endpoint}{path}"))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, headers, bytes))
+    }
+}
+
+/// A runner client shared by all containers of a node.
+#[derive(Debug, Clone, Default)]
+pub struct RunnerClient {
+    http: HttpClient,
+}
+
 impl RunnerClient {
     async fn call(
         &self,
@@ -39,20 +81,7 @@ impl RunnerClient {
         path: &str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), String> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("http://{endpoint}{path}"))
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let resp = self.http.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (status, _, bytes) = self.http.call(method, endpoint, path, None, body).await?;
         Ok((status, bytes))
     }
 

@@ -15,6 +15,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a node from a TOML configuration file (see docs/node.md for the keys).
+    Node {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a node in one command: builds the runner image if missing, opens an embedded
+    /// store, prints the URL and the admin token.
+    Up(UpArgs),
+    /// Invoke a code type on a node and print the answer.
+    Invoke {
+        /// The code type.
+        code: String,
+        /// The node.
+        #[arg(long, env = "FOREWARM_URL", default_value = "http://127.0.0.1:7070")]
+        url: String,
+        /// A tenant token.
+        #[arg(long, env = "FOREWARM_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Per-request overrides, JSON, e.g. '{"cpu_ms":20}'.
+        #[arg(long, default_value = "")]
+        body: String,
+    },
+    /// Replay a trace (Azure Functions 2019 layout) against a live node, time-compressed.
+    Replay(ReplayArgs),
     /// Replay a trace through policies side by side and report cold starts and waste.
     Simulate(SimulateArgs),
     /// Generate or inspect traces in the Azure Functions 2019 format.
@@ -46,6 +71,65 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Listen address of the API.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Where the store lives.
+    #[arg(long, default_value = "forewarm-data")]
+    pub data_dir: PathBuf,
+    /// Pool policy: forewarm, keepalive-<N>m, hybrid-histogram-<H>h, no-unloading, ...
+    #[arg(long, default_value = "forewarm")]
+    pub policy: PolicySpec,
+    /// Policy time per real time (60: a real second is a policy minute; for demos and replays).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Node id (the `forewarm.node` label of its containers).
+    #[arg(long, default_value = "node-1")]
+    pub node_id: String,
+    /// Statically linked runner binary the image is built from if missing.
+    #[arg(long, env = "FOREWARM_RUNNER_BIN")]
+    pub runner_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace directory.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// The node.
+    #[arg(long, env = "FOREWARM_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// Admin token (replay creates its own tenant and code types).
+    #[arg(long, env = "FOREWARM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Trace minutes per real minute (match the node's --time-scale).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Applications replayed, evenly spread over the popularity band.
+    #[arg(long, default_value_t = 10)]
+    pub apps: usize,
+    /// Popularity band LO:HI the apps are chosen from (most popular first).
+    #[arg(long, value_parser = parse_band, default_value = "0.3:0.7")]
+    pub app_band: (f64, f64),
+    /// First trace minute replayed.
+    #[arg(long, default_value_t = 0)]
+    pub skip_minutes: u64,
+    /// Trace minutes replayed.
+    #[arg(long, default_value_t = 60)]
+    pub minutes: u64,
+    /// Invocations of one app per trace minute at most (the rest are dropped and counted).
+    #[arg(long, default_value_t = 30)]
+    pub max_per_minute: u32,
+    /// Seed of the placement of invocations within their minute.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +213,15 @@ fn parse_band(s: &str) -> Result<(f64, f64), String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Node { config } => crate::node_cmd::node(&config),
+        Command::Up(args) => crate::node_cmd::up(args),
+        Command::Invoke {
+            code,
+            url,
+            token,
+            body,
+        } => crate::node_cmd::invoke(&code, &url, token, &body),
+        Command::Replay(args) => crate::replay_cmd::run(args),
         Command::Simulate(args) => crate::simulate_cmd::run(args),
         Command::Trace(TraceCommand::Gen {
             apps,

@@ -2,7 +2,9 @@
 
 mod bench_cmd;
 mod cli;
+mod node_cmd;
 mod progress;
+mod replay_cmd;
 mod simulate_cmd;
 mod trace_cmd;
 

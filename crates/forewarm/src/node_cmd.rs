@@ -1,0 +1,135 @@
+//! `forewarm node`, `forewarm up`, `forewarm invoke`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use forewarm_node::client::NodeClient;
+use forewarm_node::{Node, NodeConfig};
+use forewarm_runtime::DockerRuntime;
+
+use crate::cli::UpArgs;
+
+/// Where `make images` leaves the static runner binary, relative to the workspace.
+const RUNNER_BIN: &str = "target/x86_64-unknown-linux-gnu/release/forewarm-runner";
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FOREWARM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The static runner binary: the flag, else beside the workspace's target directory.
+fn runner_binary(flag: Option<PathBuf>) -> Option<PathBuf> {
+    if flag.is_some() {
+        return flag;
+    }
+    let mut candidates = vec![PathBuf::from(RUNNER_BIN)];
+    // Next to this executable: target/release/forewarm → target/x86_64-…/release/….
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(target) = exe.parent().and_then(Path::parent)
+    {
+        candidates.push(target.join("x86_64-unknown-linux-gnu/release/forewarm-runner"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let docker = DockerRuntime::connect()
+        .await
+        .context("connecting to the Docker engine")?;
+    let image = config.runner_image.clone();
+    if !docker.has_image(&image).await? {
+        let Some(bin) = runner_binary(runner_bin) else {
+            bail!(
+                "image {image} is missing and no static runner binary was found to build it \
+                 from: run `make images` (or pass --runner-bin)"
+            );
+        };
+        eprintln!("building {image} from {}", bin.display());
+        docker.build_runner_image(&image, &bin).await?;
+    }
+    if config.admin_token.is_none() {
+        config.admin_token = std::env::var("FOREWARM_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+    }
+    let node = Node::start(config, Arc::new(docker)).await?;
+    let c = &node.shared().config;
+    println!(
+        "forewarm node {} (region {}) listening on http://{}",
+        c.node_id,
+        c.region,
+        node.addr()
+    );
+    println!("admin token: {}", node.admin_token());
+    println!(
+        "policy {}, time scale {}, data in {}",
+        c.policy,
+        c.time_scale,
+        c.data_dir.display()
+    );
+    if node.reaped() > 0 {
+        println!(
+            "removed {} containers left by an earlier run",
+            node.reaped()
+        );
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping: removing containers, flushing samples");
+    node.shutdown().await;
+    Ok(())
+}
+
+pub fn node(path: &Path) -> anyhow::Result<()> {
+    init_logs();
+    let config = NodeConfig::load(path)?;
+    runtime()?.block_on(serve(config, None))
+}
+
+pub fn up(args: UpArgs) -> anyhow::Result<()> {
+    init_logs();
+    let config = NodeConfig {
+        node_id: args.node_id,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        policy: args.policy,
+        time_scale: args.time_scale,
+        ..NodeConfig::default()
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    runtime()?.block_on(serve(config, args.runner_bin))
+}
+
+pub fn invoke(code: &str, url: &str, token: String, body: &str) -> anyhow::Result<()> {
+    let client = NodeClient::new(url, Some(token)).map_err(anyhow::Error::msg)?;
+    let answer = runtime()?
+        .block_on(client.invoke(code, body))
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", answer.body);
+    if answer.status >= 300 {
+        bail!(
+            "{} {}",
+            answer.status,
+            answer.body["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}

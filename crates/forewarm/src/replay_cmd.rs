@@ -1,0 +1,272 @@
+//! `forewarm replay`: an Azure-format trace against a live node, time-compressed.
+//!
+//! Each chosen application becomes a code type of a fresh tenant (its duration and memory
+//! scaled down to what one machine can run); each trace minute's invocations are placed at
+//! random instants within that minute, and the whole timeline runs `--speed` times faster
+//! than the trace. The node should run with `--time-scale` equal to `--speed`, so its
+//! policies see the trace's own timeline.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use forewarm_node::client::NodeClient;
+use forewarm_runtime::Method;
+use forewarm_trace::{App, Window, read_trace};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::cli::ReplayArgs;
+use crate::progress::Progress;
+
+/// One planned invocation: real offset from the start, code index.
+type Planned = (Duration, usize);
+
+/// The apps of `band` (popularity rank quantiles, most popular first), `n` evenly spread.
+fn choose(apps: &[App], band: (f64, f64), n: usize) -> Vec<usize> {
+    let mut ranked: Vec<(u64, usize)> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.invocations(), i))
+        .filter(|(c, _)| *c > 0)
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let total = ranked.len() as f64;
+    let inside: Vec<usize> = ranked
+        .iter()
+        .enumerate()
+        .filter(|(r, _)| {
+            let q = *r as f64 / total;
+            q >= band.0 && q < band.1
+        })
+        .map(|(_, (_, i))| *i)
+        .collect();
+    if inside.len() <= n {
+        return inside;
+    }
+    (0..n).map(|k| inside[k * inside.len() / n]).collect()
+}
+
+/// A code type for `app`: its median duration as CPU (at most 20 ms) and a quarter of its
+/// median memory touched (at most 32 MiB), so a laptop can replay many.
+fn code_body(app: &App) -> serde_json::Value {
+    let duration = app
+        .functions
+        .iter()
+        .find_map(|f| f.durations)
+        .map_or(10.0, |d| d.quantile(0.5));
+    let memory = app.memory.map_or(64.0, |m| m.quantile(0.5));
+    json!({
+        "workload": {
+            "cpu_ms": duration.clamp(1.0, 20.0) as u64,
+            "mem_mib": (memory / 4.0).clamp(1.0, 32.0) as u64,
+            "init_ms": 250,
+        },
+        "max_memory_mib": 128,
+    })
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    latencies: [Vec<f64>; 3],
+    errors: std::collections::BTreeMap<u16, u64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
+    ensure!(a.speed > 0.0 && a.speed.is_finite(), "--speed must be > 0");
+    ensure!(
+        a.apps > 0 && a.minutes > 0,
+        "--apps and --minutes must be > 0"
+    );
+    let (lo, hi) = a.app_band;
+    ensure!(
+        (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo < hi,
+        "--app-band must be LO:HI with 0 <= LO < HI <= 1"
+    );
+    let window = Window {
+        start_minute: a.skip_minutes,
+        minutes: Some(a.minutes),
+    };
+    let trace = read_trace(&a.trace, window)?;
+    let chosen = choose(&trace.apps, a.app_band, a.apps);
+    if chosen.is_empty() {
+        bail!("no app of the band has an invocation in the window");
+    }
+    let mut rng = SmallRng::seed_from_u64(a.seed);
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut dropped = 0u64;
+    let per_minute = Duration::from_secs_f64(60.0 / a.speed);
+    for (code, &i) in chosen.iter().enumerate() {
+        for (minute, count) in trace.apps[i].minute_counts() {
+            let rel = u64::from(minute).saturating_sub(a.skip_minutes);
+            dropped += u64::from(count.saturating_sub(a.max_per_minute));
+            for _ in 0..count.min(a.max_per_minute) {
+                let at = per_minute.mul_f64(rel as f64 + rng.random::<f64>());
+                plan.push((at, code));
+            }
+        }
+    }
+    plan.sort();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let tally = rt.block_on(replay(&a, &trace.apps, &chosen, plan.clone()))?;
+    report(&a, chosen.len(), plan.len(), dropped, tally);
+    Ok(())
+}
+
+async fn replay(
+    a: &ReplayArgs,
+    apps: &[App],
+    chosen: &[usize],
+    plan: Vec<Planned>,
+) -> anyhow::Result<Tally> {
+    let admin = NodeClient::new(&a.url, Some(a.admin_token.clone())).map_err(anyhow::Error::msg)?;
+    let (status, health) = admin
+        .json(Method::GET, "/healthz", Vec::new())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(status == 200, "{} is not a healthy node: {health}", a.url);
+    let scale = health["time_scale"].as_f64().unwrap_or(1.0);
+    if (scale - a.speed).abs() > 1e-9 {
+        eprintln!(
+            "note: the node runs at time scale {scale} but the replay at speed {}: the policy \
+             sees a timeline {:.2}x the trace's",
+            a.speed,
+            scale / a.speed
+        );
+    }
+    let tenant = format!(
+        "replay-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let body = json!({"name": tenant, "max_warm": 10_000, "max_memory_mib": 1 << 24});
+    let (status, created) = admin
+        .json(Method::POST, "/v1/tenants", body.to_string().into_bytes())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(
+        status == 201,
+        "creating tenant {tenant}: {status} {created}"
+    );
+    let token = created["token"].as_str().unwrap_or_default().to_owned();
+    let client = NodeClient::new(&a.url, Some(token)).map_err(anyhow::Error::msg)?;
+    for (code, &i) in chosen.iter().enumerate() {
+        let body = code_body(&apps[i]).to_string().into_bytes();
+        let (status, answer) = client
+            .json(Method::PUT, &format!("/v1/codes/app-{code}"), body)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        ensure!(status < 300, "registering app-{code}: {status} {answer}");
+    }
+    eprintln!(
+        "tenant {tenant}: {} apps, {} invocations over {:.0} s",
+        chosen.len(),
+        plan.len(),
+        plan.last().map_or(0.0, |(at, _)| at.as_secs_f64())
+    );
+    let progress = std::sync::Arc::new(Progress::new("replaying"));
+    let total = plan.len() as u64;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (at, code) in plan {
+        tokio::time::sleep_until(start + at).await;
+        let (client, progress, done) = (client.clone(), progress.clone(), done.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let answer = client.invoke(&format!("app-{code}"), "").await;
+            let ms = sent.elapsed().as_secs_f64() * 1e3;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.update(n, total);
+            (answer, ms)
+        });
+    }
+    let mut tally = Tally::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (answer, ms) = joined.context("an invocation task failed")?;
+        match answer {
+            Ok(a) if a.status == 200 => {
+                let k = match a.start.as_str() {
+                    "cold" => 0,
+                    "warm" => 1,
+                    _ => 2,
+                };
+                tally.latencies[k].push(ms);
+            }
+            Ok(a) => *tally.errors.entry(a.status).or_default() += 1,
+            Err(_) => *tally.errors.entry(0).or_default() += 1,
+        }
+    }
+    progress.finish();
+    Ok(tally)
+}
+
+fn report(a: &ReplayArgs, apps: usize, planned: usize, dropped: u64, mut tally: Tally) {
+    for l in &mut tally.latencies {
+        l.sort_by(f64::total_cmp);
+    }
+    let served: usize = tally.latencies.iter().map(Vec::len).sum();
+    let kinds = ["cold", "warm", "prewarmed"];
+    if a.json {
+        let per_kind: serde_json::Map<String, serde_json::Value> = kinds
+            .iter()
+            .zip(&tally.latencies)
+            .map(|(k, l)| {
+                (
+                    (*k).to_owned(),
+                    json!({"count": l.len(), "p50_ms": percentile(l, 0.5),
+                           "p99_ms": percentile(l, 0.99)}),
+                )
+            })
+            .collect();
+        let errors: serde_json::Map<String, serde_json::Value> = tally
+            .errors
+            .iter()
+            .map(|(s, n)| (s.to_string(), json!(n)))
+            .collect();
+        println!(
+            "{}",
+            json!({"apps": apps, "invocations": planned, "dropped": dropped,
+                   "served": served, "starts": per_kind, "errors": errors})
+        );
+        return;
+    }
+    println!(
+        "replayed {planned} invocations of {apps} apps ({dropped} over --max-per-minute dropped)"
+    );
+    println!(
+        "{:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
+        "start", "count", "share", "p50 ms", "p95 ms", "p99 ms"
+    );
+    for (k, l) in kinds.iter().zip(&tally.latencies) {
+        println!(
+            "{:<10} {:>8} {:>6.1}% {:>10.1} {:>10.1} {:>10.1}",
+            k,
+            l.len(),
+            100.0 * l.len() as f64 / served.max(1) as f64,
+            percentile(l, 0.5),
+            percentile(l, 0.95),
+            percentile(l, 0.99)
+        );
+    }
+    for (status, n) in &tally.errors {
+        let what = if *status == 0 {
+            String::from("transport error")
+        } else {
+            format!("HTTP {status}")
+        };
+        println!("{what:<18} {n:>8}");
+    }
+}
