@@ -176,8 +176,13 @@ fn json_body<T: DeserializeOwned + Default>(
             Err(ApiError::bad("bad_body", "a JSON body is required"))
         };
     }
-    let value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad("bad_json", format!("request body: {e}")))?;
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("request body at {}: {}", e.path(), e.inner()),
+        )
+    })?;
     Ok((value, bytes.len()))
 }
 
@@ -202,7 +207,8 @@ pub fn routes(api: Api) -> Routes {
 async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
     let c = &api.shared.config;
     Json(
-        json!({"status": "ok", "node": c.node_id, "region": c.region, "policy": c.policy.to_string()}),
+        json!({"status": "ok", "node": c.node_id, "region": c.region,
+               "policy": c.policy.to_string(), "time_scale": c.time_scale}),
     )
 }
 

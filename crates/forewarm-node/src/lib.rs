@@ -37,6 +37,7 @@ macro_rules! runtime_actor {
 pub(crate) use runtime_actor;
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod collector;
@@ -64,7 +65,7 @@ use tokio::task::JoinHandle;
 pub use config::{Capacity, ConfigError, NodeConfig};
 
 use crate::clock::PolicyClock;
-use crate::collector::{Collector, CollectorMsg};
+use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolMsg, PoolSupervisor};
 use crate::predictor::{ModelTable, Predictor, PredictorArgs, PredictorMsg};
@@ -176,7 +177,8 @@ impl Node {
             config,
         });
         let actor_err = |name| move |e: ractor::SpawnErr| NodeError::Actor(name, e.to_string());
-        let (collector, _) = Actor::spawn(None, Collector, store.clone())
+        let inbox = Arc::new(SampleInbox::default());
+        let (collector, _) = Actor::spawn(None, Collector, (store.clone(), inbox.clone()))
             .await
             .map_err(actor_err("collector"))?;
         let (predictor, _) = Actor::spawn(
@@ -208,7 +210,7 @@ impl Node {
                 shared: shared.clone(),
                 runtime,
                 pool: pool.clone(),
-                collector: collector.clone(),
+                inbox,
                 predictor: predictor.clone(),
             },
         )

@@ -554,7 +554,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                                     start,
                                 };
                                 if reply.send(Ok(lease)).is_err() {
-                                    self.release(serial, true);
+                                    self.release(myself, serial, true).await;
                                 }
                             }
                             // A pre-warm still starting: the request waits for it (and
@@ -572,31 +572,45 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                         }
                     }
                     None => {
-                        // The pool placed on a container the node could not start: forget it.
-                        if let Some(cp) = self.pools.get_mut(&key) {
-                            cp.pool.discard(t, slot, &mut Effects::default());
-                        }
-                        let _ = reply.send(Err(PoolError::StartFailed(String::from(
-                            "pre-warmed container was not started",
-                        ))));
+                        // The pool placed on a pre-warm the node could not start (no room
+                        // then): start it now, on the request path.
+                        let mib = self
+                            .pools
+                            .get_mut(&key)
+                            .map_or(0, |cp| cp.pool.predicted_mib());
+                        self.cold(myself, &code, slot, mib, reply).await;
                     }
                 }
             }
             Placement::Cold { id: slot, mib, .. } => {
-                let class = class_for(mib, &code);
-                match self.make_room(&code.tenant, class.memory_mib, true) {
-                    Ok(()) => self.spawn(myself, &code, slot, class, Some(reply)).await,
-                    Err(e) => {
-                        let t = self.pool_time(&key);
-                        if let Some(cp) = self.pools.get_mut(&key) {
-                            cp.pool.discard(t, slot, &mut Effects::default());
-                        }
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                self.cold(myself, &code, slot, mib, reply).await;
             }
         }
         self.start_prewarms(myself, &key, prewarms).await;
+    }
+
+    /// Start a container of `mib` for `slot` on the request path, evicting idle containers
+    /// if quota or capacity ask for it.
+    async fn cold(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        code: &Arc<Code>,
+        slot: ContainerId,
+        mib: u32,
+        reply: RpcReplyPort<Result<Lease, PoolError>>,
+    ) {
+        let class = class_for(mib, code);
+        match self.make_room(&code.tenant, class.memory_mib, true) {
+            Ok(()) => self.spawn(myself, code, slot, class, Some(reply)).await,
+            Err(e) => {
+                let key = code.key();
+                let t = self.pool_time(&key);
+                if let Some(cp) = self.pools.get_mut(&key) {
+                    cp.pool.discard(t, slot, &mut Effects::default());
+                }
+                let _ = reply.send(Err(e));
+            }
+        }
     }
 
     async fn tick(&mut self, myself: &ActorRef<PoolMsg>) {
@@ -625,7 +639,13 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
-    fn started(&mut self, serial: u64, result: Result<Container, String>, took: Duration) {
+    async fn started(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        serial: u64,
+        result: Result<Container, String>,
+        took: Duration,
+    ) {
         let Some(real) = self.reals.get_mut(&serial) else {
             return; // removed while starting; its actor removes the container
         };
@@ -643,7 +663,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                     };
                     if reply.send(Ok(lease)).is_err() {
                         // The caller gave up: the container is idle, not busy.
-                        self.release(serial, true);
+                        self.release(myself, serial, true).await;
                     }
                 }
             }
@@ -658,7 +678,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
-    fn release(&mut self, serial: u64, ok: bool) {
+    async fn release(&mut self, myself: &ActorRef<PoolMsg>, serial: u64, ok: bool) {
         let Some(real) = self.reals.get_mut(&serial) else {
             return;
         };
@@ -684,11 +704,8 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         if let Some(cp) = self.pools.get_mut(&key) {
             cp.pool.complete(t, slot, &mut fx);
         }
-        // Releases start no pre-warms directly: the next tick does (within a TICK).
         let prewarms = self.apply(&key, fx);
-        if !prewarms.is_empty() {
-            tracing::debug!("{} pre-warms deferred to the next tick", prewarms.len());
-        }
+        self.start_prewarms(myself, &key, prewarms).await;
     }
 
     fn list(&self) -> Vec<PoolEntry> {
@@ -785,12 +802,12 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
                 need_mib,
                 reply,
             } => state.lease(&myself, code, need_mib, reply).await,
-            PoolMsg::Release { serial, ok } => state.release(serial, ok),
+            PoolMsg::Release { serial, ok } => state.release(&myself, serial, ok).await,
             PoolMsg::Started {
                 serial,
                 result,
                 took,
-            } => state.started(serial, result, took),
+            } => state.started(&myself, serial, result, took).await,
             PoolMsg::Tick => state.tick(&myself).await,
             PoolMsg::Retire(code) => {
                 let key = code.key();

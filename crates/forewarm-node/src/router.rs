@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::NodeShared;
 use crate::clock::unix_ms;
-use crate::collector::CollectorMsg;
+use crate::collector::SampleInbox;
 use crate::metrics::Failure;
 use crate::pool::{Lease, PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
@@ -100,8 +100,8 @@ pub struct RouterArgs<R> {
     pub runtime: Arc<R>,
     /// Leases.
     pub pool: ActorRef<PoolMsg>,
-    /// Samples.
-    pub collector: ActorRef<CollectorMsg>,
+    /// Samples, for the Collector.
+    pub inbox: Arc<SampleInbox>,
     /// Retraining.
     pub predictor: ActorRef<PredictorMsg>,
 }
@@ -191,7 +191,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         metrics.invoked(lease.start, latency_ms);
         metrics.prediction(need, usage.peak_mib);
         let now = unix_ms();
-        let _ = self.collector.cast(CollectorMsg::Sample(Sample {
+        self.inbox.push(Sample {
             at_ms: now.saturating_sub(latency_ms as u64),
             tenant: inv.code.tenant.clone(),
             code: inv.code.key().to_string(),
@@ -202,7 +202,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             duration_ms: usage.duration_ms,
             latency_ms,
             payload_bytes: inv.payload_bytes,
-        }));
+        });
     }
 }
 

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -194,10 +194,7 @@ async fn ready(State(runner): State<Arc<Runner>>) -> Response {
     }
 }
 
-async fn invoke(
-    State(runner): State<Arc<Runner>>,
-    body: Result<Json<WorkloadOverrides>, JsonRejection>,
-) -> Response {
+async fn invoke(State(runner): State<Arc<Runner>>, body: Bytes) -> Response {
     if !runner.ready.load(Ordering::Acquire) {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -205,18 +202,34 @@ async fn invoke(
             "the runner is still initialising; wait for GET /ready".into(),
         );
     }
-    let overrides = match body {
-        Ok(Json(o)) => o,
-        // An empty body means "no overrides".
-        Err(JsonRejection::MissingJsonContentType(_)) => WorkloadOverrides::default(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+    // An empty body means "no overrides", whatever its content type says.
+    let overrides = if body.iter().all(u8::is_ascii_whitespace) {
+        WorkloadOverrides::default()
+    } else {
+        let mut json = serde_json::Deserializer::from_slice(&body);
+        match serde_path_to_error::deserialize::<_, WorkloadOverrides>(&mut json) {
+            Ok(o) => o,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("request body at {}: {}", e.path(), e.inner()),
+                );
+            }
+        }
     };
     let workload = runner.config.workload.with(&overrides);
     if let Err(e) = workload.validate() {
         return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string());
     }
     let scratch = runner.config.scratch_dir.clone();
-    match tokio::task::spawn_blocking(move || run_workload(&workload, &scratch)).await {
+    // A no-op workload runs in place: a hop to the blocking pool would cost more than it.
+    let ran = if workload.is_noop() {
+        Ok(run_workload(&workload, &scratch))
+    } else {
+        tokio::task::spawn_blocking(move || run_workload(&workload, &scratch)).await
+    };
+    match ran {
         Ok(Ok(usage)) => Json(usage).into_response(),
         Ok(Err(e)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

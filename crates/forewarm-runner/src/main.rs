@@ -2,7 +2,8 @@
 
 use forewarm_runner::{Runner, RunnerConfig};
 
-#[tokio::main]
+// One container serves one invocation at a time: one thread, plus the blocking pool for work.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let config = match RunnerConfig::from_env(|name| std::env::var(name).ok()) {
         Ok(c) => c,

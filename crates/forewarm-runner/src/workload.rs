@@ -106,6 +106,11 @@ impl Workload {
         }
     }
 
+    /// Whether an execution does nothing (no CPU, memory, I/O or sleep).
+    pub fn is_noop(&self) -> bool {
+        self.cpu_ms == 0 && self.mem_mib == 0 && self.io_kib == 0 && self.sleep_ms == 0
+    }
+
     /// Check every field against its bound.
     pub fn validate(&self) -> Result<(), WorkloadError> {
         for (field, value, max) in [

@@ -15,7 +15,8 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
-fn percentiles(mut v: Vec<f64>) -> Percentiles {
+/// Percentiles of latency samples (ms), nearest rank.
+pub fn percentiles(mut v: Vec<f64>) -> Percentiles {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| {
         if v.is_empty() {

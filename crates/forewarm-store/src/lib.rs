@@ -220,10 +220,18 @@ impl SampleStore {
             let mut seq = meta.get("next_seq")?.map_or(0, |v| v.value());
             let mut raw = tx.open_table(SAMPLES)?;
             let mut rollups = tx.open_table(ROLLUPS)?;
+            // One read and one write per (code, minute) of the batch, not per sample.
+            let mut touched: std::collections::BTreeMap<(&str, u64), Vec<&Sample>> =
+                std::collections::BTreeMap::new();
             for (s, bytes) in samples.iter().zip(&encoded) {
                 raw.insert((s.code.as_str(), s.at_ms, seq), bytes.as_slice())?;
                 seq += 1;
-                let key = (s.code.as_str(), s.at_ms / MINUTE_MS);
+                touched
+                    .entry((s.code.as_str(), s.at_ms / MINUTE_MS))
+                    .or_default()
+                    .push(s);
+            }
+            for (key, minute_samples) in touched {
                 let mut r = match rollups.get(key)? {
                     Some(v) => match serde_json::from_slice::<Rollup>(v.value()) {
                         Ok(r) => r,
@@ -234,7 +242,9 @@ impl SampleStore {
                     },
                     None => Rollup::default(),
                 };
-                r.add(s);
+                for s in minute_samples {
+                    r.add(s);
+                }
                 let bytes = serde_json::to_vec(&r).unwrap_or_default();
                 rollups.insert(key, bytes.as_slice())?;
             }

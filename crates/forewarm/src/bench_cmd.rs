@@ -58,3 +58,70 @@ pub fn docker(
         Ok(())
     })
 }
+
+pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Result<()> {
+    crate::node_cmd::init_logs();
+    anyhow::ensure!(
+        opts.cold > 0 && opts.periodic > 0 && opts.rounds > 0 && opts.overhead > 0,
+        "--cold, --periodic, --rounds and --overhead must be at least 1"
+    );
+    anyhow::ensure!(
+        opts.concurrency > 0 && opts.seconds > 0,
+        "--concurrency and --seconds must be at least 1"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let docker = std::sync::Arc::new(DockerRuntime::connect().await?);
+        let tenant = format!("bench-{}", std::process::id());
+        let result = forewarm_node::bench::run(docker.clone(), &opts).await;
+        // Docker sometimes keeps a stale endpoint after many concurrent removals; the network
+        // is then left behind, which is not worth failing the measurement for.
+        if let Err(e) =
+            forewarm_runtime::ContainerRuntime::forget_tenant(docker.as_ref(), &tenant).await
+        {
+            eprintln!("warning: network of {tenant} not removed: {e}");
+        }
+        let r = result.map_err(anyhow::Error::msg)?;
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+            return Ok(());
+        }
+        println!(
+            "{:<34} {:>6} {:>10} {:>10}",
+            "through the node", "n", "p50 ms", "p99 ms"
+        );
+        for (name, p) in [
+            (format!("cold (init {} ms)", opts.init_ms), r.cold),
+            (String::from("pre-warmed"), r.prewarmed),
+            (String::from("warm"), r.warm),
+            (String::from("direct to the runner"), r.direct),
+        ] {
+            println!("{name:<34} {:>6} {:>10.2} {:>10.2}", p.n, p.p50, p.p99);
+        }
+        println!(
+            "pre-warmed p50 / cold p50 = 1/{:.0}; periodic starts not pre-warmed: {}",
+            r.cold.p50 / r.prewarmed.p50.max(1e-9),
+            r.periodic_not_prewarmed
+        );
+        println!(
+            "gateway overhead: p50 {:.3} ms, p99 {:.3} ms",
+            r.overhead_p50_ms, r.overhead_p99_ms
+        );
+        println!(
+            "warm no-op throughput: {:.0}/s with {} clients ({} errors)",
+            r.throughput_per_s, r.concurrency, r.throughput_errors
+        );
+        println!(
+            "same load straight to containers: {:.0}/s (node / direct = {:.2})",
+            r.direct_throughput_per_s,
+            r.throughput_per_s / r.direct_throughput_per_s.max(1e-9)
+        );
+        if let Some(e) = &r.first_error {
+            println!("first error: {e}");
+        }
+        Ok(())
+    })
+}

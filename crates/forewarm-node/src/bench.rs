@@ -1,0 +1,338 @@
+//! End-to-end benchmarks of one node on a real runtime, side by side in one run:
+//!
+//! - **starts**: cold (a code type's first request), pre-warmed (a code type invoked every
+//!   four policy minutes, after the policy learned the period) and warm, as the client sees
+//!   them through the node;
+//! - **gateway overhead**: a no-op invocation through the node versus the same invocation
+//!   sent straight to a container of the same spec, interleaved;
+//! - **throughput**: `concurrency` clients invoking a no-op code type in a loop through the
+//!   node for `seconds`, on `concurrency` warm containers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use forewarm_runtime::bench::{Percentiles, percentiles};
+use forewarm_runtime::{
+    ContainerRuntime, ContainerSpec, Method, SizeClass, Workload, WorkloadOverrides,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::client::NodeClient;
+use crate::{Node, NodeConfig};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Cold starts (one fresh code type each).
+    pub cold: usize,
+    /// Periodic code types measured for pre-warmed starts (each gives `rounds` samples).
+    pub periodic: usize,
+    /// Measured rounds of the periodic code types.
+    pub rounds: usize,
+    /// Interleaved node/direct pairs for the overhead.
+    pub overhead: usize,
+    /// Throughput clients (and warm containers).
+    pub concurrency: usize,
+    /// Throughput duration.
+    pub seconds: u64,
+    /// The runner image.
+    pub image: String,
+    /// Runner initialisation (what a cold start pays), ms.
+    pub init_ms: u64,
+}
+
+/// What it measured (ms unless named otherwise).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Cold starts through the node.
+    pub cold: Percentiles,
+    /// Pre-warmed starts through the node.
+    pub prewarmed: Percentiles,
+    /// Periodic invocations after learning that were not pre-warmed.
+    pub periodic_not_prewarmed: usize,
+    /// Warm starts through the node (the overhead run's node side).
+    pub warm: Percentiles,
+    /// The same invocation sent straight to a container.
+    pub direct: Percentiles,
+    /// `warm - direct` at p50.
+    pub overhead_p50_ms: f64,
+    /// `warm - direct` at p99.
+    pub overhead_p99_ms: f64,
+    /// Warm no-op invocations per second through the node.
+    pub throughput_per_s: f64,
+    /// Invocations that failed during the throughput run.
+    pub throughput_errors: u64,
+    /// The first such failure.
+    pub first_error: Option<String>,
+    /// Clients of the throughput run.
+    pub concurrency: usize,
+    /// The same clients sending no-op invocations straight to containers of the same spec.
+    pub direct_throughput_per_s: f64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Run every benchmark on a fresh node over `runtime`; containers are removed at the end.
+pub async fn run<R: ContainerRuntime + 'static>(
+    runtime: Arc<R>,
+    opts: &BenchOptions,
+) -> Result<BenchReport, String> {
+    let data = std::env::temp_dir().join(format!("forewarm-bench-{}", std::process::id()));
+    let node_id = format!("bench-{}", std::process::id());
+    let config = NodeConfig {
+        node_id: node_id.clone(),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data.clone(),
+        time_scale: 60.0,
+        runner_image: opts.image.clone(),
+        max_body_bytes: 64 * 1024,
+        capacity: crate::Capacity {
+            memory_mib: 64 * 1024,
+            containers: opts.concurrency + opts.cold + opts.periodic + 16,
+        },
+        ..NodeConfig::default()
+    };
+    let node = Node::start(config, runtime.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = measure(&node, runtime.as_ref(), &node_id, opts).await;
+    node.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+async fn measure<R: ContainerRuntime>(
+    node: &Node,
+    runtime: &R,
+    node_id: &str,
+    opts: &BenchOptions,
+) -> Result<BenchReport, String> {
+    let url = node.addr().to_string();
+    let admin = NodeClient::new(&url, Some(node.admin_token().to_owned()))?;
+    let tenant = node_id.to_owned();
+    let (status, created) = admin
+        .json(
+            Method::POST,
+            "/v1/tenants",
+            json!({"name": tenant, "max_warm": 10_000, "max_memory_mib": 1 << 24})
+                .to_string()
+                .into_bytes(),
+        )
+        .await?;
+    if status != 201 {
+        return Err(format!("creating the bench tenant: {status} {created}"));
+    }
+    let token = created["token"].as_str().unwrap_or_default().to_owned();
+    let client = NodeClient::new(&url, Some(token))?;
+    let workload = Workload {
+        init_ms: opts.init_ms,
+        ..Workload::default()
+    };
+    let code_body = json!({"workload": workload, "max_memory_mib": 128, "image": opts.image})
+        .to_string()
+        .into_bytes();
+    let register = |name: String| {
+        let (client, body) = (client.clone(), code_body.clone());
+        async move {
+            let (status, answer) = client
+                .json(Method::PUT, &format!("/v1/codes/{name}"), body)
+                .await?;
+            if status >= 300 {
+                return Err(format!("registering {name}: {status} {answer}"));
+            }
+            Ok::<(), String>(())
+        }
+    };
+    let invoke = |name: String| {
+        let client = client.clone();
+        async move {
+            let t = Instant::now();
+            let a = client.invoke(&name, "").await?;
+            if a.status != 200 {
+                return Err(format!("invoking {name}: {} {}", a.status, a.body));
+            }
+            Ok::<(String, f64), String>((a.start, ms(t)))
+        }
+    };
+
+    // Cold: the first request of fresh code types.
+    let mut cold = Vec::new();
+    for i in 0..opts.cold {
+        register(format!("cold-{i}")).await?;
+        let (start, latency) = invoke(format!("cold-{i}")).await?;
+        if start == "cold" {
+            cold.push(latency);
+        }
+    }
+
+    // Pre-warmed: periodic code types every 4 s (4 policy minutes), interleaved by 4/n s; the
+    // policy needs three idle times, so rounds 0..4 teach it and later rounds are measured.
+    for k in 0..opts.periodic {
+        register(format!("tick-{k}")).await?;
+    }
+    let (mut prewarmed, mut missed) = (Vec::new(), 0);
+    let period = Duration::from_secs(4);
+    let began = tokio::time::Instant::now();
+    for round in 0..4 + opts.rounds {
+        for k in 0..opts.periodic {
+            let slot = period * round as u32 + period.mul_f64(k as f64 / opts.periodic as f64);
+            tokio::time::sleep_until(began + slot).await;
+            let (start, latency) = invoke(format!("tick-{k}")).await?;
+            if round >= 4 {
+                if start == "prewarmed" {
+                    prewarmed.push(latency);
+                } else {
+                    missed += 1;
+                }
+            }
+        }
+    }
+
+    // Gateway overhead: the node's warm container versus a container of the same spec.
+    register(String::from("noop")).await?;
+    invoke(String::from("noop")).await?;
+    let direct_spec = ContainerSpec {
+        node: node_id.to_owned(),
+        tenant: tenant.clone(),
+        code: String::from("direct"),
+        class: SizeClass {
+            memory_mib: 128,
+            cpu_millis: 250,
+        },
+        image: opts.image.clone(),
+        workload,
+    };
+    let direct_container = runtime
+        .start(&direct_spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let none = WorkloadOverrides::default();
+    let (mut warm, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..opts.overhead {
+        let (start, latency) = invoke(String::from("noop")).await?;
+        if start == "warm" {
+            warm.push(latency);
+        }
+        let t = Instant::now();
+        runtime
+            .invoke(&direct_container, &none)
+            .await
+            .map_err(|e| e.to_string())?;
+        direct.push(ms(t));
+    }
+    let _ = runtime.remove(&direct_container.id).await;
+
+    // Throughput: make `concurrency` warm containers, then loop through the node.
+    register(String::from("tp")).await?;
+    let warmup: Vec<_> = (0..opts.concurrency)
+        .map(|_| tokio::spawn(invoke(String::from("tp"))))
+        .collect();
+    for w in warmup {
+        w.await.map_err(|e| e.to_string())??;
+    }
+    let seconds = Duration::from_secs(opts.seconds);
+    let through_node = hammer(opts.concurrency, seconds, |_| {
+        let client = client.clone();
+        async move {
+            match client.invoke("tp", "").await {
+                Ok(a) if a.status == 200 => Ok(()),
+                Ok(a) => Err(format!("{} {}", a.status, a.body)),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await;
+
+    // Baseline: the same load straight to containers of the same spec, one per client.
+    let spec = ContainerSpec {
+        code: String::from("direct-tp"),
+        ..direct_spec.clone()
+    };
+    let started: Vec<_> =
+        futures_util::future::join_all((0..opts.concurrency).map(|_| runtime.start(&spec))).await;
+    let containers: Vec<_> = started.into_iter().filter_map(Result::ok).collect();
+    let direct_load = if containers.len() == opts.concurrency {
+        let containers = Arc::new(containers.clone());
+        hammer(opts.concurrency, seconds, |i| {
+            let containers = containers.clone();
+            async move {
+                runtime
+                    .invoke(&containers[i], &WorkloadOverrides::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await
+    } else {
+        Load::default()
+    };
+    for c in &containers {
+        let _ = runtime.remove(&c.id).await;
+    }
+
+    let (warm, direct) = (percentiles(warm), percentiles(direct));
+    Ok(BenchReport {
+        cold: percentiles(cold),
+        prewarmed: percentiles(prewarmed),
+        periodic_not_prewarmed: missed,
+        overhead_p50_ms: warm.p50 - direct.p50,
+        overhead_p99_ms: warm.p99 - direct.p99,
+        warm,
+        direct,
+        throughput_per_s: through_node.per_s,
+        throughput_errors: through_node.errors,
+        first_error: through_node.first_error,
+        concurrency: opts.concurrency,
+        direct_throughput_per_s: direct_load.per_s,
+    })
+}
+
+/// What a closed-loop load run did.
+#[derive(Debug, Default)]
+struct Load {
+    per_s: f64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// `clients` loops calling `call(client index)` until `duration` has passed.
+async fn hammer<F, Fut>(clients: usize, duration: Duration, call: F) -> Load
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let (ok, errors) = (AtomicU64::new(0), AtomicU64::new(0));
+    let first_error = std::sync::Mutex::new(None::<String>);
+    let loops = (0..clients).map(|i| {
+        let (call, ok, errors, first_error) = (&call, &ok, &errors, &first_error);
+        async move {
+            while Instant::now() < deadline {
+                match call(i).await {
+                    Ok(()) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(loops).await;
+    Load {
+        per_s: ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+        first_error: first_error.into_inner().unwrap_or_else(|e| e.into_inner()),
+    }
+}
