@@ -7,7 +7,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARGET := x86_64-unknown-linux-gnu
 RUNNER_IMAGE := forewarm/runner:$(VERSION)
 
-.PHONY: sim test verify lint fmt-check fix build bench-sim images
+.PHONY: sim test verify lint fmt-check fix build bench-sim images up
 
 ## The main job: build, generate a 2000-app day in the Azure 2019 format, compare policies.
 sim: build
@@ -27,6 +27,10 @@ images:
 	mkdir -p target/images/runner
 	cp target/$(TARGET)/release/forewarm-runner target/images/runner/
 	docker build -q -t $(RUNNER_IMAGE) -f cluster/runner.Dockerfile target/images/runner
+
+## One live node on Docker (Ctrl-C stops it and removes its containers).
+up: build images
+	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner $(BIN) up --time-scale 60
 
 ## The test suite (what CI runs after lint); builds the images the Docker tests use.
 test: images

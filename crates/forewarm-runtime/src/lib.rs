@@ -152,7 +152,7 @@ impl RuntimeError {
 }
 
 /// A container engine.
-pub trait ContainerRuntime: Send + Sync {
+pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
     /// Create and start a container for `spec`, and wait until its runner is ready.
     fn start(
         &self,

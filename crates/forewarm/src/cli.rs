@@ -68,7 +68,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         overhead: usize,
         /// Throughput clients (one warm container each).
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Throughput run length, s.
         #[arg(long, default_value_t = 10)]

@@ -178,3 +178,47 @@ fn t04_trace_stats_prints_the_published_comparison() {
         assert!(text.contains(row), "{row} missing in {text}");
     }
 }
+
+#[test]
+fn node_config_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("node.toml");
+    std::fs::write(
+        &bad,
+        "node_id = \"n1\"\n\n[capacity]\ncontainers = \"many\"\n",
+    )
+    .expect("write");
+    let out = forewarm(&["node", "--config", bad.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:4:14:", bad.display())), "{err}");
+    std::fs::write(&bad, "policy = \"keepalive-0m\"\n").expect("write");
+    let err = String::from_utf8_lossy(
+        &forewarm(&["node", "--config", bad.to_str().expect("utf-8")]).stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains(":1:10:") && err.contains("unknown policy"),
+        "{err}"
+    );
+    std::fs::write(&bad, "time_scale = 0.0\n").expect("write");
+    let err = String::from_utf8_lossy(
+        &forewarm(&["node", "--config", bad.to_str().expect("utf-8")]).stderr,
+    )
+    .into_owned();
+    assert!(err.contains("time_scale 0 must be in (0, 3600]"), "{err}");
+    let missing = dir.path().join("absent.toml");
+    let err = String::from_utf8_lossy(
+        &forewarm(&["node", "--config", missing.to_str().expect("utf-8")]).stderr,
+    )
+    .into_owned();
+    assert!(err.contains("absent.toml"), "{err}");
+}
+
+#[test]
+fn the_shipped_node_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster/node.toml");
+    let config = forewarm_node::NodeConfig::load(&path).expect("cluster/node.toml loads");
+    assert_eq!(config.node_id, "node-1");
+    assert_eq!(config.capacity.containers, 64);
+}
