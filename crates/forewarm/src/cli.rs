@@ -54,35 +54,7 @@ pub enum Command {
 pub enum BenchCommand {
     /// One node end to end on real Docker: cold vs pre-warmed vs warm starts, gateway
     /// overhead over calling the runner directly, warm no-op throughput.
-    Node {
-        /// Cold starts measured.
-        #[arg(long, default_value_t = 10)]
-        cold: usize,
-        /// Periodic code types for pre-warmed starts.
-        #[arg(long, default_value_t = 5)]
-        periodic: usize,
-        /// Measured rounds of the periodic code types (4 s each).
-        #[arg(long, default_value_t = 4)]
-        rounds: usize,
-        /// Interleaved node/direct invocation pairs for the gateway overhead.
-        #[arg(long, default_value_t = 2000)]
-        overhead: usize,
-        /// Throughput clients (one warm container each).
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Throughput run length, s.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Runner image.
-        #[arg(long, default_value = concat!("forewarm/runner:", env!("CARGO_PKG_VERSION")))]
-        image: String,
-        /// Runner initialisation (what a cold start pays), ms.
-        #[arg(long, default_value_t = 250)]
-        init_ms: u64,
-        /// Print JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-    },
+    Node(NodeBenchArgs),
     /// Cold start (create + start + ready + first invocation) vs warm invocation latency on
     /// real Docker containers, side by side in one run.
     Docker {
@@ -102,6 +74,52 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct NodeBenchArgs {
+    /// Cold starts measured.
+    #[arg(long, default_value_t = 10)]
+    pub cold: usize,
+    /// Periodic code types for pre-warmed starts.
+    #[arg(long, default_value_t = 5)]
+    pub periodic: usize,
+    /// Measured rounds of the periodic code types (4 s each).
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// Interleaved node/direct invocation pairs for the gateway overhead.
+    #[arg(long, default_value_t = 2000)]
+    pub overhead: usize,
+    /// Throughput clients (one warm container each).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Throughput run length, s.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Runner image.
+    #[arg(long, default_value = concat!("forewarm/runner:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// Runner initialisation (what a cold start pays), ms.
+    #[arg(long, default_value_t = 250)]
+    pub init_ms: u64,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl NodeBenchArgs {
+    pub fn options(&self) -> forewarm_node::bench::BenchOptions {
+        forewarm_node::bench::BenchOptions {
+            cold: self.cold,
+            periodic: self.periodic,
+            rounds: self.rounds,
+            overhead: self.overhead,
+            concurrency: self.concurrency,
+            seconds: self.seconds,
+            image: self.image.clone(),
+            init_ms: self.init_ms,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -261,29 +279,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         }) => crate::trace_cmd::generate(apps, days, seed, &out),
         Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
-        Command::Bench(BenchCommand::Node {
-            cold,
-            periodic,
-            rounds,
-            overhead,
-            concurrency,
-            seconds,
-            image,
-            init_ms,
-            json,
-        }) => crate::bench_cmd::node(
-            forewarm_node::bench::BenchOptions {
-                cold,
-                periodic,
-                rounds,
-                overhead,
-                concurrency,
-                seconds,
-                image,
-                init_ms,
-            },
-            json,
-        ),
+        Command::Bench(BenchCommand::Node(args)) => {
+            crate::bench_cmd::node(args.options(), args.json)
+        }
         Command::Bench(BenchCommand::Docker {
             rounds,
             warm,

@@ -123,7 +123,20 @@ pub fn invoke(code: &str, url: &str, token: String, body: &str) -> anyhow::Resul
     let answer = runtime()?
         .block_on(client.invoke(code, body))
         .map_err(anyhow::Error::msg)?;
+    // The answer on stdout (for scripts), a one-line summary on stderr (for people).
     println!("{}", answer.body);
+    if answer.status < 300 {
+        eprintln!(
+            "{} in {:.2} ms on {}",
+            answer.start,
+            answer.body["latency_ms"].as_f64().unwrap_or(f64::NAN),
+            answer.body["container"]
+                .as_str()
+                .unwrap_or("?")
+                .get(..12)
+                .unwrap_or("?")
+        );
+    }
     if answer.status >= 300 {
         bail!(
             "{} {}",
