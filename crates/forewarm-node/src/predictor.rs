@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use forewarm_policy::{DemandForecast, DemandForecaster};
+use forewarm_policy::{DemandForecast, DemandForecaster, nearest_rank};
 use forewarm_store::{Sample, SampleStore, StoreError};
 use ndarray::{Array1, Array2};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -48,12 +48,10 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
+    /// Of at least one value.
     fn of(mut values: Vec<f64>) -> Self {
         values.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            let rank = (p * values.len() as f64).ceil() as usize;
-            values[rank.clamp(1, values.len()) - 1]
-        };
+        let q = |p: f64| nearest_rank(&values, p).unwrap_or(f64::NAN);
         Self {
             p50: q(0.50),
             p95: q(0.95),

@@ -21,6 +21,7 @@ mod oracle;
 mod policy;
 mod size_class;
 mod spec;
+mod stats;
 
 pub use app_pool::{AppPool, ContainerId, Placement, PoolObserver};
 pub use forecast::{DemandForecast, DemandForecaster, DemandModel, forecast_next};
@@ -32,3 +33,4 @@ pub use oracle::{Oracle, OracleInvocation};
 pub use policy::{AppPolicy, HOUR_MS, IdleAction, MINUTE_MS, Millis, WarmFloor};
 pub use size_class::{ProfilePredictor, SIZE_CLASSES_MIB, size_class_for};
 pub use spec::{AppContext, IdleBudget, PolicySpec, PolicySpecError};
+pub use stats::nearest_rank;

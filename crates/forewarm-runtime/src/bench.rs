@@ -18,13 +18,7 @@ pub struct Percentiles {
 /// Percentiles of latency samples (ms), nearest rank.
 pub fn percentiles(mut v: Vec<f64>) -> Percentiles {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        if v.is_empty() {
-            0.0
-        } else {
-            v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-        }
-    };
+    let at = |q: f64| forewarm_policy::nearest_rank(&v, q).unwrap_or(0.0);
     Percentiles {
         n: v.len(),
         p50: at(0.5),

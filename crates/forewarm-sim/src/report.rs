@@ -64,13 +64,9 @@ pub struct Report {
     pub policies: Vec<PolicyReport>,
 }
 
-/// Nearest-rank percentile of sorted values.
+/// Nearest-rank percentile of sorted values (0 for none).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    forewarm_policy::nearest_rank(sorted, q).unwrap_or(0.0)
 }
 
 impl PolicyReport {

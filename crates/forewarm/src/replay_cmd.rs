@@ -72,12 +72,9 @@ struct Tally {
     errors: std::collections::BTreeMap<u16, u64>,
 }
 
+/// Nearest-rank percentile (NaN for none: printed as such, not as a zero latency).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    forewarm_policy::nearest_rank(sorted, p).unwrap_or(f64::NAN)
 }
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
