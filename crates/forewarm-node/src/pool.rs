@@ -265,10 +265,10 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         self.now().saturating_sub(born)
     }
 
-    fn pool_for(&mut self, code: &Arc<Code>) -> &mut CodePool {
+    fn pool_for(&mut self, key: &CodeKey, code: &Arc<Code>) -> &mut CodePool {
         let now = self.now();
         let spec = self.args.shared.config.policy;
-        self.pools.entry(code.key()).or_insert_with(|| {
+        self.pools.entry(key.clone()).or_insert_with(|| {
             let declared = f64::from(code.max_memory_mib);
             let policy = spec
                 .build(AppContext {
@@ -348,6 +348,18 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
+    /// Take `slot` out of `key`'s pool without asking the policy (its container failed, found
+    /// no room, or makes room), and remove its container if it has one.
+    fn discard_slot(&mut self, key: &CodeKey, slot: ContainerId) {
+        let t = self.pool_time(key);
+        let mut fx = Effects::default();
+        if let Some(cp) = self.pools.get_mut(key) {
+            cp.pool.discard(t, slot, &mut fx);
+        }
+        // A discard only removes: `apply` has no pre-warm to hand back.
+        self.apply(key, fx);
+    }
+
     /// Take container `serial` out of its pool (it failed, or makes room), and remove it.
     fn discard(&mut self, serial: u64) {
         let Some(real) = self.reals.get(&serial) else {
@@ -355,12 +367,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         };
         let key = real.code.clone();
         let slot = real.slot;
-        let t = self.pool_time(&key);
-        let mut fx = Effects::default();
-        if let Some(cp) = self.pools.get_mut(&key) {
-            cp.pool.discard(t, slot, &mut fx);
-        }
-        self.apply(&key, fx);
+        self.discard_slot(&key, slot);
         // Not in the pool any more (e.g. already released by it): remove it anyway.
         if self.reals.contains_key(&serial) {
             self.drop_real(serial);
@@ -451,10 +458,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                 if let Some(reply) = waiter {
                     let _ = reply.send(Err(PoolError::StartFailed(e.to_string())));
                 }
-                let t = self.pool_time(&key);
-                if let Some(cp) = self.pools.get_mut(&key) {
-                    cp.pool.discard(t, slot, &mut Effects::default());
-                }
+                self.discard_slot(&key, slot);
             }
         }
     }
@@ -502,10 +506,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             {
                 self.spawn(myself, &code, slot, class, None).await;
             } else {
-                let t = self.pool_time(key);
-                if let Some(cp) = self.pools.get_mut(key) {
-                    cp.pool.discard(t, slot, &mut Effects::default());
-                }
+                self.discard_slot(key, slot);
             }
         }
     }
@@ -519,7 +520,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
     ) {
         let key = code.key();
         let lead = self.lead();
-        let cp = self.pool_for(&code);
+        let cp = self.pool_for(&key, &code);
         if cp.code.version < code.version {
             cp.code = code.clone();
         }
@@ -603,11 +604,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         match self.make_room(&code.tenant, class.memory_mib, true) {
             Ok(()) => self.spawn(myself, code, slot, class, Some(reply)).await,
             Err(e) => {
-                let key = code.key();
-                let t = self.pool_time(&key);
-                if let Some(cp) = self.pools.get_mut(&key) {
-                    cp.pool.discard(t, slot, &mut Effects::default());
-                }
+                self.discard_slot(&code.key(), slot);
                 let _ = reply.send(Err(e));
             }
         }
@@ -682,12 +679,11 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         let Some(real) = self.reals.get_mut(&serial) else {
             return;
         };
-        let RealState::Busy(container) =
-            std::mem::replace(&mut real.state, RealState::Starting(None))
-        else {
+        // Only a busy container is released; any other state is left as it is.
+        let RealState::Busy(container) = &real.state else {
             return;
         };
-        real.state = RealState::Idle(container);
+        real.state = RealState::Idle(container.clone());
         real.since = Instant::now();
         let key = real.code.clone();
         let slot = real.slot;

@@ -107,10 +107,11 @@ pub struct RouterArgs<R> {
 }
 
 impl<R: ContainerRuntime + 'static> RouterArgs<R> {
-    /// Memory one execution of `inv` is predicted to need, MiB, within the code's limit.
-    pub fn need_mib(&self, inv: &Invocation) -> f64 {
+    /// Memory one execution of `inv` (of code type `key`) is predicted to need, MiB, within
+    /// the code's limit.
+    pub fn need_mib(&self, inv: &Invocation, key: &str) -> f64 {
         let code = &inv.code;
-        let mut need = match model_of(&self.shared.models, &code.key()) {
+        let mut need = match model_of(&self.shared.models, key) {
             Some(model) => model.need_mib(inv.payload_bytes),
             None => f64::from(code.max_memory_mib),
         };
@@ -142,8 +143,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     }
 
     async fn route(&self, inv: Invocation) -> Result<Invoked, InvokeError> {
+        // `tenant/code`, built once per request.
         let key = inv.code.key();
-        let mut need = self.need_mib(&inv);
+        let mut need = self.need_mib(&inv, &key);
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
             let lease = self.lease(&inv.code, need).await?;
@@ -155,7 +157,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             match result {
                 Ok(usage) => {
                     let latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
-                    self.record(&inv, &lease, &usage, need, latency_ms);
+                    self.record(&inv, &key, &lease, &usage, need, latency_ms);
                     if lease.start == Start::Cold {
                         let _ = self.predictor.cast(PredictorMsg::Train(key));
                     }
@@ -186,7 +188,15 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         Err(InvokeError::Internal(String::from("retries exhausted")))
     }
 
-    fn record(&self, inv: &Invocation, lease: &Lease, usage: &Usage, need: f64, latency_ms: f64) {
+    fn record(
+        &self,
+        inv: &Invocation,
+        key: &str,
+        lease: &Lease,
+        usage: &Usage,
+        need: f64,
+        latency_ms: f64,
+    ) {
         let metrics = &self.shared.metrics;
         metrics.invoked(lease.start, latency_ms);
         metrics.prediction(need, usage.peak_mib);
@@ -194,7 +204,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         self.inbox.push(Sample {
             at_ms: now.saturating_sub(latency_ms as u64),
             tenant: inv.code.tenant.clone(),
-            code: inv.code.key().to_string(),
+            code: key.to_owned(),
             start: lease.start,
             cpu_ms: usage.cpu_ms,
             peak_mib: usage.peak_mib,
