@@ -13,6 +13,7 @@ use forewarm_store::{ContainerStat, Sample, SampleStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::clock::unix_ms;
+use crate::off_worker;
 
 /// Buffered samples are written at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -72,16 +73,11 @@ impl CollectorState {
         }
         let stats = std::mem::take(&mut self.stats);
         let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        off_worker("collector: samples not stored", move || {
             store.append(&samples)?;
             store.append_stats(&stats)
         })
         .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("collector: samples not stored: {e}"),
-            Err(e) => tracing::error!("collector: store task failed: {e}"),
-        }
     }
 }
 
@@ -126,13 +122,12 @@ impl Actor for Collector {
                 state.flush().await;
                 let store = state.store.clone();
                 let now = unix_ms();
-                match tokio::task::spawn_blocking(move || store.enforce_retention(now)).await {
-                    Ok(Ok((raw, rollups))) if raw + rollups > 0 => {
-                        tracing::info!("retention dropped {raw} raw records, {rollups} rollups");
-                    }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!("retention failed: {e}"),
-                    Err(e) => tracing::error!("retention task failed: {e}"),
+                let dropped =
+                    off_worker("retention failed", move || store.enforce_retention(now)).await;
+                if let Some((raw, rollups)) = dropped
+                    && raw + rollups > 0
+                {
+                    tracing::info!("retention dropped {raw} raw records, {rollups} rollups");
                 }
             }
         }

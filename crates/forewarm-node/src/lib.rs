@@ -36,6 +36,29 @@ macro_rules! runtime_actor {
 }
 pub(crate) use runtime_actor;
 
+/// Run a blocking store call on the blocking pool (an actor must not block its worker);
+/// a failure, of the call or of its task, is logged as `what` and gives `None`.
+pub(crate) async fn off_worker<T, E>(
+    what: impl std::fmt::Display,
+    call: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Option<T>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(e)) => {
+            tracing::error!("{what}: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("{what}: task failed: {e}");
+            None
+        }
+    }
+}
+
 pub mod api;
 pub mod bench;
 pub mod client;

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
 use crate::clock::unix_ms;
+use crate::off_worker;
 use crate::registry::{CodeKey, Registry};
 
 /// Samples a model is trained on at most (the most recent).
@@ -241,17 +242,13 @@ impl PredictorState {
         self.last.insert(code.clone(), Instant::now());
         let store = self.args.store.clone();
         let key = code.clone();
-        match tokio::task::spawn_blocking(move || train_one(&store, &key)).await {
-            Ok(Ok(Some(model))) => {
-                self.args
-                    .models
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(code, Arc::new(model));
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::error!("predictor: cannot read samples of {code}: {e}"),
-            Err(e) => tracing::error!("predictor: training {code} failed: {e}"),
+        let what = format!("predictor: training {code}");
+        if let Some(Some(model)) = off_worker(what, move || train_one(&store, &key)).await {
+            self.args
+                .models
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(code, Arc::new(model));
         }
     }
 }
