@@ -84,3 +84,31 @@ pub fn request(
         body: body.to_owned(),
     })
 }
+
+/// [`request`] from async code (on the blocking pool); panics when nothing answers.
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Answer {
+    let (method, path, token, body) = (
+        method.to_owned(),
+        path.to_owned(),
+        token.map(str::to_owned),
+        body.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let body = (!body.is_empty()).then_some(body.as_bytes());
+        request(addr, &method, &path, token.as_deref(), body)
+    })
+    .await
+    .expect("request task")
+    .unwrap_or_else(|| panic!("nothing answers on {addr}"))
+}
+
+/// The body of `a` as JSON; panics (showing the body) when it is not.
+pub fn json(a: &Answer) -> serde_json::Value {
+    serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", a.body))
+}

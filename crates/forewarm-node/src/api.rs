@@ -15,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use forewarm_runtime::{Workload, WorkloadOverrides};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
@@ -24,13 +24,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::NodeShared;
+use crate::cluster::ClusterError;
 use crate::collector::CollectorMsg;
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
-use crate::registry::{
-    Code, RegistryError, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id,
-};
+use crate::registry::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::router::{Invocation, InvokeError, RouterMsg};
+use forewarm_raft::{Applied, Command};
 
 /// Memory the runner needs besides what a workload touches, MiB (checked at registration).
 const RUNNER_OVERHEAD_MIB: u64 = 8;
@@ -193,6 +193,9 @@ pub fn routes(api: Api) -> Routes {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(create_tenant))
+        .route("/v1/tenants/{id}", get(get_tenant))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster/members/{name}", delete(remove_member))
         .route("/v1/codes/{code}", put(put_code))
         .route("/v1/codes/{code}/prediction", get(prediction))
         .route("/v1/invoke/{code}", post(invoke))
@@ -225,6 +228,8 @@ struct NewTenant {
     name: String,
     max_warm: Option<u32>,
     max_memory_mib: Option<u64>,
+    #[serde(default)]
+    allowed_regions: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,31 +262,109 @@ async fn create_tenant(
             "max_warm must be 1..=10000 and max_memory_mib 16..=16777216",
         ));
     }
+    if let Some(bad) = req.allowed_regions.iter().find(|r| !valid_id(r)) {
+        return Err(ApiError::bad(
+            "invalid_region",
+            format!("region {bad:?} must be 1-32 of a-z, 0-9 and '-'"),
+        ));
+    }
     let token = format!("fwt_{}", new_token());
     let tenant = Tenant {
         id: req.name.clone(),
         token_sha256: hash_token(&token),
         max_warm,
         max_memory_mib,
+        allowed_regions: req.allowed_regions,
     };
-    match api.shared.registry.create_tenant(tenant) {
-        Ok(()) => Ok((
+    match api
+        .shared
+        .cluster
+        .write(Command::CreateTenant(tenant))
+        .await
+    {
+        Ok(Applied::Done) => Ok((
             StatusCode::CREATED,
             Json(TenantCreated {
                 tenant: req.name,
                 token,
             }),
         )),
-        Err(RegistryError::TenantExists(id)) => Err(ApiError::new(
+        Ok(Applied::TenantExists { id }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "exists",
             format!("tenant {id} exists"),
         )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store",
-            e.to_string(),
+        Ok(other) => Err(unexpected(&other)),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// A cluster failure as an answer: nothing was written (or it may be, when the leader went
+/// away after the commit; the client can retry: creating a tenant twice answers 409).
+fn unavailable(e: ClusterError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster", e.to_string())
+}
+
+fn unexpected(applied: &Applied) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("unexpected result of a cluster write: {applied:?}"),
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct TenantView {
+    tenant: String,
+    max_warm: u32,
+    max_memory_mib: u64,
+    allowed_regions: Vec<String>,
+}
+
+async fn get_tenant(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<TenantView>> {
+    api.admin(&headers)?;
+    // Linearizable: every node answers what was committed before the request.
+    match api.shared.cluster.tenant(&id).await.map_err(unavailable)? {
+        Some(t) => Ok(Json(TenantView {
+            tenant: t.id,
+            max_warm: t.max_warm,
+            max_memory_mib: t.max_memory_mib,
+            allowed_regions: t.allowed_regions,
+        })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no tenant {id:?}"),
         )),
+    }
+}
+
+async fn cluster(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> ApiResult<Json<crate::cluster::ClusterView>> {
+    api.principal(&headers)?;
+    Ok(Json(api.shared.cluster.view()))
+}
+
+async fn remove_member(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    api.admin(&headers)?;
+    match api.shared.cluster.remove_member(&name).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no member named {name:?}"),
+        )),
+        Err(e) => Err(unavailable(e)),
     }
 }
 
@@ -343,10 +426,10 @@ async fn put_code(
         .registry
         .code(&code_key(&tenant.id, &name))
         .is_some();
-    let code = api
+    let written = api
         .shared
-        .registry
-        .put_code(Code {
+        .cluster
+        .write(Command::PutCode(Code {
             tenant: tenant.id.clone(),
             name: name.clone(),
             workload: req.workload,
@@ -354,8 +437,18 @@ async fn put_code(
             max_memory_mib,
             max_cpu_millis,
             version: 0,
-        })
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()))?;
+        }))
+        .await
+        .map_err(unavailable)?;
+    // Applied on this node too (the write waits for it); a newer version may be there already.
+    let code = match written {
+        Applied::CodeVersion { .. } => api
+            .shared
+            .registry
+            .code(&code_key(&tenant.id, &name))
+            .ok_or_else(|| unexpected(&written))?,
+        other => return Err(unexpected(&other)),
+    };
     if existed {
         let _ = api.pool.cast(PoolMsg::Retire(code.clone()));
     }
@@ -509,10 +602,32 @@ async fn prediction(
         Ok(CallResult::Success(t)) => t,
         _ => None,
     };
-    let need = model.as_ref().map_or(f64::from(code.max_memory_mib), |m| {
-        m.need_mib(0).min(f64::from(code.max_memory_mib))
-    });
+    let region = &api.shared.config.region;
+    let shared_need = api.shared.registry.shared_need_mib(&key, region);
+    let limit = f64::from(code.max_memory_mib);
+    let need = match (&model, shared_need) {
+        (Some(m), _) => m.need_mib(0).min(limit),
+        (None, Some(n)) => n.min(limit),
+        (None, None) => limit,
+    };
+    let shared: Vec<forewarm_raft::ModelSummary> = {
+        let applied = api
+            .shared
+            .cluster
+            .state()
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        applied
+            .state
+            .models
+            .get(key.as_ref())
+            .map(|per_region| per_region.values().cloned().collect())
+            .unwrap_or_default()
+    };
     let why = match &model {
+        None if shared_need.is_some() => format!(
+            "no history in {region}: sized from other regions' models, next container {need:.0} MiB"
+        ),
         None => format!(
             "no history yet: containers get the declared {} MiB",
             code.max_memory_mib
@@ -530,6 +645,7 @@ async fn prediction(
         "code": name,
         "profile": model.as_deref(),
         "need_mib": need,
+        "shared": shared,
         "pool": pool,
         "why": why,
     })))

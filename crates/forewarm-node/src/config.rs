@@ -37,6 +37,44 @@ pub struct NodeConfig {
     pub raw_retention_hours: u64,
     /// Per-minute rollups are kept this many days.
     pub rollup_retention_days: u64,
+    /// Membership of a cluster (a lone node is a cluster of one).
+    pub cluster: ClusterConfig,
+}
+
+/// How the node takes part in the replicated state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `host:port` other nodes reach this node's API at; default: `listen`.
+    pub advertise: Option<String>,
+    /// Shared secret of the internal endpoints (`/raft/*`); `None` means
+    /// FOREWARM_CLUSTER_SECRET, and a lone node without one admits no other node.
+    pub secret: Option<String>,
+    /// Members to join through (any member; it forwards to the leader). Empty: a node that
+    /// never was a member starts a cluster of its own.
+    pub join: Vec<String>,
+    /// Leader heartbeat, ms.
+    pub heartbeat_ms: u64,
+    /// Election timeout range, ms (a follower that hears no leader for this long stands).
+    pub election_min_ms: u64,
+    /// Upper end of the election timeout range, ms.
+    pub election_max_ms: u64,
+    /// A snapshot is taken after this many log entries.
+    pub snapshot_every: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            advertise: None,
+            secret: None,
+            join: Vec::new(),
+            heartbeat_ms: 50,
+            election_min_ms: 200,
+            election_max_ms: 400,
+            snapshot_every: 1000,
+        }
+    }
 }
 
 /// What one node may hold.
@@ -74,6 +112,7 @@ impl Default for NodeConfig {
             runner_image: format!("forewarm/runner:{}", env!("CARGO_PKG_VERSION")),
             raw_retention_hours: 24,
             rollup_retention_days: 30,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -119,7 +158,7 @@ impl NodeConfig {
             path: name.clone(),
             source,
         })?;
-        let config: NodeConfig = toml::from_str(&text).map_err(|e| {
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             let before = &text[..offset.min(text.len())];
             let line = before.matches('\n').count() + 1;
@@ -131,10 +170,20 @@ impl NodeConfig {
                 message: e.message().to_owned(),
             }
         })?;
+        config.secret_from_env();
         config
             .validate()
             .map_err(|m| ConfigError::Invalid(format!("{name}: {m}")))?;
         Ok(config)
+    }
+
+    /// Take the cluster secret from FOREWARM_CLUSTER_SECRET when the file names none.
+    pub fn secret_from_env(&mut self) {
+        if self.cluster.secret.is_none() {
+            self.cluster.secret = std::env::var("FOREWARM_CLUSTER_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
     }
 
     /// Check ranges that the types cannot express.
@@ -158,6 +207,24 @@ impl NodeConfig {
         }
         if self.max_body_bytes == 0 || self.max_inflight == 0 {
             return Err(String::from("max_body_bytes and max_inflight must be > 0"));
+        }
+        let c = &self.cluster;
+        if !(c.heartbeat_ms >= 10
+            && c.election_min_ms > 2 * c.heartbeat_ms
+            && c.election_max_ms > c.election_min_ms)
+        {
+            return Err(format!(
+                "cluster: need heartbeat_ms >= 10, election_min_ms > 2 x heartbeat_ms and election_max_ms > election_min_ms (got {}, {}, {})",
+                c.heartbeat_ms, c.election_min_ms, c.election_max_ms
+            ));
+        }
+        if c.snapshot_every == 0 {
+            return Err(String::from("cluster.snapshot_every must be > 0"));
+        }
+        if !c.join.is_empty() && c.secret.as_deref().unwrap_or("").is_empty() {
+            return Err(String::from(
+                "cluster.join needs cluster.secret (or FOREWARM_CLUSTER_SECRET): members only admit nodes that know it",
+            ));
         }
         if matches!(self.policy, PolicySpec::Oracle) {
             return Err(String::from(

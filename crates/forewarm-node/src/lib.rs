@@ -63,6 +63,8 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod clock;
+pub mod cluster;
+pub mod cluster_bench;
 pub mod collector;
 pub mod config;
 pub mod container;
@@ -85,15 +87,21 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{Capacity, ConfigError, NodeConfig};
+pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig};
 
 use crate::clock::PolicyClock;
+use crate::cluster::{Cluster, ClusterError};
 use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolMsg, PoolSupervisor};
 use crate::predictor::{ModelTable, Predictor, PredictorArgs, PredictorMsg};
 use crate::registry::{Registry, hash_token};
 use crate::router::{Router, RouterArgs, RouterMsg};
+
+/// How long a new node tries to join (or a lone one to elect itself) before giving up.
+const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+/// How often a node measures its round trip to every other member.
+const RTT_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// What every actor and handler of a node shares (read-mostly).
 #[derive(Debug)]
@@ -102,8 +110,10 @@ pub struct NodeShared {
     pub config: NodeConfig,
     /// Policy time.
     pub clock: PolicyClock,
-    /// Tenants and code types.
+    /// Tenants and code types (the applied replicated state).
     pub registry: Arc<Registry>,
+    /// This node's part in the cluster (replicated state, membership, RTTs).
+    pub cluster: Arc<Cluster>,
     /// The Predictor's models.
     pub models: ModelTable,
     /// Counters.
@@ -135,6 +145,9 @@ pub enum NodeError {
     /// An actor did not start.
     #[error("starting the {0} actor: {1}")]
     Actor(&'static str, String),
+    /// The replicated state could not be opened, or the cluster not joined.
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
     /// The listen address is unusable.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -180,7 +193,24 @@ impl Node {
                 rollup_ms: config.rollup_retention_days * 86_400_000,
             },
         )?);
-        let registry = Arc::new(Registry::load(store.clone())?);
+        let listen = config.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: listen,
+            source,
+        })?;
+        let advertise = config
+            .cluster
+            .advertise
+            .clone()
+            .unwrap_or_else(|| addr.to_string());
+        let cluster = Cluster::start(&config, advertise).await?;
+        let registry = Arc::new(Registry::new(cluster.state().clone()));
         let reaped = reap_unowned(&*runtime, &config.node_id, &HashSet::new())
             .await?
             .len();
@@ -195,6 +225,7 @@ impl Node {
             clock: PolicyClock::new(config.time_scale),
             admin_token_sha256: hash_token(&admin_token),
             registry: registry.clone(),
+            cluster: cluster.clone(),
             models: Arc::new(RwLock::new(HashMap::new())),
             metrics: Metrics::default(),
             config,
@@ -211,6 +242,7 @@ impl Node {
                 store,
                 registry,
                 models: shared.models.clone(),
+                cluster: cluster.clone(),
             },
         )
         .await
@@ -239,17 +271,6 @@ impl Node {
         )
         .await
         .map_err(actor_err("router"))?;
-        let listen = shared.config.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
-            addr: listen,
-            source,
-        })?;
         let app = api::routes(api::Api {
             shared: shared.clone(),
             router: router.clone(),
@@ -257,7 +278,8 @@ impl Node {
             predictor: predictor.clone(),
             collector: collector.clone(),
             inflight: Arc::new(AtomicUsize::new(0)),
-        });
+        })
+        .merge(cluster::routes(cluster.clone()));
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -267,7 +289,7 @@ impl Node {
                 tracing::error!("HTTP server: {e}");
             }
         });
-        Ok(Self {
+        let node = Self {
             addr,
             admin_token,
             reaped,
@@ -278,7 +300,15 @@ impl Node {
             collector,
             stop_server: Some(stop_server),
             server,
-        })
+        };
+        // Serving first: the leader replicates to a joining node before admitting it.
+        let join = node.shared.config.cluster.join.clone();
+        if let Err(e) = cluster.bootstrap_or_join(&join, JOIN_DEADLINE).await {
+            node.shutdown().await;
+            return Err(e.into());
+        }
+        cluster.spawn_rtt_probe(RTT_PROBE_EVERY);
+        Ok(node)
     }
 
     /// Where the API listens.
@@ -333,5 +363,6 @@ impl Node {
             tracing::debug!("samples flushed");
         }
         let _ = self.collector.stop_and_wait(None, wait).await;
+        self.shared.cluster.shutdown().await;
     }
 }

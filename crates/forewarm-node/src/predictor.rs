@@ -7,7 +7,10 @@
 //! - demand: invocations per minute for the next minutes, from the per-minute rollups, with
 //!   the policy core's augurs forecaster (MSTL/ETS, recent mean on short history).
 //!
-//! Models live in a [`ModelTable`] the Router reads on every request without a message.
+//! Models live in a [`ModelTable`] the Router reads on every request without a message. After
+//! each periodic pass, the summaries of models that learned something new are published to the
+//! cluster in one Raft write ([`forewarm_raft::ModelSummary`], ≤ 1 KiB each), so a region that
+//! sees a code type for the first time sizes it from what the others learned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,6 +23,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
 use crate::clock::unix_ms;
+use crate::cluster::Cluster;
 use crate::off_worker;
 use crate::registry::{CodeKey, Registry};
 
@@ -207,6 +211,8 @@ pub struct PredictorArgs {
     pub registry: Arc<Registry>,
     /// Where models go.
     pub models: ModelTable,
+    /// Where summaries are published.
+    pub cluster: Arc<Cluster>,
 }
 
 /// Its state.
@@ -214,6 +220,27 @@ pub struct PredictorArgs {
 pub struct PredictorState {
     args: PredictorArgs,
     last: HashMap<CodeKey, Instant>,
+    /// Samples of each code type's last published summary.
+    published: HashMap<CodeKey, usize>,
+}
+
+impl Model {
+    /// The compact form other regions read.
+    pub fn summary(&self, code: &str, region: &str) -> forewarm_raft::ModelSummary {
+        let mut demand = self.demand.per_step.clone();
+        demand.truncate(forewarm_raft::state::MAX_DEMAND_POINTS);
+        forewarm_raft::ModelSummary {
+            code: code.to_owned(),
+            region: region.to_owned(),
+            samples: self.samples as u64,
+            need_mib: self.need_mib(0),
+            cpu_p95_ms: self.cpu_ms.p95,
+            duration_p95_ms: self.duration_ms.p95,
+            cold_start_ms: self.cold_start_ms.unwrap_or(0.0),
+            demand_per_min: demand,
+            trained_at_ms: self.trained_at_ms,
+        }
+    }
 }
 
 fn train_one(store: &SampleStore, code: &str) -> Result<Option<Model>, StoreError> {
@@ -253,6 +280,35 @@ impl PredictorState {
     }
 }
 
+impl PredictorState {
+    /// Publish, in one Raft write from a task of its own (the Predictor does not wait for the
+    /// commit), the summaries of models trained on new samples since the last publication.
+    fn publish(&mut self) {
+        let region = self.args.cluster.me.region.clone();
+        let models = self.args.models.read().unwrap_or_else(|e| e.into_inner());
+        let mut batch = Vec::new();
+        for (code, model) in models.iter() {
+            if self.published.get(code) != Some(&model.samples) {
+                batch.push(model.summary(code, &region));
+                self.published.insert(code.clone(), model.samples);
+            }
+        }
+        drop(models);
+        if batch.is_empty() {
+            return;
+        }
+        let cluster = self.args.cluster.clone();
+        tokio::spawn(async move {
+            let n = batch.len();
+            let command = forewarm_raft::Command::PutModels { models: batch };
+            match cluster.write(command).await {
+                Ok(applied) => tracing::debug!("published {n} model summaries: {applied:?}"),
+                Err(e) => tracing::warn!("publishing {n} model summaries: {e}"),
+            }
+        });
+    }
+}
+
 impl Actor for Predictor {
     type Msg = PredictorMsg;
     type State = PredictorState;
@@ -269,6 +325,7 @@ impl Actor for Predictor {
         Ok(PredictorState {
             args,
             last: HashMap::new(),
+            published: HashMap::new(),
         })
     }
 
@@ -292,9 +349,11 @@ impl Actor for Predictor {
                 for code in state.args.registry.codes() {
                     state.train(code.key()).await;
                 }
+                state.publish();
             }
             PredictorMsg::TrainNow(code, reply) => {
                 state.train(code).await;
+                state.publish();
                 let _ = reply.send(());
             }
         }

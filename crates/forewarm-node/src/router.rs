@@ -111,9 +111,14 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     /// the code's limit.
     pub fn need_mib(&self, inv: &Invocation, key: &str) -> f64 {
         let code = &inv.code;
+        // Own model, else what other regions learned (first sight here), else the limit.
         let mut need = match model_of(&self.shared.models, key) {
             Some(model) => model.need_mib(inv.payload_bytes),
-            None => f64::from(code.max_memory_mib),
+            None => self
+                .shared
+                .registry
+                .shared_need_mib(key, &self.shared.config.region)
+                .unwrap_or(f64::from(code.max_memory_mib)),
         };
         if let Some(m) = inv.overrides.mem_mib {
             need = need.max(m as f64 + RUNNER_BASE_MIB);

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use forewarm_node::{Node, NodeConfig};
 use forewarm_runtime::{ContainerRuntime, FakeRuntime};
-use forewarm_tests::{Answer, request};
-use serde_json::Value;
+use forewarm_tests::{Answer, call, json};
 
 fn config(dir: &Path, scale: f64) -> NodeConfig {
     NodeConfig {
@@ -30,32 +29,6 @@ async fn start(scale: f64) -> (tempfile::TempDir, Arc<FakeRuntime>, Node) {
         .await
         .expect("node starts");
     (dir, runtime, node)
-}
-
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> Answer {
-    let (method, path, token, body) = (
-        method.to_owned(),
-        path.to_owned(),
-        token.map(str::to_owned),
-        body.to_owned(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let body = (!body.is_empty()).then_some(body.as_bytes());
-        request(addr, &method, &path, token.as_deref(), body)
-    })
-    .await
-    .expect("request task")
-    .expect("the node answers")
-}
-
-fn json(a: &Answer) -> Value {
-    serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", a.body))
 }
 
 /// Create a tenant and return its token.

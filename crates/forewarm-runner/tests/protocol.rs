@@ -99,7 +99,7 @@ fn t02_invoke_runs_the_workload_and_reports_usage() {
         r.port,
         "POST",
         "/invoke",
-        Some(r#"{"cpu_ms":0,"io_kib":128}"#),
+        Some(r#"{"cpu_ms":0,"mem_mib":0,"io_kib":128}"#),
     )
     .expect("answer");
     assert_eq!(status, 200, "{body}");

@@ -40,6 +40,8 @@ pub struct DockerRuntime {
     ready_timeout: Duration,
     /// Serialises network creation: Docker accepts two networks with one name.
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Runner endpoints of started containers, so their kept-alive connections go with them.
+    endpoints: std::sync::Arc<std::sync::Mutex<HashMap<String, SocketAddr>>>,
 }
 
 fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
@@ -69,6 +71,7 @@ impl DockerRuntime {
             client: RunnerClient::default(),
             ready_timeout: Duration::from_secs(60),
             network_lock: Default::default(),
+            endpoints: Default::default(),
         })
     }
 
@@ -249,11 +252,17 @@ impl DockerRuntime {
         }
         .await;
         match started {
-            Ok(endpoint) => Ok(Container {
-                id,
-                spec: spec.clone(),
-                endpoint,
-            }),
+            Ok(endpoint) => {
+                self.endpoints
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), endpoint);
+                Ok(Container {
+                    id,
+                    spec: spec.clone(),
+                    endpoint,
+                })
+            }
             Err(e) => {
                 // Leak nothing: a container that did not come up is removed.
                 let _ = self.remove(&id).await;
@@ -338,6 +347,14 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let endpoint = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(endpoint) = endpoint {
+            self.client.forget(endpoint);
+        }
         let options = RemoveContainerOptionsBuilder::new().force(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),

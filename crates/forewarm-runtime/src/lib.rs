@@ -11,6 +11,7 @@ pub mod conformance;
 mod docker;
 mod fake;
 mod runner_client;
+mod wire;
 
 use std::collections::HashSet;
 use std::future::Future;

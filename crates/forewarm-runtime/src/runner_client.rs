@@ -1,4 +1,5 @@
-//! HTTP client for the runner protocol (`GET /ready`, `POST /invoke`), with pooled connections.
+//! HTTP clients: [`HttpClient`] (pooled hyper, for the node API) and [`RunnerClient`] (the
+//! runner protocol, `GET /ready` and `POST /invoke`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::wire::{WireAnswer, WirePool};
 use crate::{Usage, WorkloadOverrides};
 
 /// A pooled HTTP/1.1 client (keep-alive, no Nagle): the runner client, and the node client
@@ -36,12 +38,12 @@ impl Default for HttpClient {
 pub type HttpAnswer = (StatusCode, hyper::HeaderMap, Bytes);
 
 impl HttpClient {
-    /// One request to `http://{endpoint}{path}` with a JSON body and an optional bearer token;
-    /// an error is a transport failure.
+    /// One request to `http://{endpoint}{path}` (`endpoint` is `host:port`) with a JSON body
+    /// and an optional bearer token; an error is a transport failure.
     pub async fn call(
         &self,
         method: Method,
-        endpoint: SocketAddr,
+        endpoint: impl std::fmt::Display,
         path: &str,
         token: Option<&str>,
         body: Bytes,
@@ -67,30 +69,19 @@ impl HttpClient {
     }
 }
 
-/// A runner client shared by all containers of a node.
+/// A runner client shared by all containers of a node: the runner protocol over
+/// [`WirePool`] connections, run in the calling task.
 #[derive(Debug, Clone, Default)]
 pub struct RunnerClient {
-    http: HttpClient,
+    wire: std::sync::Arc<WirePool>,
 }
 
 impl RunnerClient {
-    async fn call(
-        &self,
-        method: Method,
-        endpoint: SocketAddr,
-        path: &str,
-        body: Bytes,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let (status, _, bytes) = self.http.call(method, endpoint, path, None, body).await?;
-        Ok((status, bytes))
-    }
-
     /// Whether the runner answers `GET /ready` with 200.
     pub async fn is_ready(&self, endpoint: SocketAddr) -> bool {
         matches!(
-            self.call(Method::GET, endpoint, "/ready", Bytes::new())
-                .await,
-            Ok((StatusCode::OK, _))
+            self.wire.exchange(endpoint, "GET", "/ready", b"").await,
+            Ok(WireAnswer { status: 200, .. })
         )
     }
 
@@ -101,12 +92,23 @@ impl RunnerClient {
         overrides: &WorkloadOverrides,
     ) -> Result<Usage, String> {
         let body = serde_json::to_vec(overrides).map_err(|e| e.to_string())?;
-        let (status, bytes) = self
-            .call(Method::POST, endpoint, "/invoke", Bytes::from(body))
+        let answer = self
+            .wire
+            .exchange(endpoint, "POST", "/invoke", &body)
             .await?;
-        if status != StatusCode::OK {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+        if answer.status != 200 {
+            let status = StatusCode::from_u16(answer.status)
+                .map_or_else(|_| answer.status.to_string(), |s| s.to_string());
+            return Err(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&answer.body)
+            ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("bad usage from runner: {e}"))
+        serde_json::from_slice(&answer.body).map_err(|e| format!("bad usage from runner: {e}"))
+    }
+
+    /// Drop the kept-alive connections to a runner that is gone.
+    pub fn forget(&self, endpoint: SocketAddr) {
+        self.wire.forget(endpoint);
     }
 }

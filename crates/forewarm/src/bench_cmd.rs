@@ -125,3 +125,41 @@ pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Res
         Ok(())
     })
 }
+
+pub fn cluster(
+    opts: forewarm_node::cluster_bench::ClusterBenchOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    crate::node_cmd::init_logs();
+    anyhow::ensure!(opts.writes > 0, "--writes must be at least 1");
+    let t = &opts.timing;
+    anyhow::ensure!(
+        t.heartbeat_ms >= 10 && t.election_min_ms > 2 * t.heartbeat_ms,
+        "need --heartbeat-ms >= 10 and an election timeout above twice the heartbeat"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let r = rt
+        .block_on(forewarm_node::cluster_bench::run(opts))
+        .map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!(
+        "{} local nodes, election timeout {}-{} ms",
+        r.nodes, r.election_timeout_ms.0, r.election_timeout_ms.1
+    );
+    println!("{:<40} {:>6} {:>10} {:>10}", "", "n", "p50 ms", "p99 ms");
+    for (name, p) in [
+        ("commit, write sent to the leader", r.commit_leader),
+        ("commit, write sent to a follower", r.commit_forwarded),
+        ("failover: new leader known", r.failover_elected),
+        ("failover: first write succeeded", r.failover_writable),
+    ] {
+        println!("{name:<40} {:>6} {:>10.2} {:>10.2}", p.n, p.p50, p.p99);
+    }
+    Ok(())
+}

@@ -20,6 +20,10 @@ pub enum Command {
         /// The configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Join a running cluster through this member (`host:port` of its API); repeatable.
+        /// Adds to `cluster.join` of the file. Needs the cluster secret.
+        #[arg(long)]
+        join: Vec<String>,
     },
     /// Start a node in one command: builds the runner image if missing, opens an embedded
     /// store, prints the URL and the admin token.
@@ -55,6 +59,25 @@ pub enum BenchCommand {
     /// One node end to end on real Docker: cold vs pre-warmed vs warm starts, gateway
     /// overhead over calling the runner directly, warm no-op throughput.
     Node(NodeBenchArgs),
+    /// The replicated state on three local nodes: Raft commit latency (through the leader and
+    /// forwarded by a follower) and leader failover time.
+    Cluster {
+        /// Writes measured per path.
+        #[arg(long, default_value_t = 500)]
+        writes: usize,
+        /// Leader failovers measured.
+        #[arg(long, default_value_t = 10)]
+        failovers: usize,
+        /// Raft heartbeat, ms (default: the node default).
+        #[arg(long)]
+        heartbeat_ms: Option<u64>,
+        /// Election timeout range LO:HI, ms (default: the node default).
+        #[arg(long, value_parser = parse_range)]
+        election_ms: Option<(u64, u64)>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cold start (create + start + ready + first invocation) vs warm invocation latency on
     /// real Docker containers, side by side in one run.
     Docker {
@@ -262,7 +285,7 @@ fn parse_band(s: &str) -> Result<(f64, f64), String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Node { config } => crate::node_cmd::node(&config),
+        Command::Node { config, join } => crate::node_cmd::node(&config, join),
         Command::Up(args) => crate::node_cmd::up(args),
         Command::Invoke {
             code,
@@ -282,6 +305,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Node(args)) => {
             crate::bench_cmd::node(args.options(), args.json)
         }
+        Command::Bench(BenchCommand::Cluster {
+            writes,
+            failovers,
+            heartbeat_ms,
+            election_ms,
+            json,
+        }) => {
+            let mut timing = forewarm_node::ClusterConfig::default();
+            if let Some(h) = heartbeat_ms {
+                timing.heartbeat_ms = h;
+            }
+            if let Some((lo, hi)) = election_ms {
+                (timing.election_min_ms, timing.election_max_ms) = (lo, hi);
+            }
+            let opts = forewarm_node::cluster_bench::ClusterBenchOptions {
+                writes,
+                failovers,
+                timing,
+            };
+            crate::bench_cmd::cluster(opts, json)
+        }
         Command::Bench(BenchCommand::Docker {
             rounds,
             warm,
@@ -290,4 +334,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         }) => crate::bench_cmd::docker(rounds, warm, image, init_ms, json),
     }
+}
+
+/// `LO:HI` milliseconds.
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not LO:HI"))?;
+    let lo: u64 = lo
+        .parse()
+        .map_err(|_| format!("{lo:?} is not a number of ms"))?;
+    let hi: u64 = hi
+        .parse()
+        .map_err(|_| format!("{hi:?} is not a number of ms"))?;
+    if lo >= hi {
+        return Err(format!("{s}: LO must be below HI"));
+    }
+    Ok((lo, hi))
 }

@@ -98,9 +98,11 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
     Ok(())
 }
 
-pub fn node(path: &Path) -> anyhow::Result<()> {
+pub fn node(path: &Path, join: Vec<String>) -> anyhow::Result<()> {
     init_logs();
-    let config = NodeConfig::load(path)?;
+    let mut config = NodeConfig::load(path)?;
+    config.cluster.join.extend(join);
+    config.validate().map_err(anyhow::Error::msg)?;
     runtime()?.block_on(serve(config, None))
 }
 

@@ -1,0 +1,782 @@
+//! This node's part in the replicated cluster state (forewarm-raft): the Raft node, its
+//! network (Raft RPCs over the nodes' HTTP APIs), writes forwarded to the leader, linearizable
+//! reads from any node, joining and leaving, and the RTT each node measures to the others.
+//!
+//! Why HTTP for Raft RPCs (and not the ractor_cluster transport): every node already serves
+//! HTTP, Raft RPCs are request/response with a deadline (`RPCOption::hard_ttl`), a failed
+//! connection must read as "unreachable" at once so openraft backs off, and an operator can
+//! see and replay them with curl. Internal endpoints (`/raft/*`) take the cluster secret as
+//! their bearer token; the public API never accepts it. docs/cluster.md has the details.
+//!
+//! Every node runs Raft, a lone node included (a cluster of one, started on first boot), so a
+//! single node and a cluster keep tenants and code types the same way.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router as Routes;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use forewarm_raft::{
+    Applied, AppliedState, ClusterNode, Command, NodeId, Raft, SharedState, TypeConfig,
+};
+use forewarm_runtime::{HttpClient, Method};
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::NodeConfig;
+
+/// How long a write or read waits for a leader (an election) before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Weight of a new RTT sample in the moving average.
+const RTT_ALPHA: f64 = 0.3;
+
+/// Why a cluster operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// No leader within the wait (no quorum, or an election that does not end).
+    #[error("no Raft leader within {0:?}: is a majority of the members up?")]
+    NoLeader(Duration),
+    /// The leader (or a seed) could not be reached or answered badly.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Raft refused (membership change in progress, node shutting down, …).
+    #[error("{0}")]
+    Raft(String),
+    /// The store could not be opened or Raft not started.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// One member as `GET /v1/cluster` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    /// Raft id.
+    pub id: NodeId,
+    /// Node name.
+    pub name: String,
+    /// Region.
+    pub region: String,
+    /// API address.
+    pub addr: String,
+    /// `leader`, `voter` or `learner`.
+    pub role: &'static str,
+    /// Moving average of this node's round trips to it, ms (`None` for itself or before the
+    /// first probe answers).
+    pub rtt_ms: Option<f64>,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// This node's id.
+    pub id: NodeId,
+    /// This node's name.
+    pub node: String,
+    /// This node's region.
+    pub region: String,
+    /// This node's Raft state: `leader`, `follower`, `candidate`, `learner`, `shutdown`.
+    pub state: String,
+    /// The leader's id, if known.
+    pub leader: Option<NodeId>,
+    /// The leader's name, if known.
+    pub leader_name: Option<String>,
+    /// Current term.
+    pub term: u64,
+    /// Index of the last applied log entry.
+    pub applied_index: Option<u64>,
+    /// Members, voters first.
+    pub members: Vec<MemberView>,
+}
+
+/// Round trips to the other members.
+#[derive(Debug, Default)]
+pub struct RttTable {
+    ewma_ms: RwLock<HashMap<NodeId, f64>>,
+}
+
+impl RttTable {
+    /// Fold one measured round trip to `id` into its average.
+    pub fn record(&self, id: NodeId, ms: f64) {
+        let mut table = self.ewma_ms.write().unwrap_or_else(|e| e.into_inner());
+        table
+            .entry(id)
+            .and_modify(|avg| *avg = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * *avg)
+            .or_insert(ms);
+    }
+
+    /// The average round trip to `id`, ms.
+    pub fn get(&self, id: NodeId) -> Option<f64> {
+        let table = self.ewma_ms.read().unwrap_or_else(|e| e.into_inner());
+        table.get(&id).copied()
+    }
+}
+
+/// This node in the cluster.
+pub struct Cluster {
+    /// The Raft node.
+    pub raft: Raft,
+    /// Its id.
+    pub id: NodeId,
+    /// Its membership record.
+    pub me: ClusterNode,
+    state: SharedState,
+    /// A handle on the store, to know when Raft has let go of it; dropped at shutdown so the
+    /// file is closed even while handlers still hold the cluster.
+    store: std::sync::Mutex<Option<forewarm_raft::LogStore>>,
+    http: HttpClient,
+    secret: Arc<str>,
+    /// Round trips to the other members.
+    pub rtt: RttTable,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("id", &self.id)
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write as forwarded to the leader, and its answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Written {
+    applied: Applied,
+    index: u64,
+}
+
+impl Cluster {
+    /// Open the Raft store under the data directory and start the Raft node (it serves
+    /// nothing yet: mount [`routes`], then call [`Cluster::bootstrap_or_join`]).
+    pub async fn start(config: &NodeConfig, advertise: String) -> Result<Arc<Self>, ClusterError> {
+        let (log, sm) = forewarm_raft::store::open(&config.data_dir.join("raft.redb"))
+            .map_err(|e| ClusterError::Start(e.to_string()))?;
+        let state = sm.shared();
+        let c = &config.cluster;
+        let raft_config = openraft::Config {
+            cluster_name: String::from("forewarm"),
+            heartbeat_interval: c.heartbeat_ms,
+            election_timeout_min: c.election_min_ms,
+            election_timeout_max: c.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_every),
+            max_in_snapshot_log_to_keep: 100,
+            install_snapshot_timeout: 5_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Start(format!("raft config: {e}")))?;
+        let secret: Arc<str> = Arc::from(c.secret.clone().unwrap_or_default());
+        let http = HttpClient::default();
+        let network = HttpNetwork {
+            http: http.clone(),
+            secret: secret.clone(),
+        };
+        let id = forewarm_raft::raft_id(&config.node_id);
+        let store = log.clone();
+        let raft = Raft::new(id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|e| ClusterError::Start(format!("raft: {e}")))?;
+        Ok(Arc::new(Self {
+            raft,
+            id,
+            me: ClusterNode {
+                addr: advertise,
+                region: config.region.clone(),
+                name: config.node_id.clone(),
+            },
+            state,
+            store: std::sync::Mutex::new(Some(store)),
+            http,
+            secret,
+            rtt: RttTable::default(),
+        }))
+    }
+
+    /// The applied state (what the request path reads).
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    fn applied(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// On a node that never was a member: start a cluster of one when `join` is empty, else
+    /// ask the seeds in `join` (any member; it forwards to the leader) to add it, retrying
+    /// until `deadline`. A node that was a member (restart) just resumes.
+    pub async fn bootstrap_or_join(
+        &self,
+        join: &[String],
+        deadline: Duration,
+    ) -> Result<(), ClusterError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        if join.is_empty() {
+            let members = BTreeMap::from([(self.id, self.me.clone())]);
+            match self.raft.initialize(members).await {
+                Ok(())
+                | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            }
+            self.leader(deadline).await?;
+            return Ok(());
+        }
+        let begun = Instant::now();
+        let mut last = String::new();
+        while begun.elapsed() < deadline {
+            for seed in join {
+                match self.post::<_, ()>(seed, "/raft/join", &self.me).await {
+                    Ok(()) => {
+                        tracing::info!("joined the cluster through {seed}");
+                        return Ok(());
+                    }
+                    Err(e) => last = format!("{seed}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(ClusterError::Unreachable(format!(
+            "could not join through {join:?} within {deadline:?}: {last}"
+        )))
+    }
+
+    /// The current leader, waiting up to `wait` for one.
+    async fn leader(&self, wait: Duration) -> Result<(NodeId, ClusterNode), ClusterError> {
+        let mut metrics = self.raft.metrics();
+        let found = tokio::time::timeout(wait, async {
+            loop {
+                {
+                    let m = metrics.borrow_and_update();
+                    if let Some(id) = m.current_leader
+                        && let Some(node) = m.membership_config.membership().get_node(&id)
+                    {
+                        return Some((id, node.clone()));
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(Some(leader)) => Ok(leader),
+            _ => Err(ClusterError::NoLeader(wait)),
+        }
+    }
+
+    /// POST `body` to `path` on `addr` with the cluster secret; the answer is JSON
+    /// `Result<T, String>`.
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClusterError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let call = self
+            .http
+            .call(Method::POST, addr, path, Some(&*self.secret), body.into());
+        let (status, _, bytes) = tokio::time::timeout(LEADER_WAIT, call)
+            .await
+            .map_err(|_| ClusterError::Unreachable(format!("{addr}{path}: timed out")))?
+            .map_err(|e| ClusterError::Unreachable(format!("{addr}{path}: {e}")))?;
+        let answer: Result<T, String> = serde_json::from_slice(&bytes).map_err(|e| {
+            ClusterError::Unreachable(format!(
+                "{addr}{path}: {status}: {e}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })?;
+        answer.map_err(ClusterError::Raft)
+    }
+
+    /// Wait until this node has applied `index` (read-your-writes after a forwarded write).
+    async fn caught_up(&self, index: u64) -> Result<(), ClusterError> {
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "read your write")
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Commit `command` through the leader (forwarded when this node is not it) and return
+    /// what applying it did, once this node has applied it too.
+    pub async fn write(&self, command: Command) -> Result<Applied, ClusterError> {
+        let begun = Instant::now();
+        loop {
+            match self.raft.client_write(command.clone()).await {
+                Ok(r) => return Ok(r.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    let leader = match f.leader_node {
+                        Some(node) => node,
+                        None => {
+                            let left = LEADER_WAIT.saturating_sub(begun.elapsed());
+                            if left.is_zero() {
+                                return Err(ClusterError::NoLeader(LEADER_WAIT));
+                            }
+                            let (id, node) = self.leader(left).await?;
+                            if id == self.id {
+                                continue;
+                            }
+                            node
+                        }
+                    };
+                    match self
+                        .post::<_, Written>(&leader.addr, "/raft/write", &command)
+                        .await
+                    {
+                        Ok(written) => {
+                            self.caught_up(written.index).await?;
+                            return Ok(written.applied);
+                        }
+                        // Leadership moved (or the leader is unreachable) meanwhile: retry.
+                        Err(ClusterError::Unreachable(_)) | Err(ClusterError::Raft(_))
+                            if begun.elapsed() < LEADER_WAIT =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            }
+        }
+    }
+
+    /// A linearizable read point: once this returns, the local applied state includes every
+    /// write committed before the call (the leader confirms its leadership with a quorum; a
+    /// follower asks the leader for that point and waits to apply it).
+    pub async fn linearizable(&self) -> Result<(), ClusterError> {
+        let begun = Instant::now();
+        loop {
+            let leader = match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                    f,
+                ))) => match f.leader_node {
+                    Some(node) => node,
+                    None => self.leader(LEADER_WAIT).await?.1,
+                },
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            };
+            match self
+                .post::<_, Option<u64>>(&leader.addr, "/raft/read-index", &())
+                .await
+            {
+                Ok(index) => {
+                    if let Some(index) = index {
+                        self.caught_up(index).await?;
+                    }
+                    return Ok(());
+                }
+                // The leader is still establishing itself, or leadership moved: retry.
+                Err(ClusterError::Unreachable(_)) | Err(ClusterError::Raft(_))
+                    if begun.elapsed() < LEADER_WAIT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Add `node` as a voter (on the leader; forwarded otherwise).
+    pub async fn add_member(&self, node: ClusterNode) -> Result<(), ClusterError> {
+        let id = forewarm_raft::raft_id(&node.name);
+        match self.raft.add_learner(id, node.clone(), true).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                let (_, leader) = self.leader(LEADER_WAIT).await?;
+                return self.post(&leader.addr, "/raft/join", &node).await;
+            }
+            Err(e) => return Err(ClusterError::Raft(e.to_string())),
+        }
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        tracing::info!("{node} is a voter");
+        Ok(())
+    }
+
+    /// Remove the member named `name` (on the leader; forwarded otherwise).
+    pub async fn remove_member(&self, name: &str) -> Result<bool, ClusterError> {
+        let id = forewarm_raft::raft_id(name);
+        if !self.members().iter().any(|(i, _)| *i == id) {
+            return Ok(false);
+        }
+        match self
+            .raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                let (_, leader) = self.leader(LEADER_WAIT).await?;
+                self.post(&leader.addr, "/raft/remove", &name).await
+            }
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
+    }
+
+    /// Members (id, node) as of the last applied membership.
+    pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+
+    /// `GET /v1/cluster`.
+    pub fn view(&self) -> ClusterView {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut members: Vec<MemberView> = membership
+            .nodes()
+            .map(|(id, n)| MemberView {
+                id: *id,
+                name: n.name.clone(),
+                region: n.region.clone(),
+                addr: n.addr.clone(),
+                role: if m.current_leader == Some(*id) {
+                    "leader"
+                } else if voters.contains(id) {
+                    "voter"
+                } else {
+                    "learner"
+                },
+                rtt_ms: (*id != self.id).then(|| self.rtt.get(*id)).flatten(),
+            })
+            .collect();
+        members.sort_by_key(|v| (v.role == "learner", v.name.clone()));
+        let leader_name = m
+            .current_leader
+            .and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
+        let state = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        ClusterView {
+            id: self.id,
+            node: self.me.name.clone(),
+            region: self.me.region.clone(),
+            state: state.to_owned(),
+            leader: m.current_leader,
+            leader_name,
+            term: m.current_term,
+            applied_index: m.last_applied.map(|l| l.index),
+            members,
+        }
+    }
+
+    /// Probe every other member's `/healthz` every `every`, folding the round trips into
+    /// [`RttTable`], until the node stops.
+    pub fn spawn_rtt_probe(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { return };
+                for (id, node) in me.members() {
+                    if id == me.id {
+                        continue;
+                    }
+                    let begun = Instant::now();
+                    let probe =
+                        me.http
+                            .call(Method::GET, &node.addr, "/healthz", None, Bytes::new());
+                    if let Ok(Ok((StatusCode::OK, _, _))) =
+                        tokio::time::timeout(Duration::from_secs(2), probe).await
+                    {
+                        me.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
+    /// the node can be started again in the same process.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        let handles = || {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            store.as_ref().map_or(0, |s| s.handles())
+        };
+        let begun = Instant::now();
+        while handles() > 1 && begun.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// The tenant with id `id`, read at a linearizable point.
+    pub async fn tenant(&self, id: &str) -> Result<Option<forewarm_raft::Tenant>, ClusterError> {
+        self.linearizable().await?;
+        Ok(self.applied().state.tenants.get(id).cloned())
+    }
+}
+
+// ---------------------------------------------------------------- network (client side)
+
+/// Raft RPCs to other nodes over their HTTP APIs.
+#[derive(Debug, Clone)]
+pub struct HttpNetwork {
+    http: HttpClient,
+    secret: Arc<str>,
+}
+
+/// One peer.
+#[derive(Debug)]
+pub struct HttpPeer {
+    net: HttpNetwork,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpPeer;
+
+    async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> Self::Network {
+        HttpPeer {
+            net: self.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+impl HttpPeer {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, ClusterNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let call = self.net.http.call(
+            Method::POST,
+            &self.addr,
+            path,
+            Some(&*self.net.secret),
+            body.into(),
+        );
+        let (status, _, bytes) = match tokio::time::timeout(option.hard_ttl(), call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                let io = std::io::Error::other(format!("{}{path}: {e}", self.addr));
+                return Err(RPCError::Unreachable(Unreachable::new(&io)));
+            }
+            Err(_) => {
+                let io = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{}{path}: no answer within {:?}",
+                        self.addr,
+                        option.hard_ttl()
+                    ),
+                );
+                return Err(RPCError::Network(NetworkError::new(&io)));
+            }
+        };
+        if status != StatusCode::OK {
+            let io = std::io::Error::other(format!(
+                "{}{path}: {status}: {}",
+                self.addr,
+                String::from_utf8_lossy(&bytes)
+            ));
+            return Err(RPCError::Network(NetworkError::new(&io)));
+        }
+        let answer: Result<Resp, E> =
+            serde_json::from_slice(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, ClusterNode, RaftError<NodeId, E>>>;
+
+impl RaftNetwork<TypeConfig> for HttpPeer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        self.rpc("/raft/append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.rpc("/raft/snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        self.rpc("/raft/vote", &rpc, &option).await
+    }
+}
+
+// ---------------------------------------------------------------- internal endpoints
+
+/// The internal endpoints: Raft RPCs, forwarded writes and read points, joining and leaving.
+/// Each takes the cluster secret as bearer token and answers JSON.
+pub fn routes(cluster: Arc<Cluster>) -> Routes {
+    Routes::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/write", post(write))
+        .route("/raft/read-index", post(read_index))
+        .route("/raft/join", post(join))
+        .route("/raft/remove", post(remove))
+        .with_state(cluster)
+}
+
+/// A refused internal request.
+#[derive(Debug)]
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({"error": "cluster", "message": self.1}));
+        (self.0, body).into_response()
+    }
+}
+
+/// Check the secret and parse the body.
+fn internal<T: DeserializeOwned>(
+    cluster: &Cluster,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Refused> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // An empty secret (a lone node) admits nobody.
+    if cluster.secret.is_empty() || token != Some(&*cluster.secret) {
+        return Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            String::from("internal endpoint: wrong or missing cluster secret"),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+}
+
+fn json_answer<T: Serialize>(value: &T) -> Response {
+    Json(value).into_response()
+}
+
+async fn append(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    match internal::<AppendEntriesRequest<TypeConfig>>(&c, &headers, &body) {
+        Ok(req) => json_answer(&c.raft.append_entries(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn vote(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    match internal::<VoteRequest<NodeId>>(&c, &headers, &body) {
+        Ok(req) => json_answer(&c.raft.vote(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn snapshot(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    match internal::<InstallSnapshotRequest<TypeConfig>>(&c, &headers, &body) {
+        Ok(req) => json_answer(&c.raft.install_snapshot(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn write(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let command = match internal::<Command>(&c, &headers, &body) {
+        Ok(command) => command,
+        Err(r) => return r.into_response(),
+    };
+    // Only the leader commits a forwarded write: no second hop.
+    let answer: Result<Written, String> = match c.raft.client_write(command).await {
+        Ok(r) => Ok(Written {
+            applied: r.data,
+            index: r.log_id.index,
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    json_answer(&answer)
+}
+
+async fn read_index(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = internal::<()>(&c, &headers, &body) {
+        return r.into_response();
+    }
+    let answer: Result<Option<u64>, String> = c
+        .raft
+        .ensure_linearizable()
+        .await
+        .map(|log_id| log_id.map(|l| l.index))
+        .map_err(|e| e.to_string());
+    json_answer(&answer)
+}
+
+async fn join(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let node = match internal::<ClusterNode>(&c, &headers, &body) {
+        Ok(node) => node,
+        Err(r) => return r.into_response(),
+    };
+    let answer: Result<(), String> = c.add_member(node).await.map_err(|e| e.to_string());
+    json_answer(&answer)
+}
+
+async fn remove(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let name = match internal::<String>(&c, &headers, &body) {
+        Ok(name) => name,
+        Err(r) => return r.into_response(),
+    };
+    let answer: Result<bool, String> = c.remove_member(&name).await.map_err(|e| e.to_string());
+    json_answer(&answer)
+}

@@ -1,0 +1,353 @@
+//! What the cluster agrees on, and how a command changes it. Pure: no I/O, no Raft.
+//!
+//! Every node applies the same commands in the same order, so `apply` must be deterministic:
+//! it reads nothing but the state and the command (a code type's version, say, is the stored
+//! version plus one, never a clock).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use forewarm_runner::Workload;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A tenant: who may run what, where, and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Its id (also its name).
+    pub id: String,
+    /// SHA-256 of its token, hex.
+    pub token_sha256: String,
+    /// Containers it may hold on a node, busy or idle.
+    pub max_warm: u32,
+    /// Sum of its containers' memory limits on a node, MiB.
+    pub max_memory_mib: u64,
+    /// Regions its requests may run in; empty = every region.
+    #[serde(default)]
+    pub allowed_regions: Vec<String>,
+}
+
+impl Tenant {
+    /// Whether its requests may run in `region`.
+    pub fn may_use(&self, region: &str) -> bool {
+        self.allowed_regions.is_empty() || self.allowed_regions.iter().any(|r| r == region)
+    }
+}
+
+/// A code type registered by a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Code {
+    /// Owner.
+    pub tenant: String,
+    /// Its name, unique within the tenant.
+    pub name: String,
+    /// What one execution does.
+    pub workload: Workload,
+    /// Image speaking the runner protocol.
+    pub image: String,
+    /// Memory limit of one execution, MiB (its largest size class).
+    pub max_memory_mib: u32,
+    /// CPU limit, millicores.
+    pub max_cpu_millis: u32,
+    /// Bumped on every update, so containers of an older version are retired.
+    pub version: u64,
+}
+
+impl Code {
+    /// `tenant/name`: the key of its samples, models and pool.
+    pub fn key(&self) -> CodeKey {
+        code_key(&self.tenant, &self.name)
+    }
+}
+
+/// `tenant/code`.
+pub type CodeKey = Arc<str>;
+
+/// The key of `code` of `tenant`.
+pub fn code_key(tenant: &str, code: &str) -> CodeKey {
+    Arc::from(format!("{tenant}/{code}"))
+}
+
+/// Hex SHA-256 of a token.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What one region learned about a code type: small and bounded, so a region that sees the
+/// code type for the first time can size and pre-warm it from the shared model (≤ 1 KiB as
+/// JSON; `summary_is_small` checks it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// `tenant/code`.
+    pub code: String,
+    /// Region whose Predictor trained it.
+    pub region: String,
+    /// Samples it was trained on.
+    pub samples: u64,
+    /// Predicted memory need of one execution (p95 peak + headroom), MiB.
+    pub need_mib: f64,
+    /// p95 CPU time, ms.
+    pub cpu_p95_ms: f64,
+    /// p95 execution time, ms.
+    pub duration_p95_ms: f64,
+    /// Measured cold-start cost, ms (0 when none was seen).
+    pub cold_start_ms: f64,
+    /// Forecast invocations per minute for the next minutes (at most 10).
+    pub demand_per_min: Vec<f64>,
+    /// When it was trained, ms since the Unix epoch (of the training node's clock).
+    pub trained_at_ms: u64,
+}
+
+/// Most demand points a summary carries.
+pub const MAX_DEMAND_POINTS: usize = 10;
+
+/// A change to the cluster state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Create a tenant; refused when the id exists.
+    CreateTenant(Tenant),
+    /// Register or replace a code type of an existing tenant; its version becomes the stored
+    /// one plus one.
+    PutCode(Code),
+    /// Replace model summaries (a Predictor's batch); summaries of unknown code types are
+    /// dropped.
+    PutModels {
+        /// The batch.
+        models: Vec<ModelSummary>,
+    },
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Applied {
+    /// Nothing to report (also the answer to Raft's own entries).
+    Done,
+    /// The tenant exists already; nothing changed.
+    TenantExists {
+        /// Its id.
+        id: String,
+    },
+    /// No such tenant; nothing changed.
+    UnknownTenant {
+        /// The id asked for.
+        id: String,
+    },
+    /// The code type is stored with this version.
+    CodeVersion {
+        /// The stored version.
+        version: u64,
+    },
+    /// How many summaries of a batch were kept.
+    Models {
+        /// Kept.
+        kept: usize,
+    },
+}
+
+/// Tenants, code types and model summaries; the token index is derived, not stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Tenants by id.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Code types by `tenant/code`.
+    pub codes: BTreeMap<CodeKey, Arc<Code>>,
+    /// Model summaries by `tenant/code`, then region.
+    pub models: BTreeMap<String, BTreeMap<String, ModelSummary>>,
+    /// Tenant id by token hash.
+    #[serde(skip)]
+    by_token: HashMap<String, String>,
+}
+
+impl ClusterState {
+    /// Rebuild the derived index after deserialising.
+    pub fn reindex(&mut self) {
+        self.by_token = self
+            .tenants
+            .values()
+            .map(|t| (t.token_sha256.clone(), t.id.clone()))
+            .collect();
+    }
+
+    /// The tenant whose token this is.
+    pub fn tenant_by_token(&self, token: &str) -> Option<&Tenant> {
+        let id = self.by_token.get(&hash_token(token))?;
+        self.tenants.get(id)
+    }
+
+    /// Apply one command.
+    pub fn apply(&mut self, command: Command) -> Applied {
+        match command {
+            Command::CreateTenant(tenant) => {
+                if self.tenants.contains_key(&tenant.id) {
+                    return Applied::TenantExists { id: tenant.id };
+                }
+                self.by_token
+                    .insert(tenant.token_sha256.clone(), tenant.id.clone());
+                self.tenants.insert(tenant.id.clone(), tenant);
+                Applied::Done
+            }
+            Command::PutCode(mut code) => {
+                if !self.tenants.contains_key(&code.tenant) {
+                    return Applied::UnknownTenant { id: code.tenant };
+                }
+                let key = code.key();
+                code.version = self.codes.get(&key).map_or(1, |c| c.version + 1);
+                let version = code.version;
+                self.codes.insert(key, Arc::new(code));
+                Applied::CodeVersion { version }
+            }
+            Command::PutModels { models: batch } => {
+                let mut kept = 0;
+                for mut summary in batch {
+                    if !self.codes.contains_key(summary.code.as_str()) {
+                        continue;
+                    }
+                    summary.demand_per_min.truncate(MAX_DEMAND_POINTS);
+                    self.models
+                        .entry(summary.code.clone())
+                        .or_default()
+                        .insert(summary.region.clone(), summary);
+                    kept += 1;
+                }
+                Applied::Models { kept }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str, token: &str) -> Tenant {
+        Tenant {
+            id: id.into(),
+            token_sha256: hash_token(token),
+            max_warm: 4,
+            max_memory_mib: 1024,
+            allowed_regions: vec![],
+        }
+    }
+
+    fn code(tenant: &str, name: &str) -> Code {
+        Code {
+            tenant: tenant.into(),
+            name: name.into(),
+            workload: Workload::default(),
+            image: "img".into(),
+            max_memory_mib: 128,
+            max_cpu_millis: 500,
+            version: 0,
+        }
+    }
+
+    pub(crate) fn summary(code: &str, region: &str) -> ModelSummary {
+        ModelSummary {
+            code: code.into(),
+            region: region.into(),
+            samples: 1234,
+            need_mib: 96.5,
+            cpu_p95_ms: 12.25,
+            duration_p95_ms: 40.0,
+            cold_start_ms: 512.0,
+            demand_per_min: vec![12.345678; 12],
+            trained_at_ms: 1_790_000_000_000,
+        }
+    }
+
+    #[test]
+    fn tenants_are_created_once_and_found_by_token() {
+        let mut s = ClusterState::default();
+        assert_eq!(
+            s.apply(Command::CreateTenant(tenant("acme", "t1"))),
+            Applied::Done
+        );
+        assert_eq!(
+            s.apply(Command::CreateTenant(tenant("acme", "t2"))),
+            Applied::TenantExists { id: "acme".into() }
+        );
+        assert_eq!(s.tenant_by_token("t1").map(|t| t.id.as_str()), Some("acme"));
+        assert!(s.tenant_by_token("t2").is_none());
+    }
+
+    #[test]
+    fn code_versions_count_up_and_need_a_tenant() {
+        let mut s = ClusterState::default();
+        assert_eq!(
+            s.apply(Command::PutCode(code("acme", "f"))),
+            Applied::UnknownTenant { id: "acme".into() }
+        );
+        s.apply(Command::CreateTenant(tenant("acme", "t")));
+        for v in 1..=3 {
+            assert_eq!(
+                s.apply(Command::PutCode(code("acme", "f"))),
+                Applied::CodeVersion { version: v }
+            );
+        }
+        assert_eq!(s.codes["acme/f"].version, 3);
+    }
+
+    #[test]
+    fn models_are_kept_per_region_for_known_codes_only_and_bounded() {
+        let mut s = ClusterState::default();
+        s.apply(Command::CreateTenant(tenant("acme", "t")));
+        s.apply(Command::PutCode(code("acme", "f")));
+        let batch = vec![
+            summary("acme/f", "us-east"),
+            summary("acme/f", "eu-west"),
+            summary("acme/ghost", "us-east"),
+        ];
+        assert_eq!(
+            s.apply(Command::PutModels { models: batch }),
+            Applied::Models { kept: 2 }
+        );
+        assert_eq!(s.models["acme/f"].len(), 2);
+        assert_eq!(
+            s.models["acme/f"]["us-east"].demand_per_min.len(),
+            MAX_DEMAND_POINTS
+        );
+    }
+
+    #[test]
+    fn summary_is_small() {
+        let mut s = summary(
+            "some-tenant-with-a-long-id/some-code-type-with-a-long-name",
+            "ap-south",
+        );
+        s.demand_per_min.truncate(MAX_DEMAND_POINTS);
+        let bytes = serde_json::to_vec(&s).expect("json");
+        assert!(bytes.len() <= 1024, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn every_command_survives_json() {
+        for command in [
+            Command::CreateTenant(tenant("acme", "t")),
+            Command::PutCode(code("acme", "f")),
+            Command::PutModels {
+                models: vec![summary("acme/f", "us-east")],
+            },
+        ] {
+            let bytes = serde_json::to_vec(&command).expect("serialise");
+            let back: Command = serde_json::from_slice(&bytes).expect("deserialise");
+            assert_eq!(back, command);
+        }
+    }
+
+    #[test]
+    fn the_token_index_is_rebuilt_after_a_round_trip() {
+        let mut s = ClusterState::default();
+        s.apply(Command::CreateTenant(tenant("acme", "t")));
+        let mut back: ClusterState =
+            serde_json::from_slice(&serde_json::to_vec(&s).expect("ser")).expect("de");
+        assert!(back.tenant_by_token("t").is_none());
+        back.reindex();
+        assert_eq!(
+            back.tenant_by_token("t").map(|t| t.id.as_str()),
+            Some("acme")
+        );
+    }
+}

@@ -1,0 +1,646 @@
+//! The Raft log and state machine, durable in one redb file.
+//!
+//! - Log entries, the vote and the purge/commit marks are written with `Durability::Immediate`:
+//!   redb fsyncs before the commit returns, and only then does `append` report the entries
+//!   flushed (and `save_vote` return), as Raft requires.
+//! - The state machine is stored row by row (`t/<tenant>`, `c/<tenant>/<code>`,
+//!   `m/<tenant>/<code>/<region>`) next to its last applied log id, in the same transaction.
+//!   Those commits use `Durability::None`: they become durable with the next log commit, and
+//!   a crash in between only loses applies that Raft re-applies from the durable log up to the
+//!   durable commit mark (`read_committed`) at start. The commit mark itself is advisory and
+//!   also written with `None` (a lost mark means fewer entries re-applied at start; the leader
+//!   tells the rest). Snapshots and their installation are written with `Immediate`.
+//!
+//! redb calls block, so every one runs on tokio's blocking pool.
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership, Vote,
+};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::state::{Applied, ClusterState, Command};
+use crate::{ClusterNode, NodeId, TypeConfig};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// `vote`, `committed`, `purged`.
+const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
+/// State-machine rows, plus `applied` and `membership` under `!`-prefixed keys.
+const SM: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_sm");
+/// The current snapshot: `meta` and `data`.
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_snapshot");
+
+const APPLIED: &str = "!applied";
+const MEMBERSHIP: &str = "!membership";
+
+type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+type Membership = StoredMembership<NodeId, ClusterNode>;
+
+/// Open (or create) the Raft store at `path`: the log store and the state machine over one
+/// database, and the state machine's applied state for the node to read.
+pub fn open(path: &Path) -> std::result::Result<(LogStore, StateMachine), OpenError> {
+    let db = Database::create(path).map_err(|e| OpenError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let db = Arc::new(db);
+    let fail = |message: String| OpenError {
+        path: path.display().to_string(),
+        message,
+    };
+    let tx = db.begin_write().map_err(|e| fail(e.to_string()))?;
+    for table in [LOG_META, SM, SNAPSHOT] {
+        tx.open_table(table).map_err(|e| fail(e.to_string()))?;
+    }
+    tx.open_table(LOG).map_err(|e| fail(e.to_string()))?;
+    tx.commit().map_err(|e| fail(e.to_string()))?;
+    let loaded = load_state(&db).map_err(fail)?;
+    let log = LogStore { db: db.clone() };
+    let sm = StateMachine {
+        db,
+        shared: Arc::new(RwLock::new(loaded)),
+    };
+    Ok((log, sm))
+}
+
+/// The store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("raft store {path}: {message}")]
+pub struct OpenError {
+    path: String,
+    message: String,
+}
+
+/// The applied state, as every node reads it (the request path reads only this).
+#[derive(Debug, Clone, Default)]
+pub struct AppliedState {
+    /// Tenants, codes, models.
+    pub state: ClusterState,
+    /// Last applied log id.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// Membership as of the last applied entry.
+    pub membership: Membership,
+}
+
+/// Shared, readable applied state.
+pub type SharedState = Arc<RwLock<AppliedState>>;
+
+fn load_state(db: &Database) -> std::result::Result<AppliedState, String> {
+    let tx = db.begin_read().map_err(|e| e.to_string())?;
+    let table = tx.open_table(SM).map_err(|e| e.to_string())?;
+    let mut applied = AppliedState::default();
+    for item in table.iter().map_err(|e| e.to_string())? {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let (key, bytes) = (k.value(), v.value());
+        let bad = |e: serde_json::Error| format!("row {key}: {e}");
+        match key {
+            APPLIED => applied.last_applied = serde_json::from_slice(bytes).map_err(bad)?,
+            MEMBERSHIP => applied.membership = serde_json::from_slice(bytes).map_err(bad)?,
+            _ => {
+                apply_row(&mut applied.state, key, bytes).map_err(|e| format!("row {key}: {e}"))?
+            }
+        }
+    }
+    applied.state.reindex();
+    Ok(applied)
+}
+
+fn apply_row(state: &mut ClusterState, key: &str, bytes: &[u8]) -> std::result::Result<(), String> {
+    let (kind, rest) = key.split_once('/').ok_or("no kind")?;
+    match kind {
+        "t" => {
+            let t: crate::Tenant = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            state.tenants.insert(t.id.clone(), t);
+        }
+        "c" => {
+            let c: crate::Code = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            state.codes.insert(c.key(), Arc::new(c));
+        }
+        "m" => {
+            let m: crate::ModelSummary =
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            state
+                .models
+                .entry(m.code.clone())
+                .or_default()
+                .insert(m.region.clone(), m);
+        }
+        other => return Err(format!("unknown row kind {other:?} ({rest})")),
+    }
+    Ok(())
+}
+
+fn row<T: Serialize>(key: String, value: &T) -> Option<(String, Vec<u8>)> {
+    serde_json::to_vec(value).ok().map(|bytes| (key, bytes))
+}
+
+/// The rows of `state` that `command` may have changed.
+fn rows_of(state: &ClusterState, command: &Command) -> Vec<(String, Vec<u8>)> {
+    match command {
+        Command::CreateTenant(t) => state
+            .tenants
+            .get(&t.id)
+            .and_then(|t| row(format!("t/{}", t.id), t))
+            .into_iter()
+            .collect(),
+        Command::PutCode(c) => state
+            .codes
+            .get(c.key().as_ref())
+            .and_then(|c| row(format!("c/{}", c.key()), c.as_ref()))
+            .into_iter()
+            .collect(),
+        Command::PutModels { models: batch } => batch
+            .iter()
+            .filter_map(|m| state.models.get(&m.code)?.get(&m.region))
+            .filter_map(|m| row(format!("m/{}/{}", m.code, m.region), m))
+            .collect(),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
+) -> std::result::Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("store task: {e}"))?
+}
+
+fn io_error(message: String) -> std::io::Error {
+    std::io::Error::other(message)
+}
+
+fn to_json<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, String> {
+    serde_json::to_vec(value).map_err(|e| e.to_string())
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// The Raft log (and vote) of this node.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    /// How many handles (log stores, readers, state machines) share the database; it is
+    /// closed when the last one goes.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.db)
+    }
+
+    async fn meta<T: DeserializeOwned + Send + 'static>(
+        &self,
+        key: &'static str,
+    ) -> std::result::Result<Option<T>, String> {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(|e| e.to_string())?;
+            let table = tx.open_table(LOG_META).map_err(|e| e.to_string())?;
+            match table.get(key).map_err(|e| e.to_string())? {
+                Some(v) => from_json(v.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_meta<T: Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+        durability: Durability,
+    ) -> std::result::Result<(), String> {
+        let db = self.db.clone();
+        let bytes = to_json(value)?;
+        blocking(move || {
+            let mut tx = db.begin_write().map_err(|e| e.to_string())?;
+            tx.set_durability(durability).map_err(|e| e.to_string())?;
+            tx.open_table(LOG_META)
+                .map_err(|e| e.to_string())?
+                .insert(key, bytes.as_slice())
+                .map_err(|e| e.to_string())?;
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Delete the log entries in `range` (and write `purged` first, when given), durably.
+    async fn delete(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+        purged: Option<LogId<NodeId>>,
+    ) -> std::result::Result<(), String> {
+        let db = self.db.clone();
+        let purged = purged.map(|p| to_json(&p)).transpose()?;
+        blocking(move || {
+            let tx = db.begin_write().map_err(|e| e.to_string())?;
+            if let Some(p) = purged {
+                tx.open_table(LOG_META)
+                    .map_err(|e| e.to_string())?
+                    .insert("purged", p.as_slice())
+                    .map_err(|e| e.to_string())?;
+            }
+            tx.open_table(LOG)
+                .map_err(|e| e.to_string())?
+                .retain_in(range, |_, _| false)
+                .map_err(|e| e.to_string())?;
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>> {
+        let db = self.db.clone();
+        let range = (range.start_bound().cloned(), range.end_bound().cloned());
+        blocking(move || {
+            let tx = db.begin_read().map_err(|e| e.to_string())?;
+            let table = tx.open_table(LOG).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for item in table.range(range).map_err(|e| e.to_string())? {
+                let (_, v) = item.map_err(|e| e.to_string())?;
+                out.push(from_json(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageIOError::read_logs(&io_error(e)).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>> {
+        let purged: Option<LogId<NodeId>> = self
+            .meta("purged")
+            .await
+            .map_err(|e| StorageIOError::read_logs(&io_error(e)))?;
+        let db = self.db.clone();
+        let last: Option<LogId<NodeId>> = blocking(move || {
+            let tx = db.begin_read().map_err(|e| e.to_string())?;
+            let table = tx.open_table(LOG).map_err(|e| e.to_string())?;
+            match table.last().map_err(|e| e.to_string())? {
+                Some((_, v)) => {
+                    let entry: Entry<TypeConfig> = from_json(v.value())?;
+                    Ok(Some(entry.log_id))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| StorageIOError::read_logs(&io_error(e)))?;
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: last.or(purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
+        self.put_meta("vote", vote, Durability::Immediate)
+            .await
+            .map_err(|e| StorageIOError::write_vote(&io_error(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
+        self.meta("vote")
+            .await
+            .map_err(|e| StorageIOError::read_vote(&io_error(e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
+        // Advisory (what to re-apply at start): durable with the next log commit.
+        self.put_meta("committed", &committed, Durability::None)
+            .await
+            .map_err(|e| StorageIOError::write(&io_error(e)).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
+        Ok(self
+            .meta::<Option<LogId<NodeId>>>("committed")
+            .await
+            .map_err(|e| StorageIOError::read(&io_error(e)))?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let rows = entries
+            .into_iter()
+            .map(|e| to_json(&e).map(|b| (e.log_id.index, b)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
+        let db = self.db.clone();
+        let written = blocking(move || {
+            let tx = db.begin_write().map_err(|e| e.to_string())?;
+            {
+                let mut table = tx.open_table(LOG).map_err(|e| e.to_string())?;
+                for (index, bytes) in &rows {
+                    table
+                        .insert(*index, bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            // Immediate durability: fsynced when commit returns.
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await;
+        match written {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => Err(StorageIOError::write_logs(&io_error(e)).into()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        self.delete((Bound::Included(log_id.index), Bound::Unbounded), None)
+            .await
+            .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        self.delete(
+            (Bound::Unbounded, Bound::Included(log_id.index)),
+            Some(log_id),
+        )
+        .await
+        .map_err(|e| StorageIOError::write_logs(&io_error(e)).into())
+    }
+}
+
+/// The replicated state machine of this node.
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    db: Arc<Database>,
+    shared: SharedState,
+}
+
+impl StateMachine {
+    /// The applied state, shared with the node.
+    pub fn shared(&self) -> SharedState {
+        self.shared.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
+        self.shared.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
+        self.shared.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Store the current snapshot (its meta and data) in `tx`.
+fn put_snapshot(
+    tx: &redb::WriteTransaction,
+    meta: &[u8],
+    data: &[u8],
+) -> std::result::Result<(), String> {
+    let mut t = tx.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+    t.insert("meta", meta).map_err(|e| e.to_string())?;
+    t.insert("data", data).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// What a snapshot holds besides its meta.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SnapshotBody {
+    state: ClusterState,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
+        let (meta, data) = {
+            let applied = self.read();
+            let body = SnapshotBody {
+                state: applied.state.clone(),
+            };
+            let data =
+                serde_json::to_vec(&body).map_err(|e| StorageIOError::read_state_machine(&e))?;
+            let id = match applied.last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+                None => String::from("empty"),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership.clone(),
+                snapshot_id: format!("{id}-{}", data.len()),
+            };
+            (meta, data)
+        };
+        let db = self.db.clone();
+        let (meta_bytes, stored) = (
+            to_json(&meta).map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?,
+            data.clone(),
+        );
+        blocking(move || {
+            let tx = db.begin_write().map_err(|e| e.to_string())?;
+            put_snapshot(&tx, &meta_bytes, &stored)?;
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &io_error(e)))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership)> {
+        let applied = self.read();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+        let (last, membership) = {
+            let mut applied = self.write();
+            for entry in entries {
+                applied.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => replies.push(Applied::Done),
+                    EntryPayload::Normal(command) => {
+                        let reply = applied.state.apply(command.clone());
+                        rows.extend(rows_of(&applied.state, &command));
+                        replies.push(reply);
+                    }
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                        replies.push(Applied::Done);
+                    }
+                }
+            }
+            (to_json(&applied.last_applied), to_json(&applied.membership))
+        };
+        let fail = |e: String| StorageIOError::write_state_machine(&io_error(e));
+        let (last, membership) = (last.map_err(fail)?, membership.map_err(fail)?);
+        let db = self.db.clone();
+        blocking(move || {
+            let mut tx = db.begin_write().map_err(|e| e.to_string())?;
+            // Durable with the next log commit; see the module docs.
+            tx.set_durability(Durability::None)
+                .map_err(|e| e.to_string())?;
+            {
+                let mut t = tx.open_table(SM).map_err(|e| e.to_string())?;
+                for (key, bytes) in &rows {
+                    t.insert(key.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                t.insert(APPLIED, last.as_slice())
+                    .map_err(|e| e.to_string())?;
+                t.insert(MEMBERSHIP, membership.as_slice())
+                    .map_err(|e| e.to_string())?;
+            }
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(fail)?;
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, ClusterNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<()> {
+        let data = snapshot.into_inner();
+        let bad = |e: String| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e));
+        let body: SnapshotBody = from_json(&data).map_err(bad)?;
+        let mut state = body.state;
+        state.reindex();
+        // Every row of the new state, replacing all old ones, durably, with the snapshot.
+        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+        for t in state.tenants.values() {
+            rows.push((format!("t/{}", t.id), to_json(t).map_err(bad)?));
+        }
+        for (key, c) in &state.codes {
+            rows.push((format!("c/{key}"), to_json(c.as_ref()).map_err(bad)?));
+        }
+        for per_region in state.models.values() {
+            for m in per_region.values() {
+                rows.push((
+                    format!("m/{}/{}", m.code, m.region),
+                    to_json(m).map_err(bad)?,
+                ));
+            }
+        }
+        rows.push((APPLIED.into(), to_json(&meta.last_log_id).map_err(bad)?));
+        rows.push((
+            MEMBERSHIP.into(),
+            to_json(&meta.last_membership).map_err(bad)?,
+        ));
+        let meta_bytes = to_json(meta).map_err(bad)?;
+        let db = self.db.clone();
+        let stored = data.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(|e| e.to_string())?;
+            {
+                let mut t = tx.open_table(SM).map_err(|e| e.to_string())?;
+                t.retain(|_, _| false).map_err(|e| e.to_string())?;
+                for (key, bytes) in &rows {
+                    t.insert(key.as_str(), bytes.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            put_snapshot(&tx, &meta_bytes, &stored)?;
+            tx.commit().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &io_error(e)))?;
+        let mut applied = self.write();
+        applied.state = state;
+        applied.last_applied = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let db = self.db.clone();
+        let found = blocking(move || {
+            let tx = db.begin_read().map_err(|e| e.to_string())?;
+            let t = tx.open_table(SNAPSHOT).map_err(|e| e.to_string())?;
+            let meta = t.get("meta").map_err(|e| e.to_string())?;
+            let data = t.get("data").map_err(|e| e.to_string())?;
+            match (meta, data) {
+                (Some(m), Some(d)) => {
+                    let meta: SnapshotMeta<NodeId, ClusterNode> = from_json(m.value())?;
+                    Ok(Some((meta, d.value().to_vec())))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| StorageIOError::read_snapshot(None, &io_error(e)))?;
+        Ok(found.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::testing::{StoreBuilder, Suite};
+    use tempfile::TempDir;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+        async fn build(&self) -> Result<(TempDir, LogStore, StateMachine)> {
+            let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
+            let (log, sm) = open(&dir.path().join("raft.redb"))
+                .map_err(|e| StorageIOError::write(&io_error(e.to_string())))?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own storage test suite, against this store.
+    #[test]
+    fn t01_openraft_storage_suite() {
+        if let Err(e) = Suite::test_all(Builder) {
+            panic!("openraft storage suite: {e}");
+        }
+    }
+}
