@@ -231,6 +231,13 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         if initialized {
+            // A member of a larger cluster cannot talk to the others without the secret.
+            let members = self.applied().membership.membership().nodes().count();
+            if self.secret.is_empty() && members > 1 {
+                return Err(ClusterError::Start(String::from(
+                    "this node is a member of a cluster but has no cluster secret: set cluster.secret or FOREWARM_CLUSTER_SECRET",
+                )));
+            }
             return Ok(());
         }
         if join.is_empty() {

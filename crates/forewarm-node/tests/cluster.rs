@@ -191,6 +191,14 @@ async fn t01_forms_replicates_survives_the_leader_and_a_restart() {
     let wrong = call(addrs[l], "POST", "/raft/vote", Some("guess"), "{}").await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
 
+    // A member restarted without the secret says so instead of failing silently.
+    nodes[l].take().expect("node").shutdown().await;
+    let mut bare = config(dir.path(), l, addrs[l], vec![]);
+    bare.cluster.secret = None;
+    let refused = Node::start(bare, Arc::new(FakeRuntime::new())).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("no cluster secret"), "{message}");
+
     for node in nodes.into_iter().flatten() {
         node.shutdown().await;
     }
