@@ -112,3 +112,83 @@ pub async fn call(
 pub fn json(a: &Answer) -> serde_json::Value {
     serde_json::from_str(&a.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", a.body))
 }
+
+/// A userspace TCP proxy that delays every byte by a one-way delay in each direction (this
+/// kernel has no netem). The delay can be changed while connections are open.
+#[derive(Debug, Clone)]
+pub struct DelayProxy {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DelayProxy {
+    /// Listen on a free loopback port and forward to `upstream`, `one_way` later each way.
+    pub async fn start(upstream: SocketAddr, one_way: Duration) -> Self {
+        use std::sync::atomic::AtomicU64;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let delay_us = std::sync::Arc::new(AtomicU64::new(one_way.as_micros() as u64));
+        let delay = delay_us.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(delayed_pipe(cr, sw, delay.clone()));
+                tokio::spawn(delayed_pipe(sr, cw, delay.clone()));
+            }
+        });
+        Self { addr, delay_us }
+    }
+
+    /// Change the one-way delay (for bytes read from now on).
+    pub fn set_delay(&self, one_way: Duration) {
+        self.delay_us.store(
+            one_way.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// Copy `from` to `to`, each chunk written `delay` after it was read, in order.
+async fn delayed_pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let delay =
+                    Duration::from_micros(delay_us.load(std::sync::atomic::Ordering::Relaxed));
+                if tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}

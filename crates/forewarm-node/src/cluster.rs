@@ -104,6 +104,42 @@ pub struct ClusterView {
     pub members: Vec<MemberView>,
 }
 
+/// What a node holds warm: idle containers' memory (MiB) per `tenant/code`, and its measured
+/// container start time. Published by the PoolSupervisor on every reconcile tick, served to the
+/// other members on `/raft/inventory`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Idle containers (current code version) by code type: their memory classes, MiB.
+    pub idle: HashMap<String, Vec<u32>>,
+    /// Moving average of this node's container start time, ms.
+    pub start_ms: f64,
+}
+
+impl Inventory {
+    /// Whether an idle container of `code` has at least `need_mib`.
+    pub fn fits(&self, code: &str, need_mib: f64) -> bool {
+        self.idle
+            .get(code)
+            .is_some_and(|classes| classes.iter().any(|&m| f64::from(m) >= need_mib))
+    }
+}
+
+/// Another member's inventory as last fetched.
+#[derive(Debug, Clone)]
+pub struct RemoteView {
+    /// Its id.
+    pub id: NodeId,
+    /// Its membership record.
+    pub node: ClusterNode,
+    /// What it holds.
+    pub inventory: Inventory,
+    /// When it was fetched.
+    pub fetched: Instant,
+}
+
+/// Inventories older than this are not routed on.
+pub const INVENTORY_FRESH: Duration = Duration::from_secs(2);
+
 /// Round trips to the other members.
 #[derive(Debug, Default)]
 pub struct RttTable {
@@ -143,6 +179,10 @@ pub struct Cluster {
     secret: Arc<str>,
     /// Round trips to the other members.
     pub rtt: RttTable,
+    /// This node's warm inventory (written by the PoolSupervisor).
+    pub local: RwLock<Inventory>,
+    /// The other members' inventories.
+    pub remote: RwLock<HashMap<NodeId, RemoteView>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -205,6 +245,8 @@ impl Cluster {
             http,
             secret,
             rtt: RttTable::default(),
+            local: RwLock::new(Inventory::default()),
+            remote: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -506,8 +548,9 @@ impl Cluster {
         }
     }
 
-    /// Probe every other member's `/healthz` every `every`, folding the round trips into
-    /// [`RttTable`], until the node stops.
+    /// Every `every`, fetch every other member's warm inventory (`/raft/inventory`), timing
+    /// the round trip into [`RttTable`], until the node stops. Members are probed
+    /// concurrently, so a slow one does not delay the others.
     pub fn spawn_rtt_probe(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -516,22 +559,72 @@ impl Cluster {
             loop {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { return };
-                for (id, node) in me.members() {
-                    if id == me.id {
-                        continue;
-                    }
-                    let begun = Instant::now();
-                    let probe =
-                        me.http
-                            .call(Method::GET, &node.addr, "/healthz", None, Bytes::new());
-                    if let Ok(Ok((StatusCode::OK, _, _))) =
-                        tokio::time::timeout(Duration::from_secs(2), probe).await
-                    {
-                        me.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
-                    }
-                }
+                let members = me.members();
+                let live: std::collections::HashSet<NodeId> =
+                    members.iter().map(|(id, _)| *id).collect();
+                me.remote
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|id, _| live.contains(id));
+                let probes =
+                    members
+                        .into_iter()
+                        .filter(|(id, _)| *id != me.id)
+                        .map(|(id, node)| {
+                            let me = me.clone();
+                            async move {
+                                let begun = Instant::now();
+                                let fetched = tokio::time::timeout(
+                                    Duration::from_secs(2),
+                                    me.post::<_, Inventory>(&node.addr, "/raft/inventory", &()),
+                                )
+                                .await;
+                                if let Ok(Ok(inventory)) = fetched {
+                                    me.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
+                                    let view = RemoteView {
+                                        id,
+                                        node,
+                                        inventory,
+                                        fetched: Instant::now(),
+                                    };
+                                    me.remote
+                                        .write()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .insert(id, view);
+                                }
+                            }
+                        });
+                futures_util::future::join_all(probes).await;
             }
         })
+    }
+
+    /// Whether `headers` carry the cluster secret (internal endpoints outside this module).
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        !self.secret.is_empty() && token == Some(&*self.secret)
+    }
+
+    /// POST `body` to `path` on member `addr` with the cluster secret within `timeout`; the
+    /// status and raw answer.
+    pub async fn forward(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let call = self
+            .http
+            .call(Method::POST, addr, path, Some(&*self.secret), body.into());
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok((status, _, bytes))) => Ok((status, bytes)),
+            Ok(Err(e)) => Err(format!("{addr}{path}: {e}")),
+            Err(_) => Err(format!("{addr}{path}: no answer within {timeout:?}")),
+        }
     }
 
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
@@ -681,6 +774,7 @@ pub fn routes(cluster: Arc<Cluster>) -> Routes {
         .route("/raft/read-index", post(read_index))
         .route("/raft/join", post(join))
         .route("/raft/remove", post(remove))
+        .route("/raft/inventory", post(inventory))
         .with_state(cluster)
 }
 
@@ -701,12 +795,8 @@ fn internal<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, Refused> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     // An empty secret (a lone node) admits nobody.
-    if cluster.secret.is_empty() || token != Some(&*cluster.secret) {
+    if !cluster.admits(headers) {
         return Err(Refused(
             StatusCode::UNAUTHORIZED,
             String::from("internal endpoint: wrong or missing cluster secret"),
@@ -785,5 +875,14 @@ async fn remove(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) 
         Err(r) => return r.into_response(),
     };
     let answer: Result<bool, String> = c.remove_member(&name).await.map_err(|e| e.to_string());
+    json_answer(&answer)
+}
+
+async fn inventory(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = internal::<()>(&c, &headers, &body) {
+        return r.into_response();
+    }
+    let inventory = c.local.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let answer: Result<Inventory, String> = Ok(inventory);
     json_answer(&answer)
 }

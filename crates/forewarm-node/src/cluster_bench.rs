@@ -46,10 +46,16 @@ pub struct ClusterBenchReport {
     pub failover_writable: Percentiles,
     /// Election timeout range of the nodes, ms.
     pub election_timeout_ms: (u64, u64),
+    /// Time of one routing decision (`router::choose`) with two remote members in view, one
+    /// holding a warm fit, µs.
+    pub route_decision_us: Percentiles,
+    /// Whether those decisions chose the remote member.
+    pub route_decision_remote: bool,
 }
 
 const NODES: usize = 3;
 const SECRET: &str = "bench-cluster-secret";
+const BENCH_TOKEN: &str = "bench-tenant-token";
 
 fn config(
     data: &Path,
@@ -129,7 +135,7 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> Result<ClusterBench
         let c0 = cluster(&nodes[0]).clone();
         c0.write(Command::CreateTenant(Tenant {
             id: String::from("bench"),
-            token_sha256: String::from("-"),
+            token_sha256: forewarm_raft::hash_token(BENCH_TOKEN),
             max_warm: 1,
             max_memory_mib: 1024,
             allowed_regions: vec![],
@@ -209,8 +215,11 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> Result<ClusterBench
                 .await
                 .map_err(|e| format!("failover {round}: restarted node: {e}"))?;
         }
+        let (route_decision_us, route_decision_remote) = route_decisions(&nodes).await?;
         let c = &nodes[0].shared().config.cluster;
         Ok(ClusterBenchReport {
+            route_decision_us,
+            route_decision_remote,
             nodes: NODES,
             commit_leader: percentiles(on_leader),
             commit_forwarded: percentiles(forwarded),
@@ -240,4 +249,50 @@ async fn leader_index(nodes: &[Node]) -> Option<usize> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     None
+}
+
+/// Time `router::choose` on a node with no warm container while another member holds a warm
+/// fit (made by a real invocation there) and the code type's cold start is known (500 ms in
+/// the published summaries).
+async fn route_decisions(nodes: &[Node]) -> Result<(Percentiles, bool), String> {
+    let (home, far) = (&nodes[0], &nodes[1]);
+    let client = crate::client::NodeClient::new(&far.addr().to_string(), Some(BENCH_TOKEN.into()))?;
+    let answer = client.invoke("f", "").await?;
+    if answer.status != 200 {
+        return Err(format!(
+            "warming a container on {}: {}",
+            far.addr(),
+            answer.body
+        ));
+    }
+    // Wait until the home node's view of the far node shows it.
+    let far_id = cluster(far).id;
+    let begun = Instant::now();
+    loop {
+        let seen = cluster(home)
+            .remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&far_id)
+            .is_some_and(|v| v.inventory.fits("bench/f", 64.0));
+        if seen {
+            break;
+        }
+        if begun.elapsed() > Duration::from_secs(10) {
+            return Err(String::from(
+                "the warm container never showed in the inventory",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shared = home.shared();
+    let mut times = Vec::with_capacity(100_000);
+    let mut remote = true;
+    for _ in 0..100_000 {
+        let t = Instant::now();
+        let choice = crate::router::choose(shared, "bench", "bench/f", 64.0);
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        remote &= choice.is_some();
+    }
+    Ok((percentiles(times), remote))
 }

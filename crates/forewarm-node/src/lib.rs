@@ -100,8 +100,8 @@ use crate::router::{Router, RouterArgs, RouterMsg};
 
 /// How long a new node tries to join (or a lone one to elect itself) before giving up.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
-/// How often a node measures its round trip to every other member.
-const RTT_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a node fetches every other member's warm inventory (and times the round trip).
+const RTT_PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// What every actor and handler of a node shares (read-mostly).
 #[derive(Debug)]

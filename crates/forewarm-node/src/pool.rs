@@ -63,6 +63,9 @@ pub enum PoolError {
     /// The node is shutting down.
     #[error("node shutting down")]
     Stopping,
+    /// A warm-only lease found no idle container that fits.
+    #[error("no idle container that fits")]
+    NoWarmFit,
 }
 
 /// What the PoolSupervisor is told.
@@ -74,6 +77,9 @@ pub enum PoolMsg {
         code: Arc<Code>,
         /// Predicted memory need.
         need_mib: f64,
+        /// Only an idle container that fits (a request forwarded from another region): no
+        /// start on the request path, no arrival recorded otherwise.
+        warm_only: bool,
         /// Where the lease goes (now, or when the container is ready).
         reply: RpcReplyPort<Result<Lease, PoolError>>,
     },
@@ -516,9 +522,14 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         myself: &ActorRef<PoolMsg>,
         code: Arc<Code>,
         need_mib: f64,
+        warm_only: bool,
         reply: RpcReplyPort<Result<Lease, PoolError>>,
     ) {
         let key = code.key();
+        if warm_only && !self.has_idle_fit(&key, code.version, need_mib) {
+            let _ = reply.send(Err(PoolError::NoWarmFit));
+            return;
+        }
         let lead = self.lead();
         let cp = self.pool_for(&key, &code);
         if cp.code.version < code.version {
@@ -610,6 +621,38 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
+    fn has_idle_fit(&self, key: &CodeKey, version: u64, need_mib: f64) -> bool {
+        self.reals.values().any(|r| {
+            r.code == *key
+                && r.version >= version
+                && matches!(r.state, RealState::Idle(_))
+                && f64::from(r.class.memory_mib) >= need_mib
+        })
+    }
+
+    /// Publish what this node holds warm, for the Router and the other regions.
+    fn publish_inventory(&self) {
+        let mut idle: HashMap<String, Vec<u32>> = HashMap::new();
+        for r in self.reals.values() {
+            if matches!(r.state, RealState::Idle(_)) {
+                idle.entry(r.code.to_string())
+                    .or_default()
+                    .push(r.class.memory_mib);
+            }
+        }
+        let inventory = crate::cluster::Inventory {
+            idle,
+            start_ms: self.start_ewma.as_secs_f64() * 1e3,
+        };
+        *self
+            .args
+            .shared
+            .cluster
+            .local
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = inventory;
+    }
+
     async fn tick(&mut self, myself: &ActorRef<PoolMsg>) {
         let lead = self.lead();
         let keys: Vec<CodeKey> = self.pools.keys().cloned().collect();
@@ -634,6 +677,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         for (gauge, n) in self.args.shared.metrics.pool.iter().zip(counts) {
             gauge.store(n, Ordering::Relaxed);
         }
+        self.publish_inventory();
     }
 
     async fn started(
@@ -796,8 +840,9 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
             PoolMsg::Lease {
                 code,
                 need_mib,
+                warm_only,
                 reply,
-            } => state.lease(&myself, code, need_mib, reply).await,
+            } => state.lease(&myself, code, need_mib, warm_only, reply).await,
             PoolMsg::Release { serial, ok } => state.release(&myself, serial, ok).await,
             PoolMsg::Started {
                 serial,

@@ -67,18 +67,28 @@ impl Registry {
         self.read().state.codes.values().cloned().collect()
     }
 
+    /// The largest of `pick` over the published model summaries of a code type.
+    fn largest(
+        &self,
+        key: &str,
+        pick: impl Fn(&forewarm_raft::ModelSummary) -> Option<f64>,
+    ) -> Option<f64> {
+        let applied = self.read();
+        let per_region = applied.state.models.get(key)?;
+        per_region.values().filter_map(pick).reduce(f64::max)
+    }
+
+    /// The measured cold-start cost of a code type in any region (the largest), ms.
+    pub fn shared_cold_start_ms(&self, key: &str) -> Option<f64> {
+        self.largest(key, |m| (m.cold_start_ms > 0.0).then_some(m.cold_start_ms))
+    }
+
     /// What the regions other than `region` learned a code type needs, MiB: the largest of
     /// their published needs (sizing from a shared model errs on the large side).
     pub fn shared_need_mib(&self, key: &str, region: &str) -> Option<f64> {
-        let applied = self.read();
-        applied
-            .state
-            .models
-            .get(key)?
-            .values()
-            .filter(|m| m.region != region && m.samples > 0)
-            .map(|m| m.need_mib)
-            .reduce(f64::max)
+        self.largest(key, |m| {
+            (m.region != region && m.samples > 0).then_some(m.need_mib)
+        })
     }
 }
 

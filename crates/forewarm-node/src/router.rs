@@ -40,10 +40,41 @@ pub struct Invocation {
     pub payload_bytes: u64,
     /// When the gateway received it.
     pub received: Instant,
+    /// Forwarded from another region: run only on an idle container that fits, never start
+    /// one (the home region falls back to its own).
+    pub warm_only: bool,
+    /// The memory need decided by the home region (forwarded invocations).
+    pub need_mib: Option<f64>,
+}
+
+/// An invocation as forwarded to another region's node (`/raft/invoke`).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Forwarded {
+    /// Tenant.
+    pub tenant: String,
+    /// Code type name.
+    pub code: String,
+    /// Overrides.
+    pub overrides: WorkloadOverrides,
+    /// Payload size at home.
+    pub payload_bytes: u64,
+    /// The memory need predicted at home, MiB.
+    pub need_mib: f64,
+}
+
+/// Where a request should run, and why.
+#[derive(Debug, Clone)]
+pub struct RouteChoice {
+    /// The member to forward to.
+    pub target: crate::cluster::RemoteView,
+    /// Its score: round trip, ms (its container is warm, so no start and no queue).
+    pub remote_ms: f64,
+    /// The local score: the expected cold start, ms.
+    pub local_ms: f64,
 }
 
 /// What an invocation did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Invoked {
     /// `cold`, `warm` or `prewarmed`.
     pub start: Start,
@@ -58,7 +89,7 @@ pub struct Invoked {
 }
 
 /// Usage as the API shows it.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct UsageView {
     /// CPU time, ms.
     pub cpu_ms: f64,
@@ -111,6 +142,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     /// the code's limit.
     pub fn need_mib(&self, inv: &Invocation, key: &str) -> f64 {
         let code = &inv.code;
+        if let Some(need) = inv.need_mib {
+            return need.min(f64::from(code.max_memory_mib));
+        }
         // Own model, else what other regions learned (first sight here), else the limit.
         let mut need = match model_of(&self.shared.models, key) {
             Some(model) => model.need_mib(inv.payload_bytes),
@@ -126,13 +160,19 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         need.min(f64::from(code.max_memory_mib))
     }
 
-    async fn lease(&self, code: &Arc<Code>, need_mib: f64) -> Result<Lease, InvokeError> {
+    async fn lease(
+        &self,
+        code: &Arc<Code>,
+        need_mib: f64,
+        warm_only: bool,
+    ) -> Result<Lease, InvokeError> {
         let called = self
             .pool
             .call(
                 |reply| PoolMsg::Lease {
                     code: code.clone(),
                     need_mib,
+                    warm_only,
                     reply,
                 },
                 Some(LEASE_TIMEOUT),
@@ -147,13 +187,78 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         }
     }
 
+    /// Where `inv` should run ([`choose`]).
+    fn choose(&self, inv: &Invocation, key: &str, need_mib: f64) -> Option<RouteChoice> {
+        choose(&self.shared, &inv.code.tenant, key, need_mib)
+    }
+    /// Run `inv` on `choice`'s node; `None` when it could not (no fit there any more,
+    /// unreachable): the caller runs it here.
+    async fn run_remote(
+        &self,
+        inv: &Invocation,
+        need_mib: f64,
+        choice: &RouteChoice,
+    ) -> Option<Invoked> {
+        let body = serde_json::to_vec(&Forwarded {
+            tenant: inv.code.tenant.clone(),
+            code: inv.code.name.clone(),
+            overrides: inv.overrides,
+            payload_bytes: inv.payload_bytes,
+            need_mib,
+        })
+        .ok()?;
+        let node = &choice.target.node;
+        // Waiting longer than a local cold start would defeat the purpose.
+        let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
+        match self
+            .shared
+            .cluster
+            .forward(&node.addr, "/raft/invoke", body, budget)
+            .await
+        {
+            Ok((status, bytes)) if status.is_success() => {
+                match serde_json::from_slice::<Invoked>(&bytes) {
+                    Ok(mut invoked) => {
+                        invoked.latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
+                        self.shared
+                            .metrics
+                            .invoked(invoked.start, invoked.latency_ms);
+                        Some(invoked)
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: bad answer from {node}: {e}", inv.code.key());
+                        None
+                    }
+                }
+            }
+            Ok((status, bytes)) => {
+                tracing::info!(
+                    "{}: {node} declined ({status}: {}); running here",
+                    inv.code.key(),
+                    String::from_utf8_lossy(&bytes)
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("{}: {e}; running here", inv.code.key());
+                None
+            }
+        }
+    }
+
     async fn route(&self, inv: Invocation) -> Result<Invoked, InvokeError> {
         // `tenant/code`, built once per request.
         let key = inv.code.key();
         let mut need = self.need_mib(&inv, &key);
+        if !inv.warm_only
+            && let Some(choice) = self.choose(&inv, &key, need)
+            && let Some(invoked) = self.run_remote(&inv, need, &choice).await
+        {
+            return Ok(invoked);
+        }
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
-            let lease = self.lease(&inv.code, need).await?;
+            let lease = self.lease(&inv.code, need, inv.warm_only).await?;
             let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
             let _ = self.pool.cast(PoolMsg::Release {
                 serial: lease.serial,
@@ -258,4 +363,57 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
         });
         Ok(())
     }
+}
+
+/// The expected cost of a cold start of `key` on this node, ms: the code type's measured cold
+/// start (own model, else other regions'), else this node's container start time.
+pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
+    if let Some(m) = model_of(&shared.models, key)
+        && let Some(c) = m.cold_start_ms
+    {
+        return c;
+    }
+    let measured = shared.registry.shared_cold_start_ms(key);
+    let local = shared
+        .cluster
+        .local
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .start_ms;
+    measured.unwrap_or(local)
+}
+
+/// Score every region `tenant` may use with `rtt(home, r) + (warm fit in r ? 0 : cold start)
+/// + queue wait` and pick a remote member when it beats running here. Only members with an
+/// idle fit are candidates (a remote cold start is never better than a local one plus a round
+/// trip), so their queue wait is zero; here, with no idle fit, the cost is the expected cold
+/// start. `None`: run here.
+pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Option<RouteChoice> {
+    let cluster = &shared.cluster;
+    let remote = cluster.remote.read().unwrap_or_else(|e| e.into_inner());
+    if remote.is_empty() {
+        return None;
+    }
+    if cluster
+        .local
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .fits(key, need_mib)
+    {
+        return None;
+    }
+    let tenant = shared.registry.tenant(tenant)?;
+    let best = remote
+        .values()
+        .filter(|v| v.fetched.elapsed() < crate::cluster::INVENTORY_FRESH)
+        .filter(|v| tenant.may_use(&v.node.region))
+        .filter(|v| v.inventory.fits(key, need_mib))
+        .filter_map(|v| cluster.rtt.get(v.id).map(|rtt| (rtt, v)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    let local_ms = expected_cold_ms(shared, key);
+    (best.0 < local_ms).then(|| RouteChoice {
+        target: best.1.clone(),
+        remote_ms: best.0,
+        local_ms,
+    })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use forewarm_node::{ClusterConfig, Node, NodeConfig};
 use forewarm_runtime::FakeRuntime;
-use forewarm_tests::{call, json};
+use forewarm_tests::{DelayProxy, call, json};
 use serde_json::Value;
 
 const ADMIN: &str = "admin-secret";
@@ -202,4 +202,145 @@ async fn t01_forms_replicates_survives_the_leader_and_a_restart() {
     for node in nodes.into_iter().flatten() {
         node.shutdown().await;
     }
+}
+
+/// `GET /v1/cluster` on `addr` and its RTT to the member `name`.
+async fn rtt_to(addr: SocketAddr, name: &str) -> (Value, Option<f64>) {
+    let v = cluster_view(addr).await;
+    let rtt = v["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["rtt_ms"].as_f64());
+    (v, rtt)
+}
+
+/// A free loopback port (bound, then released, for a node to take).
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow_raft = |c: &mut NodeConfig| {
+        // Delays of up to 500 ms on one link must not cost elections here.
+        c.cluster.heartbeat_ms = 100;
+        c.cluster.election_min_ms = 2_000;
+        c.cluster.election_max_ms = 4_000;
+    };
+    // us-east (home) and eu-west directly; eu-west is reached by the others through a proxy
+    // that delays each direction by 10 ms (a 20 ms round trip).
+    let mut c0 = config(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]);
+    slow_raft(&mut c0);
+    let home = Node::start(c0, Arc::new(FakeRuntime::new()))
+        .await
+        .expect("home starts");
+    let b_listen = free_port();
+    let proxy = DelayProxy::start(b_listen, Duration::from_millis(10)).await;
+    let mut c1 = config(dir.path(), 1, b_listen, vec![home.addr().to_string()]);
+    c1.cluster.advertise = Some(proxy.addr.to_string());
+    slow_raft(&mut c1);
+    let far = Node::start(c1, Arc::new(FakeRuntime::new()))
+        .await
+        .expect("eu-west starts");
+    leader_seen(home.addr(), None, 2).await;
+
+    let token = create_tenant(home.addr(), "acme").await;
+    // A cold start costs ~300 ms here (the runner's init).
+    let put = call(
+        home.addr(),
+        "PUT",
+        "/v1/codes/f",
+        Some(&token),
+        r#"{"workload":{"cpu_ms":1,"init_ms":300},"max_memory_mib":128}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+
+    // eu-west runs f once (cold) and keeps the container warm; it learns the cold-start
+    // cost and shares it. (It applies the registration a replication round trip later.)
+    let begun = Instant::now();
+    while call(
+        far.addr(),
+        "GET",
+        "/v1/codes/f/prediction",
+        Some(&token),
+        "",
+    )
+    .await
+    .status
+        != 200
+    {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "f never reached eu-west"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = call(far.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(json(&first)["start"], "cold", "{}", first.body);
+    let trained = call(
+        far.addr(),
+        "GET",
+        "/v1/codes/f/prediction?train=true",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(trained.status, 200, "{}", trained.body);
+
+    // Home has nothing warm; eu-west's warm fit is 20 ms away, a cold start ~300 ms: eu-west.
+    let begun = Instant::now();
+    loop {
+        let (v, rtt) = rtt_to(home.addr(), "n1").await;
+        let shared = call(
+            home.addr(),
+            "GET",
+            "/v1/codes/f/prediction",
+            Some(&token),
+            "",
+        )
+        .await;
+        let seen = json(&shared)["shared"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty());
+        if rtt.is_some_and(|r| r >= 15.0) && seen {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no RTT / model: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let near = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(near.status, 200, "{}", near.body);
+    let near = json(&near);
+    assert_eq!(near["region"], "eu-west", "{near}");
+    assert_eq!(near["start"], "warm", "{near}");
+
+    // eu-west 500 ms away (more than a cold start): home runs it itself, cold.
+    proxy.set_delay(Duration::from_millis(250));
+    let begun = Instant::now();
+    loop {
+        let (v, rtt) = rtt_to(home.addr(), "n1").await;
+        if rtt.is_some_and(|r| r > 400.0) {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "RTT did not rise: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let local = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(local.status, 200, "{}", local.body);
+    let local = json(&local);
+    assert_eq!(local["region"], "us-east", "{local}");
+    assert_eq!(local["start"], "cold", "{local}");
+
+    far.shutdown().await;
+    home.shutdown().await;
 }

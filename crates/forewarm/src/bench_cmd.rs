@@ -161,5 +161,17 @@ pub fn cluster(
     ] {
         println!("{name:<40} {:>6} {:>10.2} {:>10.2}", p.n, p.p50, p.p99);
     }
+    let d = r.route_decision_us;
+    println!(
+        "routing decision: p50 {:.2} µs, p99 {:.2} µs over {} decisions ({})",
+        d.p50,
+        d.p99,
+        d.n,
+        if r.route_decision_remote {
+            "all chose the remote warm fit"
+        } else {
+            "NOT all remote"
+        }
+    );
     Ok(())
 }
