@@ -263,7 +263,7 @@ impl Cluster {
     /// ask the seeds in `join` (any member; it forwards to the leader) to add it, retrying
     /// until `deadline`. A node that was a member (restart) just resumes.
     pub async fn bootstrap_or_join(
-        &self,
+        self: &Arc<Self>,
         join: &[String],
         deadline: Duration,
     ) -> Result<(), ClusterError> {
@@ -280,6 +280,7 @@ impl Cluster {
                     "this node is a member of a cluster but has no cluster secret: set cluster.secret or FOREWARM_CLUSTER_SECRET",
                 )));
             }
+            self.update_own_record();
             return Ok(());
         }
         if join.is_empty() {
@@ -309,6 +310,42 @@ impl Cluster {
         Err(ClusterError::Unreachable(format!(
             "could not join through {join:?} within {deadline:?}: {last}"
         )))
+    }
+
+    /// When the membership records this node under another address or region (it came back
+    /// elsewhere), ask the other members, in the background, to update the record: until
+    /// then the leader cannot reach it.
+    fn update_own_record(self: &Arc<Self>) {
+        let others: Vec<String> = {
+            let applied = self.applied();
+            let membership = applied.membership.membership();
+            let recorded = membership.get_node(&self.id);
+            if recorded.is_none_or(|r| *r == self.me) {
+                return;
+            }
+            membership
+                .nodes()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, n)| n.addr.clone())
+                .collect()
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let begun = Instant::now();
+            while begun.elapsed() < Duration::from_secs(60) {
+                for addr in &others {
+                    match me.post::<_, ()>(addr, "/raft/join", &me.me).await {
+                        Ok(()) => {
+                            tracing::info!("membership now records {}", me.me);
+                            return;
+                        }
+                        Err(e) => tracing::debug!("updating own record through {addr}: {e}"),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tracing::warn!("could not update this node's membership record");
+        });
     }
 
     /// The current leader, waiting up to `wait` for one.
@@ -455,6 +492,25 @@ impl Cluster {
     /// Add `node` as a voter (on the leader; forwarded otherwise).
     pub async fn add_member(&self, node: ClusterNode) -> Result<(), ClusterError> {
         let id = forewarm_raft::raft_id(&node.name);
+        let known = self.members().into_iter().find(|(i, _)| *i == id);
+        if let Some((_, recorded)) = known {
+            if recorded == node {
+                return Ok(());
+            }
+            // A member back on another address (or region): update its record.
+            let update = ChangeMembers::SetNodes(BTreeMap::from([(id, node.clone())]));
+            return match self.raft.change_membership(update, false).await {
+                Ok(_) => {
+                    tracing::info!("{node}: membership record updated");
+                    Ok(())
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    let (_, leader) = self.leader(LEADER_WAIT).await?;
+                    self.post(&leader.addr, "/raft/join", &node).await
+                }
+                Err(e) => Err(ClusterError::Raft(e.to_string())),
+            };
+        }
         match self.raft.add_learner(id, node.clone(), true).await {
             Ok(_) => {}
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
