@@ -506,8 +506,7 @@ async fn invoke(
         overrides,
         payload_bytes: payload_bytes as u64,
         received,
-        warm_only: false,
-        need_mib: None,
+        forwarded_need_mib: None,
     };
     run(&api, inv).await
 }
@@ -524,7 +523,7 @@ async fn forwarded(
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "internal endpoint: wrong or missing cluster secret",
+            crate::cluster::SECRET_REFUSED,
         ));
     }
     let (f, _) = json_body::<Option<Forwarded>>(body, false)?;
@@ -545,8 +544,7 @@ async fn forwarded(
         overrides: f.overrides,
         payload_bytes: f.payload_bytes,
         received,
-        warm_only: true,
-        need_mib: Some(f.need_mib),
+        forwarded_need_mib: Some(f.need_mib),
     };
     run(&api, inv).await
 }
@@ -653,29 +651,11 @@ async fn prediction(
         _ => None,
     };
     let region = &api.shared.config.region;
-    let shared_need = api.shared.registry.shared_need_mib(&key, region);
-    let limit = f64::from(code.max_memory_mib);
-    let need = match (&model, shared_need) {
-        (Some(m), _) => m.need_mib(0).min(limit),
-        (None, Some(n)) => n.min(limit),
-        (None, None) => limit,
-    };
-    let shared: Vec<forewarm_raft::ModelSummary> = {
-        let applied = api
-            .shared
-            .cluster
-            .state()
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        applied
-            .state
-            .models
-            .get(key.as_ref())
-            .map(|per_region| per_region.values().cloned().collect())
-            .unwrap_or_default()
-    };
+    let need = crate::router::predicted_need_mib(&api.shared, &code, &key, 0);
+    let shared = api.shared.registry.summaries(&key);
+    let from_others = shared.iter().any(|m| m.region != *region && m.samples > 0);
     let why = match &model {
-        None if shared_need.is_some() => format!(
+        None if from_others => format!(
             "no history in {region}: sized from other regions' models, next container {need:.0} MiB"
         ),
         None => format!(

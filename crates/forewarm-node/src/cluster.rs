@@ -109,7 +109,8 @@ pub struct ClusterView {
 /// other members on `/raft/inventory`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
-    /// Idle containers (current code version) by code type: their memory classes, MiB.
+    /// Idle containers by code type: their memory classes, MiB (of any code version: the
+    /// warm-only lease on the member checks the version).
     pub idle: HashMap<String, Vec<u32>>,
     /// Moving average of this node's container start time, ms.
     pub start_ms: f64,
@@ -136,6 +137,9 @@ pub struct RemoteView {
     /// When it was fetched.
     pub fetched: Instant,
 }
+
+/// What an internal endpoint answers to a wrong or missing cluster secret.
+pub const SECRET_REFUSED: &str = "internal endpoint: wrong or missing cluster secret";
 
 /// Inventories older than this are not routed on.
 pub const INVENTORY_FRESH: Duration = Duration::from_secs(2);
@@ -175,8 +179,8 @@ pub struct Cluster {
     /// A handle on the store, to know when Raft has let go of it; dropped at shutdown so the
     /// file is closed even while handlers still hold the cluster.
     store: std::sync::Mutex<Option<forewarm_raft::LogStore>>,
-    http: HttpClient,
-    secret: Arc<str>,
+    /// Authenticated calls to the other members (Raft's network too).
+    net: HttpNetwork,
     /// Round trips to the other members.
     pub rtt: RttTable,
     /// This node's warm inventory (written by the PoolSupervisor).
@@ -221,15 +225,13 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| ClusterError::Start(format!("raft config: {e}")))?;
-        let secret: Arc<str> = Arc::from(c.secret.clone().unwrap_or_default());
-        let http = HttpClient::default();
-        let network = HttpNetwork {
-            http: http.clone(),
-            secret: secret.clone(),
+        let net = HttpNetwork {
+            http: HttpClient::default(),
+            secret: Arc::from(c.secret.clone().unwrap_or_default()),
         };
         let id = forewarm_raft::raft_id(&config.node_id);
         let store = log.clone();
-        let raft = Raft::new(id, Arc::new(raft_config), network, log, sm)
+        let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm)
             .await
             .map_err(|e| ClusterError::Start(format!("raft: {e}")))?;
         Ok(Arc::new(Self {
@@ -242,8 +244,7 @@ impl Cluster {
             },
             state,
             store: std::sync::Mutex::new(Some(store)),
-            http,
-            secret,
+            net,
             rtt: RttTable::default(),
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
@@ -275,7 +276,7 @@ impl Cluster {
         if initialized {
             // A member of a larger cluster cannot talk to the others without the secret.
             let members = self.applied().membership.membership().nodes().count();
-            if self.secret.is_empty() && members > 1 {
+            if self.net.secret.is_empty() && members > 1 {
                 return Err(ClusterError::Start(String::from(
                     "this node is a member of a cluster but has no cluster secret: set cluster.secret or FOREWARM_CLUSTER_SECRET",
                 )));
@@ -293,22 +294,31 @@ impl Cluster {
             self.leader(deadline).await?;
             return Ok(());
         }
+        let seed = self.join_through(join, deadline).await?;
+        tracing::info!("joined the cluster through {seed}");
+        Ok(())
+    }
+
+    /// Ask the members at `addrs`, in turn and again every 500 ms until `deadline`, to add
+    /// this node to the membership (or update its record); the address that did it.
+    async fn join_through(
+        &self,
+        addrs: &[String],
+        deadline: Duration,
+    ) -> Result<String, ClusterError> {
         let begun = Instant::now();
         let mut last = String::new();
         while begun.elapsed() < deadline {
-            for seed in join {
-                match self.post::<_, ()>(seed, "/raft/join", &self.me).await {
-                    Ok(()) => {
-                        tracing::info!("joined the cluster through {seed}");
-                        return Ok(());
-                    }
-                    Err(e) => last = format!("{seed}: {e}"),
+            for addr in addrs {
+                match self.post::<_, ()>(addr, "/raft/join", &self.me).await {
+                    Ok(()) => return Ok(addr.clone()),
+                    Err(e) => last = format!("{addr}: {e}"),
                 }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Err(ClusterError::Unreachable(format!(
-            "could not join through {join:?} within {deadline:?}: {last}"
+            "could not join through {addrs:?} within {deadline:?}: {last}"
         )))
     }
 
@@ -331,20 +341,10 @@ impl Cluster {
         };
         let me = self.clone();
         tokio::spawn(async move {
-            let begun = Instant::now();
-            while begun.elapsed() < Duration::from_secs(60) {
-                for addr in &others {
-                    match me.post::<_, ()>(addr, "/raft/join", &me.me).await {
-                        Ok(()) => {
-                            tracing::info!("membership now records {}", me.me);
-                            return;
-                        }
-                        Err(e) => tracing::debug!("updating own record through {addr}: {e}"),
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            match me.join_through(&others, Duration::from_secs(60)).await {
+                Ok(_) => tracing::info!("membership now records {}", me.me),
+                Err(e) => tracing::warn!("updating this node's membership record: {e}"),
             }
-            tracing::warn!("could not update this node's membership record");
         });
     }
 
@@ -382,13 +382,11 @@ impl Cluster {
         body: &B,
     ) -> Result<T, ClusterError> {
         let body = serde_json::to_vec(body).map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let call = self
-            .http
-            .call(Method::POST, addr, path, Some(&*self.secret), body.into());
-        let (status, _, bytes) = tokio::time::timeout(LEADER_WAIT, call)
+        let (status, bytes) = self
+            .net
+            .post(addr, path, body, LEADER_WAIT)
             .await
-            .map_err(|_| ClusterError::Unreachable(format!("{addr}{path}: timed out")))?
-            .map_err(|e| ClusterError::Unreachable(format!("{addr}{path}: {e}")))?;
+            .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
         let answer: Result<T, String> = serde_json::from_slice(&bytes).map_err(|e| {
             ClusterError::Unreachable(format!(
                 "{addr}{path}: {status}: {e}: {}",
@@ -396,6 +394,16 @@ impl Cluster {
             ))
         })?;
         answer.map_err(ClusterError::Raft)
+    }
+
+    /// POST to `path` on the leader (for what only the leader may do).
+    async fn on_leader<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClusterError> {
+        let (_, leader) = self.leader(LEADER_WAIT).await?;
+        self.post(&leader.addr, path, body).await
     }
 
     /// Wait until this node has applied `index` (read-your-writes after a forwarded write).
@@ -505,8 +513,7 @@ impl Cluster {
                     Ok(())
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                    let (_, leader) = self.leader(LEADER_WAIT).await?;
-                    self.post(&leader.addr, "/raft/join", &node).await
+                    self.on_leader("/raft/join", &node).await
                 }
                 Err(e) => Err(ClusterError::Raft(e.to_string())),
             };
@@ -514,8 +521,7 @@ impl Cluster {
         match self.raft.add_learner(id, node.clone(), true).await {
             Ok(_) => {}
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                let (_, leader) = self.leader(LEADER_WAIT).await?;
-                return self.post(&leader.addr, "/raft/join", &node).await;
+                return self.on_leader("/raft/join", &node).await;
             }
             Err(e) => return Err(ClusterError::Raft(e.to_string())),
         }
@@ -540,8 +546,7 @@ impl Cluster {
         {
             Ok(_) => Ok(true),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                let (_, leader) = self.leader(LEADER_WAIT).await?;
-                self.post(&leader.addr, "/raft/remove", &name).await
+                self.on_leader("/raft/remove", &name).await
             }
             Err(e) => Err(ClusterError::Raft(e.to_string())),
         }
@@ -549,9 +554,9 @@ impl Cluster {
 
     /// Members (id, node) as of the last applied membership.
     pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
-        let metrics = self.raft.metrics().borrow().clone();
-        metrics
-            .membership_config
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
             .membership()
             .nodes()
             .map(|(id, n)| (*id, n.clone()))
@@ -560,7 +565,8 @@ impl Cluster {
 
     /// `GET /v1/cluster`.
     pub fn view(&self) -> ClusterView {
-        let m = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let mut members: Vec<MemberView> = membership
@@ -661,7 +667,7 @@ impl Cluster {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        !self.secret.is_empty() && token == Some(&*self.secret)
+        !self.net.secret.is_empty() && token == Some(&*self.net.secret)
     }
 
     /// POST `body` to `path` on member `addr` with the cluster secret within `timeout`; the
@@ -673,14 +679,10 @@ impl Cluster {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), String> {
-        let call = self
-            .http
-            .call(Method::POST, addr, path, Some(&*self.secret), body.into());
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok((status, _, bytes))) => Ok((status, bytes)),
-            Ok(Err(e)) => Err(format!("{addr}{path}: {e}")),
-            Err(_) => Err(format!("{addr}{path}: no answer within {timeout:?}")),
-        }
+        self.net
+            .post(addr, path, body, timeout)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
@@ -716,6 +718,40 @@ pub struct HttpNetwork {
     secret: Arc<str>,
 }
 
+/// Why a call to a member got no answer.
+#[derive(Debug, thiserror::Error)]
+enum CallFailed {
+    /// No connection, or it broke.
+    #[error("{0}")]
+    Transport(String),
+    /// No answer within the deadline.
+    #[error("{0}")]
+    TimedOut(String),
+}
+
+impl HttpNetwork {
+    /// POST `body` to `path` on the member at `addr` with the cluster secret, within
+    /// `timeout`: its status and body.
+    async fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), CallFailed> {
+        let call = self
+            .http
+            .call(Method::POST, addr, path, Some(&*self.secret), body.into());
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok((status, _, bytes))) => Ok((status, bytes)),
+            Ok(Err(e)) => Err(CallFailed::Transport(format!("{addr}{path}: {e}"))),
+            Err(_) => Err(CallFailed::TimedOut(format!(
+                "{addr}{path}: no answer within {timeout:?}"
+            ))),
+        }
+    }
+}
+
 /// One peer.
 #[derive(Debug)]
 pub struct HttpPeer {
@@ -749,28 +785,19 @@ impl HttpPeer {
         E: std::error::Error + DeserializeOwned,
     {
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let call = self.net.http.call(
-            Method::POST,
-            &self.addr,
-            path,
-            Some(&*self.net.secret),
-            body.into(),
-        );
-        let (status, _, bytes) = match tokio::time::timeout(option.hard_ttl(), call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => {
-                let io = std::io::Error::other(format!("{}{path}: {e}", self.addr));
-                return Err(RPCError::Unreachable(Unreachable::new(&io)));
+        let (status, bytes) = match self
+            .net
+            .post(&self.addr, path, body, option.hard_ttl())
+            .await
+        {
+            Ok(answer) => answer,
+            Err(CallFailed::Transport(e)) => {
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &std::io::Error::other(e),
+                )));
             }
-            Err(_) => {
-                let io = std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "{}{path}: no answer within {:?}",
-                        self.addr,
-                        option.hard_ttl()
-                    ),
-                );
+            Err(CallFailed::TimedOut(e)) => {
+                let io = std::io::Error::new(std::io::ErrorKind::TimedOut, e);
                 return Err(RPCError::Network(NetworkError::new(&io)));
             }
         };
@@ -855,7 +882,7 @@ fn internal<T: DeserializeOwned>(
     if !cluster.admits(headers) {
         return Err(Refused(
             StatusCode::UNAUTHORIZED,
-            String::from("internal endpoint: wrong or missing cluster secret"),
+            String::from(SECRET_REFUSED),
         ));
     }
     serde_json::from_slice(body)

@@ -138,6 +138,23 @@ impl Model {
             demand: DemandForecaster::default().forecast(per_minute, HORIZON_MIN),
         })
     }
+
+    /// The compact form other regions read.
+    pub fn summary(&self, code: &str, region: &str) -> forewarm_raft::ModelSummary {
+        let mut demand = self.demand.per_step.clone();
+        demand.truncate(forewarm_raft::state::MAX_DEMAND_POINTS);
+        forewarm_raft::ModelSummary {
+            code: code.to_owned(),
+            region: region.to_owned(),
+            samples: self.samples as u64,
+            need_mib: self.need_mib(0),
+            cpu_p95_ms: self.cpu_ms.p95,
+            duration_p95_ms: self.duration_ms.p95,
+            cold_start_ms: self.cold_start_ms.unwrap_or(0.0),
+            demand_per_min: demand,
+            trained_at_ms: self.trained_at_ms,
+        }
+    }
 }
 
 /// Ordinary least squares of `y` on `x` through the normal equations; `None` when there are
@@ -224,25 +241,6 @@ pub struct PredictorState {
     published: HashMap<CodeKey, usize>,
 }
 
-impl Model {
-    /// The compact form other regions read.
-    pub fn summary(&self, code: &str, region: &str) -> forewarm_raft::ModelSummary {
-        let mut demand = self.demand.per_step.clone();
-        demand.truncate(forewarm_raft::state::MAX_DEMAND_POINTS);
-        forewarm_raft::ModelSummary {
-            code: code.to_owned(),
-            region: region.to_owned(),
-            samples: self.samples as u64,
-            need_mib: self.need_mib(0),
-            cpu_p95_ms: self.cpu_ms.p95,
-            duration_p95_ms: self.duration_ms.p95,
-            cold_start_ms: self.cold_start_ms.unwrap_or(0.0),
-            demand_per_min: demand,
-            trained_at_ms: self.trained_at_ms,
-        }
-    }
-}
-
 fn train_one(store: &SampleStore, code: &str) -> Result<Option<Model>, StoreError> {
     let now = unix_ms();
     let from = now.saturating_sub(HISTORY.as_millis() as u64);
@@ -278,9 +276,7 @@ impl PredictorState {
                 .insert(code, Arc::new(model));
         }
     }
-}
 
-impl PredictorState {
     /// Publish, in one Raft write from a task of its own (the Predictor does not wait for the
     /// commit), the summaries of models trained on new samples since the last publication.
     fn publish(&mut self) {

@@ -67,6 +67,17 @@ impl Registry {
         self.read().state.codes.values().cloned().collect()
     }
 
+    /// Every region's published model summary of a code type.
+    pub fn summaries(&self, key: &str) -> Vec<forewarm_raft::ModelSummary> {
+        let applied = self.read();
+        applied
+            .state
+            .models
+            .get(key)
+            .map(|per_region| per_region.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The largest of `pick` over the published model summaries of a code type.
     fn largest(
         &self,

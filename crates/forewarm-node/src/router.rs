@@ -40,11 +40,9 @@ pub struct Invocation {
     pub payload_bytes: u64,
     /// When the gateway received it.
     pub received: Instant,
-    /// Forwarded from another region: run only on an idle container that fits, never start
-    /// one (the home region falls back to its own).
-    pub warm_only: bool,
-    /// The memory need decided by the home region (forwarded invocations).
-    pub need_mib: Option<f64>,
+    /// Forwarded from another region, with the memory need decided there: run only on an
+    /// idle container that fits, never start one (the home region falls back to its own).
+    pub forwarded_need_mib: Option<f64>,
 }
 
 /// An invocation as forwarded to another region's node (`/raft/invoke`).
@@ -67,8 +65,6 @@ pub struct Forwarded {
 pub struct RouteChoice {
     /// The member to forward to.
     pub target: crate::cluster::RemoteView,
-    /// Its score: round trip, ms (its container is warm, so no start and no queue).
-    pub remote_ms: f64,
     /// The local score: the expected cold start, ms.
     pub local_ms: f64,
 }
@@ -142,18 +138,10 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     /// the code's limit.
     pub fn need_mib(&self, inv: &Invocation, key: &str) -> f64 {
         let code = &inv.code;
-        if let Some(need) = inv.need_mib {
+        if let Some(need) = inv.forwarded_need_mib {
             return need.min(f64::from(code.max_memory_mib));
         }
-        // Own model, else what other regions learned (first sight here), else the limit.
-        let mut need = match model_of(&self.shared.models, key) {
-            Some(model) => model.need_mib(inv.payload_bytes),
-            None => self
-                .shared
-                .registry
-                .shared_need_mib(key, &self.shared.config.region)
-                .unwrap_or(f64::from(code.max_memory_mib)),
-        };
+        let mut need = predicted_need_mib(&self.shared, code, key, inv.payload_bytes);
         if let Some(m) = inv.overrides.mem_mib {
             need = need.max(m as f64 + RUNNER_BASE_MIB);
         }
@@ -187,10 +175,6 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         }
     }
 
-    /// Where `inv` should run ([`choose`]).
-    fn choose(&self, inv: &Invocation, key: &str, need_mib: f64) -> Option<RouteChoice> {
-        choose(&self.shared, &inv.code.tenant, key, need_mib)
-    }
     /// Run `inv` on `choice`'s node; `None` when it could not (no fit there any more,
     /// unreachable): the caller runs it here.
     async fn run_remote(
@@ -250,15 +234,16 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // `tenant/code`, built once per request.
         let key = inv.code.key();
         let mut need = self.need_mib(&inv, &key);
-        if !inv.warm_only
-            && let Some(choice) = self.choose(&inv, &key, need)
+        let warm_only = inv.forwarded_need_mib.is_some();
+        if !warm_only
+            && let Some(choice) = choose(&self.shared, &inv.code.tenant, &key, need)
             && let Some(invoked) = self.run_remote(&inv, need, &choice).await
         {
             return Ok(invoked);
         }
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
-            let lease = self.lease(&inv.code, need, inv.warm_only).await?;
+            let lease = self.lease(&inv.code, need, warm_only).await?;
             let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
             let _ = self.pool.cast(PoolMsg::Release {
                 serial: lease.serial,
@@ -365,6 +350,21 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
     }
 }
 
+/// Memory one execution of `code` (key `key`) with a payload of `payload_bytes` is predicted
+/// to need, MiB, within the code's limit: from this node's model, else from what other regions
+/// learned (first sight here), else the limit.
+pub fn predicted_need_mib(shared: &NodeShared, code: &Code, key: &str, payload_bytes: u64) -> f64 {
+    let limit = f64::from(code.max_memory_mib);
+    let need = match model_of(&shared.models, key) {
+        Some(model) => model.need_mib(payload_bytes),
+        None => shared
+            .registry
+            .shared_need_mib(key, &shared.config.region)
+            .unwrap_or(limit),
+    };
+    need.min(limit)
+}
+
 /// The expected cost of a cold start of `key` on this node, ms: the code type's measured cold
 /// start (own model, else other regions'), else this node's container start time.
 pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
@@ -413,7 +413,6 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
     let local_ms = expected_cold_ms(shared, key);
     (best.0 < local_ms).then(|| RouteChoice {
         target: best.1.clone(),
-        remote_ms: best.0,
         local_ms,
     })
 }

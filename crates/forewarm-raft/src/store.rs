@@ -28,7 +28,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::state::{Applied, ClusterState, Command};
+use crate::state::{Applied, ClusterState, Code, Command, ModelSummary, Tenant};
 use crate::{ClusterNode, NodeId, TypeConfig};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -139,31 +139,54 @@ fn apply_row(state: &mut ClusterState, key: &str, bytes: &[u8]) -> std::result::
     Ok(())
 }
 
-fn row<T: Serialize>(key: String, value: &T) -> Option<(String, Vec<u8>)> {
-    serde_json::to_vec(value).ok().map(|bytes| (key, bytes))
+/// A state-machine row: key and JSON value.
+type Row = (String, Vec<u8>);
+
+fn tenant_row(t: &Tenant) -> std::result::Result<Row, String> {
+    Ok((format!("t/{}", t.id), to_json(t)?))
+}
+
+fn code_row(c: &Code) -> std::result::Result<Row, String> {
+    Ok((format!("c/{}", c.key()), to_json(c)?))
+}
+
+fn model_row(m: &ModelSummary) -> std::result::Result<Row, String> {
+    Ok((format!("m/{}/{}", m.code, m.region), to_json(m)?))
 }
 
 /// The rows of `state` that `command` may have changed.
-fn rows_of(state: &ClusterState, command: &Command) -> Vec<(String, Vec<u8>)> {
+fn rows_of(state: &ClusterState, command: &Command) -> std::result::Result<Vec<Row>, String> {
     match command {
         Command::CreateTenant(t) => state
             .tenants
             .get(&t.id)
-            .and_then(|t| row(format!("t/{}", t.id), t))
+            .map(tenant_row)
             .into_iter()
             .collect(),
         Command::PutCode(c) => state
             .codes
             .get(c.key().as_ref())
-            .and_then(|c| row(format!("c/{}", c.key()), c.as_ref()))
+            .map(|c| code_row(c))
             .into_iter()
             .collect(),
         Command::PutModels { models: batch } => batch
             .iter()
             .filter_map(|m| state.models.get(&m.code)?.get(&m.region))
-            .filter_map(|m| row(format!("m/{}/{}", m.code, m.region), m))
+            .map(model_row)
             .collect(),
     }
+}
+
+/// Every row of `state`.
+fn all_rows(state: &ClusterState) -> std::result::Result<Vec<Row>, String> {
+    let tenants = state.tenants.values().map(tenant_row);
+    let codes = state.codes.values().map(|c| code_row(c));
+    let models = state
+        .models
+        .values()
+        .flat_map(|r| r.values())
+        .map(model_row);
+    tenants.chain(codes).chain(models).collect()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -484,8 +507,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let fail = |e: String| StorageIOError::write_state_machine(&io_error(e));
         let mut replies = Vec::new();
-        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         let (last, membership) = {
             let mut applied = self.write();
             for entry in entries {
@@ -494,7 +518,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => replies.push(Applied::Done),
                     EntryPayload::Normal(command) => {
                         let reply = applied.state.apply(command.clone());
-                        rows.extend(rows_of(&applied.state, &command));
+                        rows.extend(rows_of(&applied.state, &command).map_err(fail)?);
                         replies.push(reply);
                     }
                     EntryPayload::Membership(m) => {
@@ -505,7 +529,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             (to_json(&applied.last_applied), to_json(&applied.membership))
         };
-        let fail = |e: String| StorageIOError::write_state_machine(&io_error(e));
         let (last, membership) = (last.map_err(fail)?, membership.map_err(fail)?);
         let db = self.db.clone();
         blocking(move || {
@@ -550,21 +573,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut state = body.state;
         state.reindex();
         // Every row of the new state, replacing all old ones, durably, with the snapshot.
-        let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
-        for t in state.tenants.values() {
-            rows.push((format!("t/{}", t.id), to_json(t).map_err(bad)?));
-        }
-        for (key, c) in &state.codes {
-            rows.push((format!("c/{key}"), to_json(c.as_ref()).map_err(bad)?));
-        }
-        for per_region in state.models.values() {
-            for m in per_region.values() {
-                rows.push((
-                    format!("m/{}/{}", m.code, m.region),
-                    to_json(m).map_err(bad)?,
-                ));
-            }
-        }
+        let mut rows = all_rows(&state).map_err(bad)?;
         rows.push((APPLIED.into(), to_json(&meta.last_log_id).map_err(bad)?));
         rows.push((
             MEMBERSHIP.into(),
