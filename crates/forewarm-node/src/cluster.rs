@@ -226,7 +226,7 @@ impl Cluster {
         .validate()
         .map_err(|e| ClusterError::Start(format!("raft config: {e}")))?;
         let net = HttpNetwork {
-            http: HttpClient::default(),
+            http: HttpClient::from_source(c.source_addr),
             secret: Arc::from(c.secret.clone().unwrap_or_default()),
         };
         let id = forewarm_raft::raft_id(&config.node_id);

@@ -50,6 +50,10 @@ pub struct ClusterConfig {
     /// Shared secret of the internal endpoints (`/raft/*`); `None` means
     /// FOREWARM_CLUSTER_SECRET, and a lone node without one admits no other node.
     pub secret: Option<String>,
+    /// Local address this node's calls to other members leave from; `None`: the system's
+    /// choice. `forewarm up --regions` sets one loopback address per node so that the delay
+    /// proxies know which region a call comes from.
+    pub source_addr: Option<std::net::IpAddr>,
     /// Members to join through (any member; it forwards to the leader). Empty: a node that
     /// never was a member starts a cluster of its own.
     pub join: Vec<String>,
@@ -68,6 +72,7 @@ impl Default for ClusterConfig {
         Self {
             advertise: None,
             secret: None,
+            source_addr: None,
             join: Vec::new(),
             heartbeat_ms: 50,
             election_min_ms: 200,
@@ -150,6 +155,21 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl ConfigError {
+    /// A problem at byte `offset` of the file `path` whose text is `text`.
+    pub fn at(path: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Self::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
 impl NodeConfig {
     /// Read a TOML file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -159,16 +179,7 @@ impl NodeConfig {
             source,
         })?;
         let mut config: NodeConfig = toml::from_str(&text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            let before = &text[..offset.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            ConfigError::Parse {
-                path: name.clone(),
-                line,
-                column,
-                message: e.message().to_owned(),
-            }
+            ConfigError::at(&name, &text, e.span().map_or(0, |s| s.start), e.message())
         })?;
         config.secret_from_env();
         config

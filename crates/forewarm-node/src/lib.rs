@@ -71,8 +71,10 @@ pub mod container;
 pub mod metrics;
 pub mod pool;
 pub mod predictor;
+pub mod proxy;
 pub mod registry;
 pub mod router;
+pub mod topology;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use forewarm_node::proxy::DelayProxy;
 use forewarm_node::{ClusterConfig, Node, NodeConfig};
 use forewarm_runtime::FakeRuntime;
-use forewarm_tests::{DelayProxy, call, json};
+use forewarm_tests::{call, json};
 use serde_json::Value;
 
 const ADMIN: &str = "admin-secret";
@@ -258,7 +259,7 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     let b_listen = free_port();
     let proxy = DelayProxy::start(b_listen, Duration::from_millis(10)).await;
     let mut c1 = config(dir.path(), 1, b_listen, vec![home.addr().to_string()]);
-    c1.cluster.advertise = Some(proxy.addr.to_string());
+    c1.cluster.advertise = Some(proxy.addr().to_string());
     slow_raft(&mut c1);
     let far = Node::start(c1, Arc::new(FakeRuntime::new()))
         .await

@@ -23,7 +23,17 @@ pub struct HttpClient {
 
 impl Default for HttpClient {
     fn default() -> Self {
+        Self::from_source(None)
+    }
+}
+
+impl HttpClient {
+    /// A client whose connections leave from `source` (a multi-homed host; `forewarm up
+    /// --regions` gives each node a loopback address of its own so the delay proxies can tell
+    /// the regions apart); `None`: the system's choice.
+    pub fn from_source(source: Option<std::net::IpAddr>) -> Self {
         let mut connector = HttpConnector::new();
+        connector.set_local_address(source);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
         Self {

@@ -42,6 +42,8 @@ pub enum Command {
         #[arg(long, default_value = "")]
         body: String,
     },
+    /// A TCP delay proxy: the distance between regions, emulated (this kernel has no netem).
+    Proxy(ProxyArgs),
     /// Replay a trace (Azure Functions 2019 layout) against a live node, time-compressed.
     Replay(ReplayArgs),
     /// Replay a trace through policies side by side and report cold starts and waste.
@@ -165,6 +167,42 @@ pub struct UpArgs {
     /// Statically linked runner binary the image is built from if missing.
     #[arg(long, env = "FOREWARM_RUNNER_BIN")]
     pub runner_bin: Option<PathBuf>,
+    /// Start one node per node of this topology file (e.g. regions/three.toml) as local
+    /// processes, with a delay proxy in front of each emulating the round trips between the
+    /// regions; prints `<region> <api-url>` per node. Data goes to DATA_DIR/<node-id>.
+    #[arg(long, conflicts_with_all = ["listen", "node_id"])]
+    pub regions: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Listen address.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Where to forward to: HOST:PORT (resolved per connection).
+    #[arg(long)]
+    pub to: String,
+    /// One-way delay, ms, in each direction.
+    #[arg(long, default_value_t = 0.0)]
+    pub delay_ms: f64,
+    /// One-way delay for connections from one address: IP=MS (repeatable).
+    #[arg(long = "from", value_parser = parse_from)]
+    pub from: Vec<(std::net::IpAddr, f64)>,
+    /// Serve `PUT /delay` ({"one_way_ms": N, "from"?: IP}) on this address.
+    #[arg(long)]
+    pub control: Option<std::net::SocketAddr>,
+}
+
+fn parse_from(s: &str) -> Result<(std::net::IpAddr, f64), String> {
+    let (ip, ms) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected IP=MS"))?;
+    let ip = ip.parse().map_err(|e| format!("{ip:?}: {e}"))?;
+    let ms: f64 = ms.parse().map_err(|e| format!("{ms:?}: {e}"))?;
+    if !(ms.is_finite() && (0.0..=60_000.0).contains(&ms)) {
+        return Err(format!("{ms}: a delay is 0-60000 ms"));
+    }
+    Ok((ip, ms))
 }
 
 #[derive(Debug, Args)]
@@ -286,13 +324,17 @@ fn parse_band(s: &str) -> Result<(f64, f64), String> {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Node { config, join } => crate::node_cmd::node(&config, join),
-        Command::Up(args) => crate::node_cmd::up(args),
+        Command::Up(args) => match args.regions.clone() {
+            Some(topology) => crate::regions_cmd::up(args, &topology),
+            None => crate::node_cmd::up(args),
+        },
         Command::Invoke {
             code,
             url,
             token,
             body,
         } => crate::node_cmd::invoke(&code, &url, token, &body),
+        Command::Proxy(args) => crate::regions_cmd::proxy(args),
         Command::Replay(args) => crate::replay_cmd::run(args),
         Command::Simulate(args) => crate::simulate_cmd::run(args),
         Command::Trace(TraceCommand::Gen {

@@ -4,6 +4,7 @@ mod bench_cmd;
 mod cli;
 mod node_cmd;
 mod progress;
+mod regions_cmd;
 mod replay_cmd;
 mod simulate_cmd;
 mod trace_cmd;

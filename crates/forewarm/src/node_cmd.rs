@@ -13,7 +13,7 @@ use crate::cli::UpArgs;
 /// Where `make images` leaves the static runner binary, relative to the workspace.
 const RUNNER_BIN: &str = "target/x86_64-unknown-linux-gnu/release/forewarm-runner";
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,12 +44,16 @@ fn runner_binary(flag: Option<PathBuf>) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::Result<()> {
+/// Connect to the Docker engine and make sure the runner `image` exists, building it from
+/// the static runner binary when it does not.
+pub(crate) async fn docker_with_image(
+    image: &str,
+    runner_bin: Option<PathBuf>,
+) -> anyhow::Result<DockerRuntime> {
     let docker = DockerRuntime::connect()
         .await
         .context("connecting to the Docker engine")?;
-    let image = config.runner_image.clone();
-    if !docker.has_image(&image).await? {
+    if !docker.has_image(image).await? {
         let Some(bin) = runner_binary(runner_bin) else {
             bail!(
                 "image {image} is missing and no static runner binary was found to build it \
@@ -57,8 +61,13 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
             );
         };
         eprintln!("building {image} from {}", bin.display());
-        docker.build_runner_image(&image, &bin).await?;
+        docker.build_runner_image(image, &bin).await?;
     }
+    Ok(docker)
+}
+
+async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let docker = docker_with_image(&config.runner_image, runner_bin).await?;
     if config.admin_token.is_none() {
         config.admin_token = std::env::var("FOREWARM_ADMIN_TOKEN")
             .ok()
@@ -87,14 +96,20 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    stop_signal().await?;
+    eprintln!("stopping: removing containers, flushing samples");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+pub(crate) async fn stop_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("stopping: removing containers, flushing samples");
-    node.shutdown().await;
     Ok(())
 }
 

@@ -53,9 +53,26 @@ fn up(data: &Path, node_id: &str, port: u16) -> NodeProc {
     }
 }
 
-fn call(n: &NodeProc, method: &str, path: &str, token: &str, body: &str) -> Answer {
+/// Where a node's API is: a node process, or an address.
+trait At {
+    fn at(&self) -> SocketAddr;
+}
+
+impl At for NodeProc {
+    fn at(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl At for SocketAddr {
+    fn at(&self) -> SocketAddr {
+        *self
+    }
+}
+
+fn call(n: &impl At, method: &str, path: &str, token: &str, body: &str) -> Answer {
     let body = (!body.is_empty()).then_some(body.as_bytes());
-    request(n.addr, method, path, Some(token), body).expect("the node answers")
+    request(n.at(), method, path, Some(token), body).expect("the node answers")
 }
 
 fn json(a: &Answer) -> Value {
@@ -87,7 +104,7 @@ fn network_of(id: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn tenant(n: &NodeProc, name: &str) -> String {
+fn tenant(n: &impl At, name: &str) -> String {
     let a = call(
         n,
         "POST",
@@ -101,7 +118,7 @@ fn tenant(n: &NodeProc, name: &str) -> String {
 
 const CODE: &str = r#"{"workload":{"cpu_ms":2,"mem_mib":8,"init_ms":250},"max_memory_mib":128}"#;
 
-fn invoke(n: &NodeProc, token: &str, code: &str) -> (String, Value) {
+fn invoke(n: &impl At, token: &str, code: &str) -> (String, Value) {
     let a = call(n, "POST", &format!("/v1/invoke/{code}"), token, "");
     assert_eq!(a.status, 200, "{}", a.body);
     let start = a.header("x-forewarm-start").unwrap_or("").to_owned();
@@ -262,4 +279,146 @@ fn t02_replay_drives_a_trace_through_a_live_node() {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     assert!(node.child.wait().expect("wait").success());
     assert!(docker_ids(&format!("forewarm.node={node_id}")).is_empty());
+}
+
+/// `forewarm up --regions`: three node processes behind delay proxies emulating the round
+/// trips of the topology file; a request homed in one region runs on a warm container in
+/// another; Ctrl-C (SIGTERM) stops everything and leaves no container.
+#[test]
+fn t03_up_regions_runs_three_regions_with_emulated_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Ports with their + 100 neighbours free too (the proxies).
+    let ports: Vec<u16> = loop {
+        let p: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if p.iter().all(|&x| x < 65000 && free(x + 100)) {
+            break p;
+        }
+    };
+    let topology = dir.path().join("three.toml");
+    std::fs::write(
+        &topology,
+        format!(
+            "[[region]]\nname = \"us-east\"\nnodes = [\"127.0.0.1:{}\"]\n\
+             [[region]]\nname = \"eu-west\"\nnodes = [\"127.0.0.1:{}\"]\n\
+             [[region]]\nname = \"ap-south\"\nnodes = [\"127.0.0.1:{}\"]\n\
+             [rtt_ms]\n\"us-east/eu-west\" = 40\n\"us-east/ap-south\" = 120\n\"eu-west/ap-south\" = 80\n",
+            ports[0], ports[1], ports[2]
+        ),
+    )
+    .expect("topology");
+    let mut up = Stopping(
+        Command::new(env!("CARGO_BIN_EXE_forewarm"))
+            .arg("up")
+            .arg("--regions")
+            .arg(&topology)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("FOREWARM_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning forewarm up --regions"),
+    );
+    let stdout = up.0.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .take(3)
+        .map(|l| l.expect("a line"))
+        .collect();
+    let expected: Vec<String> = ["us-east", "eu-west", "ap-south"]
+        .iter()
+        .zip(&ports)
+        .map(|(r, p)| format!("{r} http://127.0.0.1:{p}"))
+        .collect();
+    assert_eq!(lines, expected, "one line per node, in file order");
+    let node = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
+    let (us, eu, ap) = (node(0), node(1), node(2));
+
+    // The round trips each node measures follow the matrix (the proxies add them; what the
+    // HTTP exchange itself costs comes on top, hence lower bounds).
+    let begun = Instant::now();
+    let rtt = |n: &SocketAddr, name: &str| -> Option<f64> {
+        let view = json(&call(n, "GET", "/v1/cluster", ADMIN, ""));
+        view["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["region"] == name)?["rtt_ms"]
+            .as_f64()
+    };
+    loop {
+        let seen = [
+            rtt(&us, "eu-west"),
+            rtt(&us, "ap-south"),
+            rtt(&ap, "eu-west"),
+        ];
+        if let [Some(a), Some(b), Some(c)] = seen {
+            assert!(a >= 40.0 && b >= 120.0 && c >= 80.0, "{seen:?}");
+            assert!(a < b && c < b, "{seen:?}");
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "no RTTs: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A warm container in eu-west; then us-east (40 ms away) sends its request there rather
+    // than starting one of its own (250 ms of init alone).
+    let token = tenant(&us, "acme");
+    // The request path reads each node's applied state; a linearizable read on eu-west
+    // waits until it has applied the new tenant.
+    assert_eq!(call(&eu, "GET", "/v1/tenants/acme", ADMIN, "").status, 200);
+    let put = call(&eu, "PUT", "/v1/codes/f", &token, CODE);
+    assert_eq!(put.status, 201, "{}", put.body);
+    let (start, body) = invoke(&eu, &token, "f");
+    assert_eq!(
+        (start.as_str(), body["region"].as_str()),
+        ("cold", Some("eu-west"))
+    );
+    let begun = Instant::now();
+    let (start, body) = loop {
+        // The inventories are exchanged every 250 ms; the first ask may precede them.
+        std::thread::sleep(Duration::from_millis(500));
+        let (start, body) = invoke(&us, &token, "f");
+        if body["region"] == "eu-west" || begun.elapsed() > Duration::from_secs(10) {
+            break (start, body);
+        }
+    };
+    assert_eq!(
+        (start.as_str(), body["region"].as_str()),
+        ("warm", Some("eu-west")),
+        "{body}"
+    );
+    assert!(body["latency_ms"].as_f64().unwrap_or(0.0) >= 40.0, "{body}");
+
+    // SIGTERM stops every node: no container of any of them is left.
+    let status = up.stop();
+    assert!(status.success(), "{status}");
+    for n in ["us-east-1", "eu-west-1", "ap-south-1"] {
+        assert!(
+            docker_ids(&format!("forewarm.node={n}")).is_empty(),
+            "{n} left containers"
+        );
+    }
+}
+
+/// A process that gets SIGTERM and is waited for when dropped (a failing test leaves none).
+struct Stopping(Child);
+
+impl Stopping {
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.0.wait().expect("wait")
+    }
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
 }

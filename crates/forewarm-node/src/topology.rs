@@ -1,0 +1,315 @@
+//! Region topology files (`regions/*.toml`): the regions, their nodes' API addresses and the
+//! round-trip times between regions that `forewarm up --regions` emulates on one machine.
+//!
+//! ```toml
+//! peer_port_offset = 100            # other regions reach a node at its port + this (a delay proxy)
+//! [[region]]
+//! name = "us-east"
+//! nodes = ["127.0.0.1:7101"]        # API addresses, what clients call
+//! [[region]]
+//! name = "eu-west"
+//! nodes = ["127.0.0.1:7102"]
+//! [rtt_ms]
+//! "us-east/eu-west" = 80            # every pair of regions, either order
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::ConfigError;
+
+/// A topology: regions in file order and the round trips between them.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Regions in file order.
+    pub regions: Vec<Region>,
+    /// Round trip between two regions, ms (key: names in lexical order).
+    rtt_ms: BTreeMap<(String, String), f64>,
+    /// Other regions reach a node through a delay proxy at its API port + this.
+    pub peer_port_offset: u16,
+}
+
+/// One region and its nodes.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// API addresses of its nodes.
+    pub nodes: Vec<SocketAddr>,
+}
+
+/// One node of a topology, with what `forewarm up --regions` derives for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologyNode {
+    /// Its region.
+    pub region: String,
+    /// Node id: `<region>-<n>`, n counting from 1 within the region.
+    pub node_id: String,
+    /// API address (clients).
+    pub api: SocketAddr,
+    /// Where the other members reach it: its delay proxy.
+    pub peer: SocketAddr,
+    /// Loopback address its calls to other members leave from (127.0.0.11, .12, … in file
+    /// order), by which the proxies know its region.
+    pub source: IpAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default = "default_offset")]
+    peer_port_offset: u16,
+    #[serde(default)]
+    region: Vec<RawRegion>,
+    #[serde(default)]
+    rtt_ms: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
+}
+
+fn default_offset() -> u16 {
+    100
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    name: Spanned<String>,
+    nodes: Vec<Spanned<String>>,
+}
+
+impl Topology {
+    /// Read a topology file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Self::parse(&name, &text)
+    }
+
+    /// Parse the text of the topology file `name`.
+    pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
+        let at = |offset: usize, message: String| ConfigError::at(name, text, offset, message);
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().to_owned()))?;
+        if raw.region.is_empty() {
+            return Err(at(0, String::from("no [[region]] is listed")));
+        }
+        let mut regions: Vec<Region> = Vec::new();
+        let mut seen_addrs: Vec<SocketAddr> = Vec::new();
+        for r in raw.region {
+            let rname = r.name.get_ref();
+            if !crate::registry::valid_id(rname) {
+                return Err(at(
+                    r.name.span().start,
+                    format!("region name {rname:?} must be 1-32 of a-z, 0-9 and '-'"),
+                ));
+            }
+            if regions.iter().any(|x| &x.name == rname) {
+                return Err(at(
+                    r.name.span().start,
+                    format!("region {rname:?} is listed twice"),
+                ));
+            }
+            if r.nodes.is_empty() {
+                return Err(at(
+                    r.name.span().start,
+                    format!("region {rname:?} lists no node"),
+                ));
+            }
+            let mut nodes = Vec::new();
+            for n in &r.nodes {
+                let addr: SocketAddr = n.get_ref().parse().map_err(|_| {
+                    at(
+                        n.span().start,
+                        format!("node address {:?} is not IP:PORT", n.get_ref()),
+                    )
+                })?;
+                if seen_addrs.contains(&addr) {
+                    return Err(at(n.span().start, format!("node {addr} is listed twice")));
+                }
+                if addr.port().checked_add(raw.peer_port_offset).is_none() {
+                    return Err(at(
+                        n.span().start,
+                        format!(
+                            "port {} + peer_port_offset {} is past 65535",
+                            addr.port(),
+                            raw.peer_port_offset
+                        ),
+                    ));
+                }
+                seen_addrs.push(addr);
+                nodes.push(addr);
+            }
+            regions.push(Region {
+                name: rname.clone(),
+                nodes,
+            });
+        }
+        let mut rtt_ms = BTreeMap::new();
+        let table_at = raw.rtt_ms.as_ref().map_or(0, |t| t.span().start);
+        for (key, ms) in raw.rtt_ms.map(Spanned::into_inner).unwrap_or_default() {
+            let Some((a, b)) = key.split_once('/') else {
+                return Err(at(
+                    ms.span().start,
+                    format!("rtt_ms key {key:?} must be \"<region>/<region>\""),
+                ));
+            };
+            for r in [a, b] {
+                if !regions.iter().any(|x| x.name == r) {
+                    return Err(at(
+                        ms.span().start,
+                        format!("rtt_ms key {key:?}: no region {r:?} is listed"),
+                    ));
+                }
+            }
+            let value = *ms.get_ref();
+            if a == b || !(value.is_finite() && (0.0..=60_000.0).contains(&value)) {
+                return Err(at(
+                    ms.span().start,
+                    format!(
+                        "rtt_ms {key:?} = {value}: two different regions and 0-60000 ms, please"
+                    ),
+                ));
+            }
+            if let Some(old) = rtt_ms.insert(pair(a, b), value)
+                && old != value
+            {
+                return Err(at(
+                    ms.span().start,
+                    format!("rtt_ms between {a} and {b} is given twice ({old} and {value})"),
+                ));
+            }
+        }
+        for (i, a) in regions.iter().enumerate() {
+            for b in &regions[i + 1..] {
+                if !rtt_ms.contains_key(&pair(&a.name, &b.name)) {
+                    return Err(at(
+                        table_at,
+                        format!("rtt_ms has no round trip between {} and {}", a.name, b.name),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            regions,
+            rtt_ms,
+            peer_port_offset: raw.peer_port_offset,
+        })
+    }
+
+    /// Round trip between two regions, ms (0 within a region).
+    pub fn rtt_ms(&self, a: &str, b: &str) -> f64 {
+        if a == b {
+            return 0.0;
+        }
+        self.rtt_ms.get(&pair(a, b)).copied().unwrap_or(0.0)
+    }
+
+    /// The largest round trip between two regions, ms.
+    pub fn max_rtt_ms(&self) -> f64 {
+        self.rtt_ms.values().copied().fold(0.0, f64::max)
+    }
+
+    /// Raft timing for members this far apart: (heartbeat, election min, election max), ms.
+    /// A heartbeat is also the deadline of an append RPC, so it must outlast the longest
+    /// round trip (with room for the work at the far end); a follower stands after missing
+    /// three of them.
+    pub fn raft_timing_ms(&self) -> (u64, u64, u64) {
+        let heartbeat = (self.max_rtt_ms() * 1.5 + 20.0).ceil().max(50.0) as u64;
+        let election = (heartbeat * 3).max(200);
+        (heartbeat, election, election * 2)
+    }
+
+    /// Every node, in file order, with its id, proxy address and source address.
+    pub fn nodes(&self) -> Vec<TopologyNode> {
+        let mut out = Vec::new();
+        for r in &self.regions {
+            for (k, api) in r.nodes.iter().enumerate() {
+                let i = out.len() as u8;
+                out.push(TopologyNode {
+                    region: r.name.clone(),
+                    node_id: format!("{}-{}", r.name, k + 1),
+                    api: *api,
+                    peer: SocketAddr::new(api.ip(), api.port() + self.peer_port_offset),
+                    source: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11u8.saturating_add(i))),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Topology::parse("t.toml", text)
+            .expect_err("an error")
+            .to_string()
+    }
+
+    #[test]
+    fn t01_the_shipped_three_regions_load() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../regions/three.toml");
+        let t = Topology::load(&path).expect("test setup");
+        let names: Vec<_> = t.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["us-east", "eu-west", "ap-south"]);
+        assert_eq!(t.rtt_ms("us-east", "eu-west"), 80.0);
+        assert_eq!(t.rtt_ms("ap-south", "us-east"), 190.0);
+        assert_eq!(t.rtt_ms("eu-west", "ap-south"), 120.0);
+        assert_eq!(t.rtt_ms("eu-west", "eu-west"), 0.0);
+        // 190 ms at most: heartbeats (the append deadline) of 305 ms, elections after 0.9-1.8 s.
+        assert_eq!(t.raft_timing_ms(), (305, 915, 1830));
+        let nodes = t.nodes();
+        assert_eq!(nodes[1].node_id, "eu-west-1");
+        assert_eq!(nodes[1].api.to_string(), "127.0.0.1:7102");
+        assert_eq!(nodes[1].peer.to_string(), "127.0.0.1:7202");
+        assert_eq!(nodes[2].source.to_string(), "127.0.0.13");
+    }
+
+    #[test]
+    fn t02_mistakes_are_named_with_file_and_line() {
+        let two = "[[region]]\nname = \"a\"\nnodes = [\"127.0.0.1:1\"]\n[[region]]\nname = \"b\"\nnodes = [\"127.0.0.1:2\"]\n";
+        assert!(
+            err(two).starts_with("t.toml:") && err(two).contains("no round trip between a and b"),
+            "{}",
+            err(two)
+        );
+        let bad_addr = "[[region]]\nname = \"a\"\nnodes = [\"localhost\"]\n";
+        assert!(err(bad_addr).starts_with("t.toml:3:"), "{}", err(bad_addr));
+        let unknown = format!("{two}[rtt_ms]\n\"a/c\" = 3\n");
+        assert!(
+            err(&unknown).contains("no region \"c\""),
+            "{}",
+            err(&unknown)
+        );
+        assert!(err(&unknown).starts_with("t.toml:8:"), "{}", err(&unknown));
+        let negative = format!("{two}[rtt_ms]\n\"a/b\" = -3\n");
+        assert!(err(&negative).contains("0-60000 ms"), "{}", err(&negative));
+        let twice = format!("{two}[rtt_ms]\n\"a/b\" = 3\n\"b/a\" = 4\n");
+        assert!(err(&twice).contains("given twice"), "{}", err(&twice));
+        let dup_region = "[[region]]\nname = \"a\"\nnodes = [\"127.0.0.1:1\"]\n[[region]]\nname = \"a\"\nnodes = [\"127.0.0.1:2\"]\n";
+        assert!(
+            err(dup_region).starts_with("t.toml:5:"),
+            "{}",
+            err(dup_region)
+        );
+        assert!(err("").contains("no [[region]]"));
+        assert!(err("[[region]]\nname = \"A\"\nnodes = []\n").contains("must be 1-32"));
+        assert!(err("colour = 1\n").contains("unknown field"));
+    }
+}
