@@ -6,6 +6,8 @@ BIN := target/release/forewarm
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARGET := x86_64-unknown-linux-gnu
 RUNNER_IMAGE := forewarm/runner:$(VERSION)
+NODE_IMAGE := forewarm/node:$(VERSION)
+STATIC := target/$(TARGET)/release
 
 .PHONY: sim test verify lint fmt-check fix build bench-sim images up
 
@@ -20,13 +22,16 @@ sim: build
 build:
 	$(CARGO) build --release --bin forewarm
 
-## Container images, built locally from static binaries (no registry is reachable).
+## Container images, built locally from static binaries (no registry is reachable): the
+## runner (workload containers) and the node (cluster/compose.yaml, the testcontainers tests).
 images:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(TARGET) \
-		-p forewarm-runner
-	mkdir -p target/images/runner
-	cp target/$(TARGET)/release/forewarm-runner target/images/runner/
+		-p forewarm-runner -p forewarm
+	mkdir -p target/images/runner target/images/node
+	strip -o target/images/runner/forewarm-runner $(STATIC)/forewarm-runner
+	strip -o target/images/node/forewarm $(STATIC)/forewarm
 	docker build -q -t $(RUNNER_IMAGE) -f cluster/runner.Dockerfile target/images/runner
+	docker build -q -t $(NODE_IMAGE) -f cluster/node.Dockerfile target/images/node
 
 ## One live node on Docker (Ctrl-C stops it and removes its containers).
 up: build images
@@ -34,7 +39,7 @@ up: build images
 
 ## The test suite (what CI runs after lint); builds the images the Docker tests use.
 test: images
-	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) \
+	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) FOREWARM_NODE_IMAGE=$(NODE_IMAGE) \
 	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
 		$(CARGO) nextest run --workspace --profile ci
 

@@ -93,6 +93,19 @@ pub async fn call(
     token: Option<&str>,
     body: &str,
 ) -> Answer {
+    try_call(addr, method, path, token, body)
+        .await
+        .unwrap_or_else(|| panic!("nothing answers on {addr}"))
+}
+
+/// [`request`] from async code (on the blocking pool); `None` when nothing answers.
+pub async fn try_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<Answer> {
     let (method, path, token, body) = (
         method.to_owned(),
         path.to_owned(),
@@ -105,7 +118,6 @@ pub async fn call(
     })
     .await
     .expect("request task")
-    .unwrap_or_else(|| panic!("nothing answers on {addr}"))
 }
 
 /// The body of `a` as JSON; panics (showing the body) when it is not.

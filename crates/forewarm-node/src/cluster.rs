@@ -205,6 +205,9 @@ struct Written {
     index: u64,
 }
 
+/// How long an inventory probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Cluster {
     /// Open the Raft store under the data directory and start the Raft node (it serves
     /// nothing yet: mount [`routes`], then call [`Cluster::bootstrap_or_join`]).
@@ -637,10 +640,15 @@ impl Cluster {
                             async move {
                                 let begun = Instant::now();
                                 let fetched = tokio::time::timeout(
-                                    Duration::from_secs(2),
+                                    PROBE_TIMEOUT,
                                     me.post::<_, Inventory>(&node.addr, "/raft/inventory", &()),
                                 )
                                 .await;
+                                if fetched.is_err() {
+                                    // At least this far: a member that moved further away
+                                    // than the deadline is not left at its old distance.
+                                    me.rtt.record(id, PROBE_TIMEOUT.as_secs_f64() * 1e3);
+                                }
                                 if let Ok(Ok(inventory)) = fetched {
                                     me.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
                                     let view = RemoteView {

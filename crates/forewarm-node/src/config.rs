@@ -37,6 +37,9 @@ pub struct NodeConfig {
     pub raw_retention_hours: u64,
     /// Per-minute rollups are kept this many days.
     pub rollup_retention_days: u64,
+    /// When the node itself runs in a Docker container: that container's name or id. The
+    /// node joins it to each tenant network to reach the runners there.
+    pub container: Option<String>,
     /// Membership of a cluster (a lone node is a cluster of one).
     pub cluster: ClusterConfig,
 }
@@ -117,6 +120,7 @@ impl Default for NodeConfig {
             runner_image: format!("forewarm/runner:{}", env!("CARGO_PKG_VERSION")),
             raw_retention_hours: 24,
             rollup_retention_days: 30,
+            container: None,
             cluster: ClusterConfig::default(),
         }
     }

@@ -2,8 +2,9 @@
 //!
 //! Isolation applied to every container: memory, CPU and pids limits from the size class,
 //! `no-new-privileges`, every capability dropped, a read-only root filesystem with a small
-//! tmpfs at `/tmp` for the runner's I/O, and the tenant's own bridge network. The node reaches
-//! a runner at its address on that network.
+//! tmpfs at `/tmp` for the runner's I/O, and the tenant's own internal bridge network (no
+//! egress). The node reaches a runner at its address on that network; a node that itself runs
+//! in a container ([`DockerRuntime::attached_as`]) first joins its container to the network.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
@@ -42,6 +45,11 @@ pub struct DockerRuntime {
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Runner endpoints of started containers, so their kept-alive connections go with them.
     endpoints: std::sync::Arc<std::sync::Mutex<HashMap<String, SocketAddr>>>,
+    /// When the node itself runs in a container: that container, joined to every tenant
+    /// network so the node reaches the runners on it.
+    attached: Option<String>,
+    /// Tenant networks `attached` has joined.
+    joined: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
@@ -72,7 +80,48 @@ impl DockerRuntime {
             ready_timeout: Duration::from_secs(60),
             network_lock: Default::default(),
             endpoints: Default::default(),
+            attached: None,
+            joined: Default::default(),
         })
+    }
+
+    /// For a node that runs in the container `container` (name or id): join that container
+    /// to each tenant network before starting runners on it, so the node can reach them.
+    pub fn attached_as(mut self, container: String) -> Self {
+        self.attached = Some(container);
+        self
+    }
+
+    /// Join the node's own container (if any) to `network`, once.
+    async fn join_network(&self, network: &str) -> Result<(), RuntimeError> {
+        let Some(container) = &self.attached else {
+            return Ok(());
+        };
+        let joined = |n: &str| {
+            self.joined
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(n)
+        };
+        if joined(network) {
+            return Ok(());
+        }
+        let request = NetworkConnectRequest {
+            container: container.clone(),
+            endpoint_config: None,
+        };
+        match self.docker.connect_network(network, request).await {
+            Ok(()) => {}
+            // Joined before this process started (a restart).
+            Err(DockerError::DockerResponseServerError { message, .. })
+                if message.contains("already") => {}
+            Err(e) => return Err(engine("join the node's container to the tenant network")(e)),
+        }
+        self.joined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(network.to_owned());
+        Ok(())
     }
 
     /// Build the runner image `image` from a statically linked `forewarm-runner` binary
@@ -177,9 +226,14 @@ impl DockerRuntime {
         let name = tenant_network(tenant);
         let mut ids = self.network_ids(&name).await?;
         if ids.is_empty() {
+            // Internal: runners get no route out of their tenant's network (no egress), and
+            // a node in a container that joins it keeps its default route (Docker before 28
+            // moves it to the joined network whose name sorts first, which breaks the node's
+            // connections in flight).
             let request = NetworkCreateRequest {
                 name: name.clone(),
                 driver: Some("bridge".into()),
+                internal: Some(true),
                 labels: Some(HashMap::from([(
                     LABEL_TENANT.to_owned(),
                     tenant.to_owned(),
@@ -195,6 +249,7 @@ impl DockerRuntime {
         for duplicate in ids.iter().skip(1) {
             let _ = self.docker.remove_network(duplicate).await;
         }
+        self.join_network(&name).await?;
         Ok(name)
     }
 

@@ -67,7 +67,10 @@ pub(crate) async fn docker_with_image(
 }
 
 async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let docker = docker_with_image(&config.runner_image, runner_bin).await?;
+    let mut docker = docker_with_image(&config.runner_image, runner_bin).await?;
+    if let Some(container) = &config.container {
+        docker = docker.attached_as(container.clone());
+    }
     if config.admin_token.is_none() {
         config.admin_token = std::env::var("FOREWARM_ADMIN_TOKEN")
             .ok()
