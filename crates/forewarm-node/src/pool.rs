@@ -531,6 +531,9 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             return;
         }
         let lead = self.lead();
+        // First sight: no pool and no model of our own yet.
+        let first_sight = !self.pools.contains_key(&key)
+            && crate::predictor::model_of(&self.args.shared.models, &key).is_none();
         let cp = self.pool_for(&key, &code);
         if cp.code.version < code.version {
             cp.code = code.clone();
@@ -540,6 +543,30 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         let mut fx = Effects::default();
         while cp.pool.fire_due(t + lead, &mut fx) {}
         let placement = cp.pool.arrive(t, need_mib, &mut fx);
+        let shared = &self.args.shared;
+        if first_sight
+            && let Some(floor) = shared
+                .registry
+                .first_sight_floor(&key, &shared.config.region)
+        {
+            // Other regions forecast demand: keep their expected concurrency warm here too
+            // (the container serving this request counts) until the forecast's horizon.
+            tracing::info!(
+                "{key}: first sight; other regions' models forecast {} in flight: holding that \
+                 many warm for {} min",
+                floor.containers,
+                floor.minutes
+            );
+            let until = t + floor.minutes.max(1) * forewarm_policy::MINUTE_MS;
+            cp.pool.hold(
+                t,
+                forewarm_policy::WarmFloor {
+                    containers: floor.containers,
+                    until,
+                },
+                &mut fx,
+            );
+        }
         let prewarms = self.apply(&key, fx);
         match placement {
             Placement::Warm(slot) | Placement::Prewarmed(slot) => {

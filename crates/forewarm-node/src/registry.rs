@@ -101,6 +101,47 @@ impl Registry {
             (m.region != region && m.samples > 0).then_some(m.need_mib)
         })
     }
+
+    /// What a region seeing a code type for the first time keeps warm on the strength of the
+    /// other regions' models: see [`first_sight_floor`].
+    pub fn first_sight_floor(&self, key: &str, region: &str) -> Option<SharedFloor> {
+        first_sight_floor(&self.summaries(key), region)
+    }
+}
+
+/// Containers to keep warm, from other regions' models, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedFloor {
+    /// Containers (the one serving the first request counts).
+    pub containers: u32,
+    /// Policy minutes to hold them: the forecast's horizon.
+    pub minutes: u64,
+}
+
+/// Most containers a first sight keeps warm (the tenant's quota and the node's capacity cap
+/// it further; pre-warms never evict).
+pub const FIRST_SIGHT_MAX: u32 = 8;
+
+/// The busiest other region's expected concurrency over its forecast, by Little's law: peak
+/// invocations per minute × p95 duration. Rounded up (a forecast of any demand keeps one
+/// container), held over the forecast's horizon. `None` when no other region forecasts any.
+pub fn first_sight_floor(
+    summaries: &[forewarm_raft::ModelSummary],
+    region: &str,
+) -> Option<SharedFloor> {
+    let mut concurrency = 0.0f64;
+    let mut minutes = 0usize;
+    for s in summaries.iter().filter(|s| s.region != region) {
+        let peak = s.demand_per_min.iter().copied().fold(0.0, f64::max);
+        if peak.is_finite() && peak > 0.0 {
+            concurrency = concurrency.max(peak * s.duration_p95_ms.max(1.0) / 60_000.0);
+            minutes = minutes.max(s.demand_per_min.len());
+        }
+    }
+    (concurrency > 0.0).then(|| SharedFloor {
+        containers: (concurrency.ceil() as u32).clamp(1, FIRST_SIGHT_MAX),
+        minutes: minutes as u64,
+    })
 }
 
 #[cfg(test)]
@@ -118,6 +159,54 @@ mod tests {
         assert!(valid_code_name("resize_v2.1"));
         assert!(!valid_code_name(".hidden"));
         assert!(!valid_code_name("a b"));
+    }
+
+    fn summary(
+        region: &str,
+        demand: Vec<f64>,
+        duration_p95_ms: f64,
+    ) -> forewarm_raft::ModelSummary {
+        forewarm_raft::ModelSummary {
+            code: String::from("acme/f"),
+            region: region.to_owned(),
+            samples: 100,
+            need_mib: 64.0,
+            cpu_p95_ms: 10.0,
+            duration_p95_ms,
+            cold_start_ms: 500.0,
+            demand_per_min: demand,
+            trained_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn first_sight_floor_is_the_busiest_other_regions_concurrency() {
+        // 120/min × 1 s = 2 in flight on average; 30/min × 0.1 s = 0.05 → 1.
+        let s = [
+            summary("eu-west", vec![60.0, 120.0, 90.0], 1000.0),
+            summary("ap-south", vec![30.0; 10], 100.0),
+            summary("us-east", vec![6000.0], 1000.0),
+        ];
+        let floor = first_sight_floor(&s, "us-east").expect("a floor");
+        assert_eq!(
+            floor,
+            SharedFloor {
+                containers: 2,
+                minutes: 10
+            }
+        );
+        // Its own region's model does not count; nothing forecast, no floor.
+        assert_eq!(first_sight_floor(&s[2..], "us-east"), None);
+        assert_eq!(
+            first_sight_floor(&[summary("eu-west", vec![0.0; 5], 50.0)], "us-east"),
+            None
+        );
+        // Capped.
+        let busy = [summary("eu-west", vec![60_000.0], 1000.0)];
+        assert_eq!(
+            first_sight_floor(&busy, "us-east").map(|f| f.containers),
+            Some(FIRST_SIGHT_MAX)
+        );
     }
 
     #[test]

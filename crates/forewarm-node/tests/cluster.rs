@@ -364,3 +364,85 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     far.shutdown().await;
     home.shutdown().await;
 }
+
+/// A region that sees a code type for the first time keeps warm what the other regions'
+/// models forecast: here eu-west's model says 120 invocations a minute of 1 s each (2 in
+/// flight), so us-east's first request of `f` (cold) comes with a second container pre-warmed
+/// beside it; `g`, with no shared model, gets only the container of its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t03_first_sight_prewarms_from_the_shared_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = start(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]).await;
+    let token = create_tenant(node.addr(), "acme").await;
+    for code in ["f", "g"] {
+        let put = call(
+            node.addr(),
+            "PUT",
+            &format!("/v1/codes/{code}"),
+            Some(&token),
+            r#"{"workload":{"cpu_ms":1},"max_memory_mib":128}"#,
+        )
+        .await;
+        assert_eq!(put.status, 201, "{}", put.body);
+    }
+    // What eu-west's Predictor would publish after training on its traffic.
+    let model = forewarm_raft::ModelSummary {
+        code: String::from("acme/f"),
+        region: String::from("eu-west"),
+        samples: 500,
+        need_mib: 64.0,
+        cpu_p95_ms: 900.0,
+        duration_p95_ms: 1000.0,
+        cold_start_ms: 300.0,
+        demand_per_min: vec![120.0; 10],
+        trained_at_ms: 0,
+    };
+    let applied = node
+        .shared()
+        .cluster
+        .write(forewarm_raft::Command::PutModels {
+            models: vec![model],
+        })
+        .await
+        .expect("the model is written");
+    assert_eq!(applied, forewarm_raft::Applied::Models { kept: 1 });
+
+    for code in ["f", "g"] {
+        let a = call(
+            node.addr(),
+            "POST",
+            &format!("/v1/invoke/{code}"),
+            Some(&token),
+            "",
+        )
+        .await;
+        assert_eq!(json(&a)["start"], "cold", "{}", a.body);
+    }
+    let containers = |pool: &Value, code: &str| -> Vec<Value> {
+        pool["containers"]
+            .as_array()
+            .map(|c| c.iter().filter(|e| e["code"] == code).cloned().collect())
+            .unwrap_or_default()
+    };
+    let begun = Instant::now();
+    let pool = loop {
+        let pool = json(&call(node.addr(), "GET", "/v1/pool", Some(&token), "").await);
+        if containers(&pool, "f").len() >= 2 || begun.elapsed() > Duration::from_secs(10) {
+            break pool;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let f = containers(&pool, "f");
+    assert_eq!(f.len(), 2, "{pool}");
+    assert_eq!(
+        f.iter().filter(|e| e["prewarmed"] == true).count(),
+        1,
+        "{pool}"
+    );
+    assert_eq!(containers(&pool, "g").len(), 1, "{pool}");
+    // The pre-warmed one serves the next request.
+    let next = call(node.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    let start = json(&next)["start"].clone();
+    assert!(start == "prewarmed" || start == "warm", "{}", next.body);
+    node.shutdown().await;
+}

@@ -94,6 +94,13 @@ impl<P: AppPolicy> AppPool<P> {
         }
     }
 
+    /// Hold at least `floor.containers` containers until `floor.until`, pre-warming the
+    /// missing ones now (as a policy's floor would): for floors the policy cannot know of,
+    /// such as another region's forecast for an application this pool has not seen yet.
+    pub fn hold(&mut self, now: Millis, floor: WarmFloor, obs: &mut impl PoolObserver) {
+        self.apply_floor(now, floor, obs);
+    }
+
     /// The policy driving the pool.
     pub fn policy(&self) -> &P {
         &self.policy
