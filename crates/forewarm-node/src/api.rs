@@ -270,30 +270,39 @@ async fn create_tenant(
         ));
     }
     let token = format!("fwt_{}", new_token());
+    let token_sha256 = hash_token(&token);
     let tenant = Tenant {
         id: req.name.clone(),
-        token_sha256: hash_token(&token),
+        token_sha256: token_sha256.clone(),
         max_warm,
         max_memory_mib,
         allowed_regions: req.allowed_regions,
     };
-    match api
+    let written = api
         .shared
         .cluster
         .write(Command::CreateTenant(tenant))
-        .await
-    {
-        Ok(Applied::Done) => Ok((
+        .await;
+    // A forwarded write retried after its answer was lost (the leader went away after
+    // committing it) finds its own tenant: that is a success, with this token.
+    let own_retry = |id: &str| {
+        api.shared
+            .registry
+            .tenant(id)
+            .is_some_and(|t| t.token_sha256 == token_sha256)
+    };
+    match written {
+        Ok(Applied::TenantExists { id }) if !own_retry(&id) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("tenant {id} exists"),
+        )),
+        Ok(Applied::Done | Applied::TenantExists { .. }) => Ok((
             StatusCode::CREATED,
             Json(TenantCreated {
                 tenant: req.name,
                 token,
             }),
-        )),
-        Ok(Applied::TenantExists { id }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "exists",
-            format!("tenant {id} exists"),
         )),
         Ok(other) => Err(unexpected(&other)),
         Err(e) => Err(unavailable(e)),

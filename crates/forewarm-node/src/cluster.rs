@@ -43,6 +43,9 @@ use crate::config::NodeConfig;
 
 /// How long a write or read waits for a leader (an election) before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long one forwarded write or read-index call may take before the leader is looked up
+/// again (a leader cut off mid-call must not hold the caller for the whole wait).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// Weight of a new RTT sample in the moving average.
 const RTT_ALPHA: f64 = 0.3;
 
@@ -384,10 +387,21 @@ impl Cluster {
         path: &str,
         body: &B,
     ) -> Result<T, ClusterError> {
+        self.post_within(addr, path, body, LEADER_WAIT).await
+    }
+
+    /// [`Cluster::post`] with its own deadline.
+    async fn post_within<B: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, ClusterError> {
         let body = serde_json::to_vec(body).map_err(|e| ClusterError::Raft(e.to_string()))?;
         let (status, bytes) = self
             .net
-            .post(addr, path, body, LEADER_WAIT)
+            .post(addr, path, body, timeout)
             .await
             .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
         let answer: Result<T, String> = serde_json::from_slice(&bytes).map_err(|e| {
@@ -442,7 +456,12 @@ impl Cluster {
                         }
                     };
                     match self
-                        .post::<_, Written>(&leader.addr, "/raft/write", &command)
+                        .post_within::<_, Written>(
+                            &leader.addr,
+                            "/raft/write",
+                            &command,
+                            FORWARD_TIMEOUT,
+                        )
                         .await
                     {
                         Ok(written) => {
@@ -480,7 +499,12 @@ impl Cluster {
                 Err(e) => return Err(ClusterError::Raft(e.to_string())),
             };
             match self
-                .post::<_, Option<u64>>(&leader.addr, "/raft/read-index", &())
+                .post_within::<_, Option<u64>>(
+                    &leader.addr,
+                    "/raft/read-index",
+                    &(),
+                    FORWARD_TIMEOUT,
+                )
                 .await
             {
                 Ok(index) => {

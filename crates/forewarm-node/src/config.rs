@@ -135,12 +135,12 @@ fn policy_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicySpec,
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (named here rather than chained, so the message says it once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML for a node config.
     #[error("{path}:{line}:{column}: {message}")]
@@ -178,9 +178,9 @@ impl NodeConfig {
     /// Read a TOML file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: name.clone(),
-            source,
+            cause,
         })?;
         let mut config: NodeConfig = toml::from_str(&text).map_err(|e| {
             ConfigError::at(&name, &text, e.span().map_or(0, |s| s.start), e.message())

@@ -84,9 +84,9 @@ impl Topology {
     /// Read a topology file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: name.clone(),
-            source,
+            cause,
         })?;
         Self::parse(&name, &text)
     }
