@@ -82,6 +82,8 @@ pub struct MemberView {
     /// Moving average of this node's round trips to it, ms (`None` for itself or before the
     /// first probe answers).
     pub rtt_ms: Option<f64>,
+    /// The latest measured round trips to it, oldest first, ms (at most 5).
+    pub rtt_recent_ms: Vec<f64>,
 }
 
 /// `GET /v1/cluster`.
@@ -150,23 +152,47 @@ pub const INVENTORY_FRESH: Duration = Duration::from_secs(2);
 /// Round trips to the other members.
 #[derive(Debug, Default)]
 pub struct RttTable {
-    ewma_ms: RwLock<HashMap<NodeId, f64>>,
+    by_member: RwLock<HashMap<NodeId, Rtt>>,
 }
+
+/// Round trips to one member: the moving average and the latest samples.
+#[derive(Debug, Clone, Default)]
+struct Rtt {
+    ewma_ms: f64,
+    recent_ms: std::collections::VecDeque<f64>,
+}
+
+/// Samples kept per member for `GET /v1/cluster`.
+const RTT_RECENT: usize = 5;
 
 impl RttTable {
     /// Fold one measured round trip to `id` into its average.
     pub fn record(&self, id: NodeId, ms: f64) {
-        let mut table = self.ewma_ms.write().unwrap_or_else(|e| e.into_inner());
-        table
-            .entry(id)
-            .and_modify(|avg| *avg = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * *avg)
-            .or_insert(ms);
+        let mut table = self.by_member.write().unwrap_or_else(|e| e.into_inner());
+        let rtt = table.entry(id).or_insert_with(|| Rtt {
+            ewma_ms: ms,
+            recent_ms: Default::default(),
+        });
+        rtt.ewma_ms = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * rtt.ewma_ms;
+        if rtt.recent_ms.len() == RTT_RECENT {
+            rtt.recent_ms.pop_front();
+        }
+        rtt.recent_ms.push_back(ms);
     }
 
     /// The average round trip to `id`, ms.
     pub fn get(&self, id: NodeId) -> Option<f64> {
-        let table = self.ewma_ms.read().unwrap_or_else(|e| e.into_inner());
-        table.get(&id).copied()
+        let table = self.by_member.read().unwrap_or_else(|e| e.into_inner());
+        table.get(&id).map(|r| r.ewma_ms)
+    }
+
+    /// The latest round trips to `id`, oldest first, ms.
+    pub fn recent(&self, id: NodeId) -> Vec<f64> {
+        let table = self.by_member.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(&id)
+            .map(|r| r.recent_ms.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -611,6 +637,7 @@ impl Cluster {
                     "learner"
                 },
                 rtt_ms: (*id != self.id).then(|| self.rtt.get(*id)).flatten(),
+                rtt_recent_ms: self.rtt.recent(*id),
             })
             .collect();
         members.sort_by_key(|v| (v.role == "learner", v.name.clone()));

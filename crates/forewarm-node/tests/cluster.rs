@@ -347,6 +347,18 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     loop {
         let (v, rtt) = rtt_to(home.addr(), "n1").await;
         if rtt.is_some_and(|r| r > 400.0) {
+            // The latest samples are shown too (at most 5): the newest is the far one.
+            let far = v["members"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["name"] == "n1"))
+                .map(|m| m["rtt_recent_ms"].clone())
+                .unwrap_or_default();
+            let recent: Vec<f64> = far
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            assert!((1..=5).contains(&recent.len()), "{v}");
+            assert!(recent.last().is_some_and(|r| *r >= 500.0), "{v}");
             break;
         }
         assert!(
