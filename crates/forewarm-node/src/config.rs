@@ -159,6 +159,25 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A file's name (as shown in errors) and text.
+pub(crate) fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+        path: name.clone(),
+        cause,
+    })?;
+    Ok((name, text))
+}
+
+/// The TOML text of the file `name` as a `T`; errors name the file, line and column.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    name: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text)
+        .map_err(|e| ConfigError::at(name, text, e.span().map_or(0, |s| s.start), e.message()))
+}
+
 impl ConfigError {
     /// A problem at byte `offset` of the file `path` whose text is `text`.
     pub fn at(path: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
@@ -177,14 +196,8 @@ impl ConfigError {
 impl NodeConfig {
     /// Read a TOML file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: name.clone(),
-            cause,
-        })?;
-        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| {
-            ConfigError::at(&name, &text, e.span().map_or(0, |s| s.start), e.message())
-        })?;
+        let (name, text) = read_file(path)?;
+        let mut config: NodeConfig = parse_toml(&name, &text)?;
         config.secret_from_env();
         config
             .validate()

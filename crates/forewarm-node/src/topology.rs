@@ -83,19 +83,14 @@ struct RawRegion {
 impl Topology {
     /// Read a topology file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: name.clone(),
-            cause,
-        })?;
+        let (name, text) = crate::config::read_file(path)?;
         Self::parse(&name, &text)
     }
 
     /// Parse the text of the topology file `name`.
     pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
         let at = |offset: usize, message: String| ConfigError::at(name, text, offset, message);
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().to_owned()))?;
+        let raw: Raw = crate::config::parse_toml(name, text)?;
         if raw.region.is_empty() {
             return Err(at(0, String::from("no [[region]] is listed")));
         }
