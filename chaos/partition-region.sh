@@ -6,7 +6,12 @@
 # Then the region is reconnected with its address, and it must catch up: every tenant
 # readable (linearizably) on it.
 #
-#   chaos/partition-region.sh [REGION] [SECONDS]   (default ap-south 10; needs `make images`)
+#   chaos/partition-region.sh [REGION] [SECONDS] [cut|pause]
+#       (default ap-south 10 cut; needs `make images`)
+#
+# `pause` freezes the node's container instead (`docker pause`): its connections stay open
+# and nothing answers on them, which is how a stuck process or a lost link without resets
+# looks to the others.
 #
 # Exit 0 when the majority kept accepting writes and the healed region caught up.
 set -euo pipefail
@@ -14,6 +19,8 @@ cd "$(dirname "$0")/.."
 
 REGION=${1:-ap-south}
 CUT_SECONDS=${2:-10}
+MODE=${3:-cut}
+case $MODE in cut|pause) ;; *) echo "chaos: mode is cut or pause, not $MODE" >&2; exit 2;; esac
 export FOREWARM_CLUSTER_SECRET=chaos-$RANDOM$RANDOM FOREWARM_ADMIN_TOKEN=chaos-admin
 AUTH="authorization: Bearer $FOREWARM_ADMIN_TOKEN"
 COMPOSE="docker-compose -f cluster/compose.yaml"
@@ -38,9 +45,13 @@ done
 [ "$(members_of "$REGION")" = 3 ] || { echo "chaos: the cluster did not form" >&2; exit 1; }
 echo "formed: leader $(leader_of us-east)"
 
-docker network disconnect forewarm-regions "fw-$REGION"
+if [ "$MODE" = cut ]; then
+  docker network disconnect forewarm-regions "fw-$REGION"
+else
+  docker pause "fw-$REGION" >/dev/null
+fi
 cut_at=$(date +%s.%N)
-echo "cut $REGION off for ${CUT_SECONDS}s"
+echo "$MODE $REGION for ${CUT_SECONDS}s"
 asked=0 acked=0
 ACKED=()
 end=$(( $(date +%s) + CUT_SECONDS ))
@@ -60,7 +71,11 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 echo "during the cut: $asked asked, $acked acknowledged, leader $(leader_of "${OTHERS[0]}")"
 
-docker network connect --ip "${IP[$REGION]}" forewarm-regions "fw-$REGION"
+if [ "$MODE" = cut ]; then
+  docker network connect --ip "${IP[$REGION]}" forewarm-regions "fw-$REGION"
+else
+  docker unpause "fw-$REGION" >/dev/null
+fi
 healed_at=$(date +%s.%N)
 missing=("${ACKED[@]}")
 for _ in $(seq 150); do
