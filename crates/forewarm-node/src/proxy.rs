@@ -197,9 +197,14 @@ async fn accept(
             }
         };
         let delay = delays.for_source(peer.ip());
-        open.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((peer.ip(), Arc::downgrade(&delay)));
+        {
+            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+            if open.len() >= 256 {
+                // Forget closed connections now and then, not only when a delay changes.
+                open.retain(|(_, d)| d.strong_count() > 0);
+            }
+            open.push((peer.ip(), Arc::downgrade(&delay)));
+        }
         let upstream = upstream.clone();
         tokio::spawn(async move {
             // Connecting is delayed too: a SYN crosses the distance like any byte.
