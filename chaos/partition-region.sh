@@ -35,6 +35,7 @@ trap cleanup EXIT
 
 cluster_view() { curl -s -m 2 -H "$AUTH" "localhost:${PORT[$1]}/v1/cluster" || true; }
 leader_of() { cluster_view "$1" | sed -n 's/.*"leader_name":"\([^"]*\)".*/\1/p'; }
+term_of() { cluster_view "$1" | sed -n 's/.*"term":\([0-9]*\).*/\1/p'; }
 members_of() { cluster_view "$1" | grep -o '"role":"voter"\|"role":"leader"' | wc -l; }
 
 $COMPOSE up -d >/dev/null 2>&1
@@ -43,7 +44,7 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 [ "$(members_of "$REGION")" = 3 ] || { echo "chaos: the cluster did not form" >&2; exit 1; }
-echo "formed: leader $(leader_of us-east)"
+echo "formed: leader $(leader_of us-east), term $(term_of us-east)"
 
 if [ "$MODE" = cut ]; then
   docker network disconnect forewarm-regions "fw-$REGION"
@@ -90,6 +91,7 @@ for _ in $(seq 150); do
   sleep 0.2
 done
 caught=$(python3 -c "print(round($(date +%s.%N) - $healed_at, 2))")
+echo "healed: leader $(leader_of "$REGION"), term $(term_of "$REGION")"
 echo "healed: $REGION read all ${#ACKED[@]} tenants after ${caught}s (cut lasted $(python3 -c "print(round($healed_at - $cut_at, 1))")s)"
 if [ "$acked" != "$asked" ] || [ ${#missing[@]} != 0 ]; then
   echo "chaos: FAILED: acknowledged $acked of $asked; missing on $REGION: ${missing[*]}" >&2

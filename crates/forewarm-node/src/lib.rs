@@ -310,6 +310,7 @@ impl Node {
             return Err(e.into());
         }
         cluster.spawn_rtt_probe(RTT_PROBE_EVERY);
+        cluster.spawn_quorum_watch();
         Ok(node)
     }
 

@@ -458,3 +458,79 @@ async fn t03_first_sight_prewarms_from_the_shared_model() {
     assert!(start == "prewarmed" || start == "warm", "{}", next.body);
     node.shutdown().await;
 }
+
+/// A member cut off from the others does not stand for election while it cannot hear a
+/// majority, so when it comes back the leader stays (no term raised for nothing). Every node
+/// sits behind a delay proxy and calls the others from its own loopback address, so a cut is
+/// "60 s each way" between one node and the rest, in both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t04_a_cut_off_member_does_not_unseat_the_leader_when_it_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sources: Vec<std::net::IpAddr> = (0..3u8)
+        .map(|i| std::net::IpAddr::from([127, 0, 0, 31 + i]))
+        .collect();
+    let listens: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+    let mut proxies = Vec::new();
+    for l in &listens {
+        proxies.push(DelayProxy::start(*l, Duration::ZERO).await);
+    }
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let join = if i == 0 {
+            vec![]
+        } else {
+            vec![proxies[0].addr().to_string()]
+        };
+        let mut c = config(dir.path(), i, listens[i], join);
+        c.cluster.advertise = Some(proxies[i].addr().to_string());
+        c.cluster.source_addr = Some(sources[i]);
+        // Timing for far-apart members (what `forewarm up --regions` sets).
+        c.cluster.heartbeat_ms = 300;
+        c.cluster.election_min_ms = 1_000;
+        c.cluster.election_max_ms = 2_000;
+        nodes.push(
+            Node::start(c, Arc::new(FakeRuntime::new()))
+                .await
+                .unwrap_or_else(|e| panic!("n{i} starts: {e}")),
+        );
+    }
+    let leader = leader_seen(listens[0], None, 3).await;
+    let cut = (0..3)
+        .find(|&i| format!("n{i}") != leader)
+        .expect("a follower");
+    let term = |v: &Value| v["term"].as_u64().unwrap_or(0);
+    let before = term(&cluster_view(listens[cut]).await);
+
+    // Cut: nothing from `cut` reaches the others' proxies in time, nothing reaches its own.
+    let far = Duration::from_secs(60);
+    for (i, p) in proxies.iter().enumerate() {
+        if i == cut {
+            p.set_delay(far);
+        } else {
+            p.set_delay_from(sources[cut], far);
+        }
+    }
+    // Long enough for several election timeouts.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let alone = cluster_view(listens[cut]).await;
+    assert_eq!(
+        term(&alone),
+        before,
+        "the cut-off member stood for election: {alone}"
+    );
+
+    // Healed: the same leader, in the same term, and the member is back in step.
+    for p in &proxies {
+        p.set_delay(Duration::ZERO);
+        p.set_delay_from(sources[cut], Duration::ZERO);
+    }
+    let created = create_tenant(listens[(cut + 1) % 3], "after").await;
+    assert!(!created.is_empty());
+    tenant_on(listens[cut], "after").await;
+    let v = cluster_view(listens[cut]).await;
+    assert_eq!(v["leader_name"], leader.as_str(), "{v}");
+    assert_eq!(term(&v), before, "{v}");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
