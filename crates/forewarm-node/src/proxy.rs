@@ -132,6 +132,15 @@ impl DelayProxy {
     }
 }
 
+/// A one-way delay given in ms (flags, the control endpoint): 0 to 60 000 ms.
+pub fn one_way(ms: f64) -> Result<Duration, String> {
+    if ms.is_finite() && (0.0..=60_000.0).contains(&ms) {
+        Ok(Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(format!("{ms}: a one-way delay is 0-60000 ms"))
+    }
+}
+
 /// A change of delay sent to the control endpoint (`PUT /delay`).
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,15 +168,8 @@ pub async fn serve_control(listener: TcpListener, proxy: DelayProxy) -> std::io:
                             format!("expected {{\"one_way_ms\": N, \"from\"?: IP}}: {e}"),
                         )
                     })?;
-                    if !(change.one_way_ms.is_finite()
-                        && (0.0..=60_000.0).contains(&change.one_way_ms))
-                    {
-                        return Err((
-                            StatusCode::BAD_REQUEST,
-                            String::from("one_way_ms must be 0-60000"),
-                        ));
-                    }
-                    let d = Duration::from_secs_f64(change.one_way_ms / 1000.0);
+                    let d = one_way(change.one_way_ms)
+                        .map_err(|e| (StatusCode::BAD_REQUEST, format!("one_way_ms {e}")))?;
                     match change.from {
                         Some(ip) => proxy.set_delay_from(ip, d),
                         None => proxy.set_delay(d),

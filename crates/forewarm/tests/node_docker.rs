@@ -209,9 +209,7 @@ fn t01_node_on_docker_cold_warm_prewarmed_isolated_and_crash_safe() {
     assert_eq!(start, "cold");
 
     // SIGTERM: a clean stop removes every container.
-    let pid = node.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = node.child.wait().expect("wait");
+    let status = sigterm(&mut node.child);
     assert!(status.success(), "clean exit: {status}");
     assert!(docker_ids(&label).is_empty(), "nothing leaked");
     for t in [a_name, o_name] {
@@ -275,9 +273,7 @@ fn t02_replay_drives_a_trace_through_a_live_node() {
         starts["cold"]["count"].as_u64().unwrap_or(0) >= 1,
         "{report}"
     );
-    let pid = node.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(node.child.wait().expect("wait").success());
+    assert!(sigterm(&mut node.child).success());
     assert!(docker_ids(&format!("forewarm.node={node_id}")).is_empty());
 }
 
@@ -409,10 +405,15 @@ struct Stopping(Child);
 
 impl Stopping {
     fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.0.wait().expect("wait")
+        sigterm(&mut self.0)
     }
+}
+
+/// SIGTERM to `child`, then its exit status.
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    child.wait().expect("wait")
 }
 
 impl Drop for Stopping {
