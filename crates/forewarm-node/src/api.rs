@@ -29,7 +29,7 @@ use crate::collector::CollectorMsg;
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::registry::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
-use crate::router::{Forwarded, Invocation, InvokeError, RouterMsg};
+use crate::router::{Invocation, InvokeError, RouterMsg};
 use forewarm_raft::{Applied, Command};
 
 /// Memory the runner needs besides what a workload touches, MiB (checked at registration).
@@ -200,7 +200,6 @@ pub fn routes(api: Api) -> Routes {
         .route("/v1/codes/{code}/prediction", get(prediction))
         .route("/v1/invoke/{code}", post(invoke))
         .route("/v1/pool", get(pool))
-        .route("/raft/invoke", post(forwarded))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -516,44 +515,6 @@ async fn invoke(
         payload_bytes: payload_bytes as u64,
         received,
         forwarded_need_mib: None,
-    };
-    run(&api, inv).await
-}
-
-/// An invocation forwarded by another region's node: only on an idle container that fits
-/// (409 `no_warm_fit` otherwise, and the home node runs it itself).
-async fn forwarded(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let received = Instant::now();
-    if !api.shared.cluster.admits(&headers) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            crate::cluster::SECRET_REFUSED,
-        ));
-    }
-    let (f, _) = json_body::<Option<Forwarded>>(body, false)?;
-    let f = f.ok_or_else(|| ApiError::bad("bad_body", "a forwarded invocation is required"))?;
-    let code = api
-        .shared
-        .registry
-        .code(&code_key(&f.tenant, &f.code))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no code type {}/{} here (yet)", f.tenant, f.code),
-            )
-        })?;
-    let inv = Invocation {
-        code,
-        overrides: f.overrides,
-        payload_bytes: f.payload_bytes,
-        received,
-        forwarded_need_mib: Some(f.need_mib),
     };
     run(&api, inv).await
 }

@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use forewarm_raft::{
     Applied, AppliedState, ClusterNode, Command, NodeId, Raft, SharedState, TypeConfig,
 };
@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodeConfig;
+use crate::mesh::Mesh;
 
 /// How long a write or read waits for a leader (an election) before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -84,6 +85,9 @@ pub struct MemberView {
     pub rtt_ms: Option<f64>,
     /// The latest measured round trips to it, oldest first, ms (at most 5).
     pub rtt_recent_ms: Vec<f64>,
+    /// Its process groups this node reaches over their ractor_cluster session (empty for
+    /// itself, or while there is no session).
+    pub groups: Vec<String>,
 }
 
 /// `GET /v1/cluster`.
@@ -216,6 +220,8 @@ pub struct Cluster {
     pub local: RwLock<Inventory>,
     /// The other members' inventories.
     pub remote: RwLock<HashMap<NodeId, RemoteView>>,
+    /// The actors' transport to the other members (not on a node without a secret).
+    mesh: std::sync::OnceLock<Arc<Mesh>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -238,8 +244,8 @@ struct Written {
 /// majority a node needs before it stands for election (three probe periods).
 const QUORUM_STALE: Duration = Duration::from_millis(750);
 
-/// How long an inventory probe may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a ping (or a dial) of another member may take.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Cluster {
     /// Open the Raft store under the data directory and start the Raft node (it serves
@@ -284,7 +290,33 @@ impl Cluster {
             rtt: RttTable::default(),
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
+            mesh: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Start the actors' transport to the other members ([`crate::mesh`]): the NodeServer,
+    /// the PoolLink, and the loop that dials, pushes inventories and pings. Not on a node
+    /// without a cluster secret (it admits no other node).
+    pub async fn start_mesh(
+        self: &Arc<Self>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Option<Arc<Mesh>>, ClusterError> {
+        if self.net.secret.is_empty() {
+            return Ok(None);
+        }
+        let mesh = Arc::new(
+            Mesh::start(self, &self.net.secret)
+                .await
+                .map_err(|e| ClusterError::Start(e.to_string()))?,
+        );
+        mesh.spawn_loop(self, self.net.secret.clone(), source);
+        let _ = self.mesh.set(mesh.clone());
+        Ok(Some(mesh))
+    }
+
+    /// The actors' transport, once started.
+    pub fn mesh(&self) -> Option<&Arc<Mesh>> {
+        self.mesh.get()
     }
 
     /// The applied state (what the request path reads).
@@ -642,6 +674,7 @@ impl Cluster {
                 },
                 rtt_ms: (*id != self.id).then(|| self.rtt.get(*id)).flatten(),
                 rtt_recent_ms: self.rtt.recent(*id),
+                groups: self.mesh().map(|m| m.groups(&n.name)).unwrap_or_default(),
             })
             .collect();
         members.sort_by_key(|v| (v.role == "learner", v.name.clone()));
@@ -666,62 +699,6 @@ impl Cluster {
             applied_index: m.last_applied.map(|l| l.index),
             members,
         }
-    }
-
-    /// Every `every`, fetch every other member's warm inventory (`/raft/inventory`), timing
-    /// the round trip into [`RttTable`], until the node stops. Members are probed
-    /// concurrently, so a slow one does not delay the others.
-    pub fn spawn_rtt_probe(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(me) = weak.upgrade() else { return };
-                let members = me.members();
-                let live: std::collections::HashSet<NodeId> =
-                    members.iter().map(|(id, _)| *id).collect();
-                me.remote
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .retain(|id, _| live.contains(id));
-                let probes =
-                    members
-                        .into_iter()
-                        .filter(|(id, _)| *id != me.id)
-                        .map(|(id, node)| {
-                            let me = me.clone();
-                            async move {
-                                let begun = Instant::now();
-                                let fetched = tokio::time::timeout(
-                                    PROBE_TIMEOUT,
-                                    me.post::<_, Inventory>(&node.addr, "/raft/inventory", &()),
-                                )
-                                .await;
-                                if fetched.is_err() {
-                                    // At least this far: a member that moved further away
-                                    // than the deadline is not left at its old distance.
-                                    me.rtt.record(id, PROBE_TIMEOUT.as_secs_f64() * 1e3);
-                                }
-                                if let Ok(Ok(inventory)) = fetched {
-                                    me.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
-                                    let view = RemoteView {
-                                        id,
-                                        node,
-                                        inventory,
-                                        fetched: Instant::now(),
-                                    };
-                                    me.remote
-                                        .write()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .insert(id, view);
-                                }
-                            }
-                        });
-                futures_util::future::join_all(probes).await;
-            }
-        })
     }
 
     /// Let this node stand for election only while it hears from a majority of the voters
@@ -781,24 +758,12 @@ impl Cluster {
         !self.net.secret.is_empty() && token == Some(&*self.net.secret)
     }
 
-    /// POST `body` to `path` on member `addr` with the cluster secret within `timeout`; the
-    /// status and raw answer.
-    pub async fn forward(
-        &self,
-        addr: &str,
-        path: &str,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), String> {
-        self.net
-            .post(addr, path, body, timeout)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
     /// the node can be started again in the same process.
     pub async fn shutdown(&self) {
+        if let Some(mesh) = self.mesh.get() {
+            mesh.stop().await;
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
@@ -968,7 +933,7 @@ pub fn routes(cluster: Arc<Cluster>) -> Routes {
         .route("/raft/read-index", post(read_index))
         .route("/raft/join", post(join))
         .route("/raft/remove", post(remove))
-        .route("/raft/inventory", post(inventory))
+        .route("/raft/mesh", get(mesh))
         .with_state(cluster)
 }
 
@@ -1072,11 +1037,47 @@ async fn remove(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) 
     json_answer(&answer)
 }
 
-async fn inventory(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = internal::<()>(&c, &headers, &body) {
-        return r.into_response();
+/// `GET /raft/mesh` with `Upgrade: forewarm-mesh`: the connection becomes a ractor_cluster
+/// session of this node's NodeServer (see [`crate::mesh`]).
+async fn mesh(
+    State(c): State<Arc<Cluster>>,
+    request: axum::extract::Request,
+) -> Result<Response, Refused> {
+    if !c.admits(request.headers()) {
+        return Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            String::from(SECRET_REFUSED),
+        ));
     }
-    let inventory = c.local.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let answer: Result<Inventory, String> = Ok(inventory);
-    json_answer(&answer)
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok());
+    if upgrade != Some(crate::mesh::UPGRADE) {
+        return Err(Refused(
+            StatusCode::BAD_REQUEST,
+            format!("expected Upgrade: {}", crate::mesh::UPGRADE),
+        ));
+    }
+    let Some(mesh) = c.mesh.get().cloned() else {
+        return Err(Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            String::from("the node transport is not running yet"),
+        ));
+    };
+    let upgrading = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match upgrading.await {
+            Ok(upgraded) => mesh.accept(hyper_util::rt::TokioIo::new(upgraded)),
+            Err(e) => tracing::warn!("node transport upgrade: {e}"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "Upgrade"),
+            (header::UPGRADE, crate::mesh::UPGRADE),
+        ],
+    )
+        .into_response())
 }

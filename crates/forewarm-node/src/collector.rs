@@ -41,7 +41,7 @@ impl SampleInbox {
 }
 
 /// What the Collector is told.
-#[derive(Debug)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum CollectorMsg {
     /// One container reading.
     Stat(ContainerStat),

@@ -17,7 +17,7 @@ use crate::pool::PoolMsg;
 pub const STATS_EVERY: Duration = Duration::from_secs(10);
 
 /// What a container actor is told.
-#[derive(Debug)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum ContainerMsg {
     /// Read the container's resource counters once.
     Sample,

@@ -68,6 +68,7 @@ pub mod cluster_bench;
 pub mod collector;
 pub mod config;
 pub mod container;
+pub mod mesh;
 pub mod metrics;
 pub mod pool;
 pub mod predictor;
@@ -102,8 +103,6 @@ use crate::router::{Router, RouterArgs, RouterMsg};
 
 /// How long a new node tries to join (or a lone one to elect itself) before giving up.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
-/// How often a node fetches every other member's warm inventory (and times the round trip).
-const RTT_PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// What every actor and handler of a node shares (read-mostly).
 #[derive(Debug)]
@@ -273,13 +272,14 @@ impl Node {
         )
         .await
         .map_err(actor_err("router"))?;
+        let inflight = Arc::new(AtomicUsize::new(0));
         let app = api::routes(api::Api {
             shared: shared.clone(),
             router: router.clone(),
             pool: pool.clone(),
             predictor: predictor.clone(),
             collector: collector.clone(),
-            inflight: Arc::new(AtomicUsize::new(0)),
+            inflight: inflight.clone(),
         })
         .merge(cluster::routes(cluster.clone()));
         let (stop_server, stopped) = oneshot::channel::<()>();
@@ -309,7 +309,28 @@ impl Node {
             node.shutdown().await;
             return Err(e.into());
         }
-        cluster.spawn_rtt_probe(RTT_PROBE_EVERY);
+        let source = node.shared.config.cluster.source_addr;
+        match cluster.start_mesh(source).await {
+            Ok(Some(mesh)) => {
+                let args = mesh::RouterLinkArgs {
+                    shared: node.shared.clone(),
+                    router: node.router.clone(),
+                    inflight,
+                };
+                match Actor::spawn(None, mesh::RouterLink, args).await {
+                    Ok((link, _)) => mesh.own(link.get_cell()),
+                    Err(e) => {
+                        node.shutdown().await;
+                        return Err(NodeError::Actor("router link", e.to_string()));
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e.into());
+            }
+        }
         cluster.spawn_quorum_watch();
         Ok(node)
     }

@@ -69,7 +69,7 @@ pub enum PoolError {
 }
 
 /// What the PoolSupervisor is told.
-#[derive(Debug)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum PoolMsg {
     /// Lease a container of `code` fitting `need_mib`.
     Lease {

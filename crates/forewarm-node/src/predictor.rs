@@ -205,7 +205,7 @@ pub fn model_of(models: &ModelTable, code: &str) -> Option<Arc<Model>> {
 }
 
 /// What the Predictor is told.
-#[derive(Debug)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum PredictorMsg {
     /// A miss (or a new code type): retrain this one now.
     Train(CodeKey),

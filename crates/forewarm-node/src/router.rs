@@ -45,7 +45,7 @@ pub struct Invocation {
     pub forwarded_need_mib: Option<f64>,
 }
 
-/// An invocation as forwarded to another region's node (`/raft/invoke`).
+/// An invocation as forwarded to another region's node (its RouterLink, [`crate::mesh`]).
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Forwarded {
     /// Tenant.
@@ -110,7 +110,7 @@ pub enum InvokeError {
 }
 
 /// What the Router is told.
-#[derive(Debug)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum RouterMsg {
     /// Run one invocation and answer.
     Invoke(Invocation, RpcReplyPort<Result<Invoked, InvokeError>>),
@@ -194,37 +194,17 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let node = &choice.target.node;
         // Waiting longer than a local cold start would defeat the purpose.
         let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
-        match self
-            .shared
-            .cluster
-            .forward(&node.addr, "/raft/invoke", body, budget)
-            .await
-        {
-            Ok((status, bytes)) if status.is_success() => {
-                match serde_json::from_slice::<Invoked>(&bytes) {
-                    Ok(mut invoked) => {
-                        invoked.latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
-                        self.shared
-                            .metrics
-                            .invoked(invoked.start, invoked.latency_ms);
-                        Some(invoked)
-                    }
-                    Err(e) => {
-                        tracing::warn!("{}: bad answer from {node}: {e}", inv.code.key());
-                        None
-                    }
-                }
-            }
-            Ok((status, bytes)) => {
-                tracing::info!(
-                    "{}: {node} declined ({status}: {}); running here",
-                    inv.code.key(),
-                    String::from_utf8_lossy(&bytes)
-                );
-                None
+        let mesh = self.shared.cluster.mesh()?;
+        match mesh.invoke(&node.name, body, budget).await {
+            Ok(mut invoked) => {
+                invoked.latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
+                self.shared
+                    .metrics
+                    .invoked(invoked.start, invoked.latency_ms);
+                Some(invoked)
             }
             Err(e) => {
-                tracing::warn!("{}: {e}; running here", inv.code.key());
+                tracing::info!("{}: {e}; running here", inv.code.key());
                 None
             }
         }

@@ -534,3 +534,81 @@ async fn t04_a_cut_off_member_does_not_unseat_the_leader_when_it_returns() {
         n.shutdown().await;
     }
 }
+
+/// Member `name`'s process groups as `addr` reaches them over the node transport.
+async fn groups_seen(addr: SocketAddr, name: &str) -> Vec<String> {
+    let v = cluster_view(addr).await;
+    v["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["groups"].as_array())
+        .map(|g| {
+            g.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wait (up to 20 s) until every node in `from` sees all of member `i`'s groups (`present`) or none.
+async fn wait_for_groups(from: &[SocketAddr], i: usize, present: bool) {
+    let (region, name) = (REGIONS[i], format!("n{i}"));
+    let all = vec![
+        format!("pool/{region}"),
+        format!("pool@{name}"),
+        format!("router/{region}"),
+        format!("router@{name}"),
+    ];
+    let want = if present { all } else { Vec::new() };
+    let begun = Instant::now();
+    for addr in from {
+        loop {
+            let seen = groups_seen(*addr, &name).await;
+            if seen == want {
+                break;
+            }
+            assert!(
+                begun.elapsed() < Duration::from_secs(20),
+                "{addr} sees {name}'s groups {seen:?}, expected {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t05_members_reach_each_others_process_groups_over_the_transport() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+    let mut nodes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let join = if i == 0 {
+            vec![]
+        } else {
+            vec![addrs[0].to_string()]
+        };
+        nodes.push(Some(start(dir.path(), i, *addr, join).await));
+    }
+    leader_seen(addrs[0], None, 3).await;
+    // Every member reaches the others' PoolLink and RouterLink, per region and per node.
+    for i in 0..3 {
+        let others: Vec<SocketAddr> = (0..3).filter(|&j| j != i).map(|j| addrs[j]).collect();
+        wait_for_groups(&others, i, true).await;
+        assert!(groups_seen(addrs[i], &format!("n{i}")).await.is_empty());
+    }
+    // A member that stops leaves the others' view (its sessions close); restarted, it is back.
+    nodes[2].take().expect("n2").shutdown().await;
+    wait_for_groups(&addrs[..2], 2, false).await;
+    nodes[2] = Some(start(dir.path(), 2, addrs[2], vec![]).await);
+    wait_for_groups(&addrs[..2], 2, true).await;
+    wait_for_groups(&addrs[2..], 0, true).await;
+
+    // The transport is opened with the cluster secret and an Upgrade header only.
+    let wrong = call(addrs[0], "GET", "/raft/mesh", Some("guess"), "").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let plain = call(addrs[0], "GET", "/raft/mesh", Some(SECRET), "").await;
+    assert_eq!(plain.status, 400, "{}", plain.body);
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await;
+    }
+}

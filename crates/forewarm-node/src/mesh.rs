@@ -1,0 +1,583 @@
+//! The node transport: ractor_cluster sessions between the members.
+//!
+//! Every node runs a `NodeServer` (cookie: the cluster secret) and keeps one session with every
+//! other member. A session rides on the member's HTTP API port: the dialing node asks
+//! `GET /raft/mesh` with the cluster secret and `Upgrade: forewarm-mesh`, and after `101` the
+//! TCP connection carries ractor_cluster's protocol (its cookie handshake included). One port
+//! per node then serves the public API, Raft and the actors, so the delay proxies that emulate
+//! distance (`forewarm up --regions`, the tests, compose) delay the actors' traffic too.
+//!
+//! On top of the sessions, each node runs two *links*, the remote faces of its PoolSupervisor
+//! and Router (their own messages carry reply ports and shared handles, so they cannot cross
+//! the wire):
+//!
+//! ```text
+//!   node us-east-1                                   node eu-west-1
+//!   PoolLink  ∈ pool/us-east, pool@us-east-1    ◄──── Inventory (every 250 ms), Ping
+//!   RouterLink ∈ router/us-east, router@us-east-1 ◄── Invoke (a forwarded request)
+//! ```
+//!
+//! Process groups live in the scope [`SCOPE`]: `pool/<region>` and `router/<region>` hold the
+//! links of a region's nodes, `pool@<node>` and `router@<node>` one node's. A link reached over
+//! a session is a child of that session's actor, so a node finds *its* way to a member as the
+//! children of its session with that member that are in the member's group (several nodes in
+//! one process — the tests — share one process-group registry, where the other nodes' local
+//! links and sessions are visible too).
+//!
+//! Every [`TICK`] a node pushes its warm inventory to each member's PoolLink and pings it; the
+//! ping's round trip feeds the RTT average, and a member whose pings fail [`DEAD_AFTER`] times
+//! in a row has its session dropped (ractor_cluster has no pong deadline: a paused or cut-off
+//! peer would look alive for minutes) and dialed again. The node whose name sorts first dials;
+//! ractor_cluster does not reconnect by itself.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
+use ractor_cluster::{
+    BoxRead, BoxWrite, ClusterBidiStream, NodeServer, NodeServerMessage, RactorClusterMessage,
+    node::NodeServerSessionInformation,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::NodeShared;
+use crate::cluster::{Cluster, Inventory, PROBE_TIMEOUT, RemoteView};
+use crate::registry::code_key;
+use crate::router::{Forwarded, Invocation, Invoked, RouterMsg};
+
+/// The process-group scope of the links.
+pub const SCOPE: &str = "forewarm";
+/// How often inventories are pushed and members pinged.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Failed pings in a row after which a session is dropped and dialed again.
+pub const DEAD_AFTER: u32 = 3;
+/// A dial that has not become a session by then may be repeated.
+const REDIAL_AFTER: Duration = Duration::from_secs(3);
+/// The `Upgrade` protocol name of a session over the API port.
+pub const UPGRADE: &str = "forewarm-mesh";
+
+/// Group of the PoolLinks of `region`.
+pub fn pool_region(region: &str) -> String {
+    format!("pool/{region}")
+}
+
+/// Group of the PoolLink of node `name`.
+pub fn pool_node(name: &str) -> String {
+    format!("pool@{name}")
+}
+
+/// Group of the RouterLinks of `region`.
+pub fn router_region(region: &str) -> String {
+    format!("router/{region}")
+}
+
+/// Group of the RouterLink of node `name`.
+pub fn router_node(name: &str) -> String {
+    format!("router@{name}")
+}
+
+/// What a node's PoolLink is told by the other members.
+#[derive(Debug, RactorClusterMessage)]
+pub enum PoolLinkMsg {
+    /// A member's warm inventory: its node name and the inventory as JSON.
+    Inventory(String, Vec<u8>),
+    /// A liveness and round-trip probe, answered at once with the same number.
+    #[rpc]
+    Ping(u64, RpcReplyPort<u64>),
+}
+
+/// The PoolSupervisor's remote face: takes the other members' inventories into the cluster
+/// view the Router scores regions with.
+#[derive(Debug)]
+pub struct PoolLink;
+
+impl Actor for PoolLink {
+    type Msg = PoolLinkMsg;
+    type State = Weak<Cluster>;
+    type Arguments = Weak<Cluster>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        cluster: Weak<Cluster>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        if let Some(c) = cluster.upgrade() {
+            let cell = myself.get_cell();
+            for group in [pool_region(&c.me.region), pool_node(&c.me.name)] {
+                pg::join_scoped(SCOPE.into(), group, vec![cell.clone()]);
+            }
+        }
+        Ok(cluster)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        cluster: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PoolLinkMsg::Ping(n, reply) => {
+                let _ = reply.send(n);
+            }
+            PoolLinkMsg::Inventory(name, json) => {
+                let Some(c) = cluster.upgrade() else {
+                    return Ok(());
+                };
+                let id = forewarm_raft::raft_id(&name);
+                let Some((_, node)) = c.members().into_iter().find(|(m, _)| *m == id) else {
+                    return Ok(());
+                };
+                match serde_json::from_slice::<Inventory>(&json) {
+                    Ok(inventory) => {
+                        let view = RemoteView {
+                            id,
+                            node,
+                            inventory,
+                            fetched: Instant::now(),
+                        };
+                        c.remote
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, view);
+                    }
+                    Err(e) => tracing::warn!("inventory from {name}: {e}"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a node's RouterLink is told by the other members.
+#[derive(Debug, RactorClusterMessage)]
+pub enum RouterLinkMsg {
+    /// An invocation forwarded by another region (JSON [`Forwarded`]); the answer is JSON
+    /// `Result<Invoked, String>` (an error: the home region runs it itself).
+    #[rpc]
+    Invoke(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// What the RouterLink needs.
+#[derive(Debug)]
+pub struct RouterLinkArgs {
+    /// What every actor shares.
+    pub shared: Arc<NodeShared>,
+    /// The local Router.
+    pub router: ActorRef<RouterMsg>,
+    /// Invocations in flight on this node (the API's count: the same limit applies).
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// The Router's remote face: runs invocations forwarded by other regions through the local
+/// Router, on an idle container that fits only (never a start: the home region falls back to
+/// its own).
+#[derive(Debug)]
+pub struct RouterLink;
+
+impl Actor for RouterLink {
+    type Msg = RouterLinkMsg;
+    type State = Arc<RouterLinkArgs>;
+    type Arguments = RouterLinkArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RouterLinkArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let cell = myself.get_cell();
+        let (region, name) = (&args.shared.config.region, &args.shared.config.node_id);
+        for group in [router_region(region), router_node(name)] {
+            pg::join_scoped(SCOPE.into(), group, vec![cell.clone()]);
+        }
+        Ok(Arc::new(args))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        args: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let RouterLinkMsg::Invoke(body, reply) = msg;
+        let args = args.clone();
+        // Each in its own task: a slow invocation does not hold up the next.
+        tokio::spawn(async move {
+            let answer = run_forwarded(&args, &body).await;
+            let _ = reply.send(serde_json::to_vec(&answer).unwrap_or_default());
+        });
+        Ok(())
+    }
+}
+
+/// Run one forwarded invocation here.
+async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, String> {
+    let received = Instant::now();
+    let f: Forwarded =
+        serde_json::from_slice(body).map_err(|e| format!("forwarded invocation: {e}"))?;
+    let code = args
+        .shared
+        .registry
+        .code(&code_key(&f.tenant, &f.code))
+        .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
+    let max = args.shared.config.max_inflight;
+    if args.inflight.fetch_add(1, Ordering::Relaxed) >= max {
+        args.inflight.fetch_sub(1, Ordering::Relaxed);
+        return Err(format!("{max} invocations in flight on this node"));
+    }
+    let inv = Invocation {
+        code,
+        overrides: f.overrides,
+        payload_bytes: f.payload_bytes,
+        received,
+        forwarded_need_mib: Some(f.need_mib),
+    };
+    let called = args
+        .router
+        .call(|reply| RouterMsg::Invoke(inv, reply), None)
+        .await;
+    args.inflight.fetch_sub(1, Ordering::Relaxed);
+    match called {
+        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| e.to_string()),
+        _ => Err(String::from("node stopping")),
+    }
+}
+
+/// A TCP connection (after the HTTP upgrade) as a ractor_cluster stream.
+struct Upgraded<S>(S);
+
+impl<S> ClusterBidiStream for Upgraded<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let (r, w) = tokio::io::split(self.0);
+        (Box::new(r), Box::new(w))
+    }
+}
+
+/// This node's end of the transport.
+#[derive(Debug)]
+pub struct Mesh {
+    server: ActorRef<NodeServerMessage>,
+    pool_link: ActorRef<PoolLinkMsg>,
+    /// Actors that stop with the transport (the RouterLink).
+    owned: std::sync::Mutex<Vec<ActorCell>>,
+    /// Per member name: its process groups reached over the session (as of the last tick).
+    reached: std::sync::RwLock<HashMap<String, Vec<String>>>,
+    /// The dial / push / ping loop.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Why the transport could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("node transport: {0}")]
+pub struct MeshError(String);
+
+impl Mesh {
+    /// Start the NodeServer (cookie: `secret`) and this node's PoolLink.
+    pub async fn start(cluster: &Arc<Cluster>, secret: &str) -> Result<Self, MeshError> {
+        let err = |what: &str| {
+            let what = what.to_owned();
+            move |e: ractor::SpawnErr| MeshError(format!("{what}: {e}"))
+        };
+        // Its own listener is never advertised (sessions come in over the API port): bind
+        // it to loopback on a port of the system's choice.
+        let server = NodeServer::new(
+            0,
+            secret.to_owned(),
+            cluster.me.name.clone(),
+            cluster.me.addr.clone(),
+            None,
+            None,
+        )
+        .with_listen_addr(IpAddr::from([127, 0, 0, 1]));
+        let (server, _) = Actor::spawn(None, server, ())
+            .await
+            .map_err(err("node server"))?;
+        let (pool_link, _) = Actor::spawn(None, PoolLink, Arc::downgrade(cluster))
+            .await
+            .map_err(err("pool link"))?;
+        Ok(Self {
+            server,
+            pool_link,
+            owned: std::sync::Mutex::new(Vec::new()),
+            reached: std::sync::RwLock::new(HashMap::new()),
+            task: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Stop `cell` with the transport (the RouterLink).
+    pub fn own(&self, cell: ActorCell) {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cell);
+    }
+
+    /// Hand an accepted, upgraded connection to the NodeServer.
+    pub fn accept<S>(&self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _ = self
+            .server
+            .cast(NodeServerMessage::ConnectionOpenedExternal {
+                stream: Box::new(Upgraded(stream)),
+                is_server: true,
+            });
+    }
+
+    /// The authenticated sessions, by peer node name.
+    pub async fn sessions(&self) -> HashMap<String, NodeServerSessionInformation> {
+        let called = self
+            .server
+            .call(NodeServerMessage::GetSessions, Some(Duration::from_secs(2)))
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(sessions)) = called else {
+            return HashMap::new();
+        };
+        sessions
+            .into_values()
+            .filter_map(|s| {
+                // ractor_cluster names a node `<name>@<host>`.
+                let full = &s.peer_name.as_ref()?.name;
+                let name = full.split_once('@').map_or(full.as_str(), |(n, _)| n);
+                Some((name.to_owned(), s))
+            })
+            .collect()
+    }
+
+    /// Member `name`'s process groups reached over its session (as of the last tick).
+    pub fn groups(&self, name: &str) -> Vec<String> {
+        let reached = self.reached.read().unwrap_or_else(|e| e.into_inner());
+        reached.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The members of `group` reached over `session` (the session's children in the group).
+    pub fn reached(session: &NodeServerSessionInformation, group: &str) -> Vec<ActorCell> {
+        let members = pg::get_scoped_members(&SCOPE.to_owned(), &group.to_owned());
+        session
+            .actor
+            .get_cell()
+            .get_children()
+            .into_iter()
+            .filter(|child| members.iter().any(|m| m.get_id() == child.get_id()))
+            .collect()
+    }
+
+    /// Run `body` (a [`Forwarded`] invocation) on member `name` through its RouterLink,
+    /// waiting at most `budget`; an error when there is no session with it, it declined, or
+    /// no answer came in time.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        budget: Duration,
+    ) -> Result<Invoked, String> {
+        let sessions = self.sessions().await;
+        let session = sessions
+            .get(name)
+            .ok_or_else(|| format!("no session with {name}"))?;
+        let link = Self::reached(session, &router_node(name))
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("no router link of {name} yet"))?;
+        let link = ActorRef::<RouterLinkMsg>::from(link);
+        match link
+            .call(|r| RouterLinkMsg::Invoke(body, r), Some(budget))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(bytes)) => {
+                serde_json::from_slice::<Result<Invoked, String>>(&bytes)
+                    .map_err(|e| format!("answer of {name}: {e}"))?
+                    .map_err(|e| format!("{name} declined: {e}"))
+            }
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                Err(format!("{name}: no answer within {budget:?}"))
+            }
+            _ => Err(format!("{name}: session lost")),
+        }
+    }
+
+    /// Stop the links and the NodeServer (its sessions end with it).
+    pub async fn stop(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        let owned = std::mem::take(&mut *self.owned.lock().unwrap_or_else(|e| e.into_inner()));
+        for cell in owned {
+            cell.stop(None);
+        }
+        let wait = Some(Duration::from_secs(5));
+        let _ = self.pool_link.stop_and_wait(None, wait).await;
+        let _ = self.server.stop_and_wait(None, wait).await;
+    }
+
+    /// Until the node stops: every [`TICK`], dial the members this node is to dial and has
+    /// no session with, push the inventory to every member and ping it.
+    pub fn spawn_loop(
+        self: &Arc<Self>,
+        cluster: &Arc<Cluster>,
+        secret: Arc<str>,
+        source: Option<IpAddr>,
+    ) {
+        let (mesh, cluster) = (Arc::downgrade(self), Arc::downgrade(cluster));
+        let task = tokio::spawn(async move {
+            let mut dialed: HashMap<String, Instant> = HashMap::new();
+            let mut failed: HashMap<String, u32> = HashMap::new();
+            let mut nonce = 0u64;
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (Some(mesh), Some(c)) = (mesh.upgrade(), cluster.upgrade()) else {
+                    return;
+                };
+                let members = c.members();
+                let live: std::collections::HashSet<_> =
+                    members.iter().map(|(id, _)| *id).collect();
+                c.remote
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|id, _| live.contains(id));
+                let sessions = mesh.sessions().await;
+                let reached = members
+                    .iter()
+                    .filter_map(|(_, node)| {
+                        let session = sessions.get(&node.name)?;
+                        let groups = [
+                            pool_region(&node.region),
+                            pool_node(&node.name),
+                            router_region(&node.region),
+                            router_node(&node.name),
+                        ]
+                        .into_iter()
+                        .filter(|g| !Self::reached(session, g).is_empty())
+                        .collect();
+                        Some((node.name.clone(), groups))
+                    })
+                    .collect();
+                *mesh.reached.write().unwrap_or_else(|e| e.into_inner()) = reached;
+                for (_, node) in members.iter().filter(|(id, _)| *id != c.id) {
+                    let due = dialed
+                        .get(&node.name)
+                        .is_none_or(|at| at.elapsed() > REDIAL_AFTER);
+                    if c.me.name < node.name && !sessions.contains_key(&node.name) && due {
+                        dialed.insert(node.name.clone(), Instant::now());
+                        let (server, addr, secret) =
+                            (mesh.server.clone(), node.addr.clone(), secret.clone());
+                        let name = node.name.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = dial(&server, &addr, &secret, source).await {
+                                tracing::debug!("dialing {name} at {addr}: {e}");
+                            }
+                        });
+                    }
+                }
+                let inventory = {
+                    let local = c.local.read().unwrap_or_else(|e| e.into_inner());
+                    serde_json::to_vec(&*local).unwrap_or_default()
+                };
+                nonce += 1;
+                let probes = sessions.into_iter().filter_map(|(name, session)| {
+                    let link = Self::reached(&session, &pool_node(&name))
+                        .into_iter()
+                        .next()?;
+                    let link = ActorRef::<PoolLinkMsg>::from(link);
+                    let _ = link.cast(PoolLinkMsg::Inventory(c.me.name.clone(), inventory.clone()));
+                    let c = c.clone();
+                    Some(async move {
+                        let begun = Instant::now();
+                        let answered = matches!(
+                            link.call(|r| PoolLinkMsg::Ping(nonce, r), Some(PROBE_TIMEOUT))
+                                .await,
+                            Ok(ractor::rpc::CallResult::Success(n)) if n == nonce
+                        );
+                        let id = forewarm_raft::raft_id(&name);
+                        if answered {
+                            c.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
+                        } else {
+                            // At least this far: a member that moved further away than the
+                            // deadline is not left at its old distance.
+                            c.rtt.record(id, PROBE_TIMEOUT.as_secs_f64() * 1e3);
+                        }
+                        (name, session, answered)
+                    })
+                });
+                for (name, session, answered) in futures_util::future::join_all(probes).await {
+                    let misses = failed.entry(name.clone()).or_default();
+                    *misses = if answered { 0 } else { *misses + 1 };
+                    if *misses >= DEAD_AFTER {
+                        tracing::warn!(
+                            "{name}: {DEAD_AFTER} pings unanswered; dropping the session"
+                        );
+                        session.actor.stop(Some(String::from("pings unanswered")));
+                        failed.remove(&name);
+                        dialed.remove(&name);
+                    }
+                }
+            }
+        });
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+    }
+}
+
+/// Open a session with the member whose API is at `addr`: upgrade an HTTP connection (with
+/// the cluster secret) and hand it to the NodeServer, which runs the cookie handshake.
+async fn dial(
+    server: &ActorRef<NodeServerMessage>,
+    addr: &str,
+    secret: &str,
+    source: Option<IpAddr>,
+) -> Result<(), String> {
+    let target: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| String::from("resolves to no address"))?;
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("binding {ip}: {e}"))?;
+    }
+    let connected = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let mut stream: TcpStream = socket.connect(target).await?;
+        stream.set_nodelay(true)?;
+        let request = format!(
+            "GET /raft/mesh HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: {UPGRADE}\r\nAuthorization: Bearer {secret}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        // The answer's head, byte by byte: nothing may be read past it (the session's first
+        // bytes follow it on the same connection).
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 4096 {
+                return Err(std::io::Error::other("answer head over 4 KiB"));
+            }
+            head.push(stream.read_u8().await?);
+        }
+        Ok::<_, std::io::Error>((stream, head))
+    })
+    .await
+    .map_err(|_| String::from("no upgrade within the probe timeout"))?;
+    let (stream, head) = connected.map_err(|e| e.to_string())?;
+    let status = String::from_utf8_lossy(&head);
+    if !status.starts_with("HTTP/1.1 101") {
+        let line = status.lines().next().unwrap_or_default().to_owned();
+        return Err(format!("upgrade refused: {line}"));
+    }
+    ractor_cluster::client_connect_external(server, Box::new(Upgraded(stream)))
+        .await
+        .map_err(|e| e.to_string())
+}
