@@ -224,7 +224,16 @@ async fn t01_three_regions_in_containers() {
     );
     let network = format!("fw-tc-{run}");
     let name = |region: &str| format!("fw-tc-{run}-{region}");
-    let id = |region: &str| format!("{region}-{run}");
+    // Node transport sessions are dialed by the member whose name sorts first, so eu-west's
+    // name sorts last: its sessions go through its proxy. (A real link delays both ways; one
+    // proxy in front of one node delays only what is dialed through it.)
+    let id = |region: &str| {
+        let order = ["us-east", "ap-south", "eu-west"]
+            .iter()
+            .position(|r| *r == region)
+            .unwrap_or(9);
+        format!("n{order}-{region}-{run}")
+    };
     let _leftovers = Leftovers(["us-east", "eu-west", "ap-south"].map(id).to_vec());
 
     // eu-west is reached by the others only through a delay proxy: 10 ms each way.

@@ -114,8 +114,8 @@ pub struct ClusterView {
 }
 
 /// What a node holds warm: idle containers' memory (MiB) per `tenant/code`, and its measured
-/// container start time. Published by the PoolSupervisor on every reconcile tick, served to the
-/// other members on `/raft/inventory`.
+/// container start time. Written by the PoolSupervisor on every reconcile tick, pushed to the
+/// other members' PoolLinks ([`crate::mesh`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
     /// Idle containers by code type: their memory classes, MiB (of any code version: the
@@ -134,7 +134,7 @@ impl Inventory {
     }
 }
 
-/// Another member's inventory as last fetched.
+/// Another member's inventory as last received.
 #[derive(Debug, Clone)]
 pub struct RemoteView {
     /// Its id.
@@ -143,7 +143,7 @@ pub struct RemoteView {
     pub node: ClusterNode,
     /// What it holds.
     pub inventory: Inventory,
-    /// When it was fetched.
+    /// When it arrived.
     pub fetched: Instant,
 }
 
@@ -240,8 +240,8 @@ struct Written {
     index: u64,
 }
 
-/// A member whose last probe answered longer ago than this does not count towards the
-/// majority a node needs before it stands for election (three probe periods).
+/// A member whose last inventory arrived longer ago than this does not count towards the
+/// majority a node needs before it stands for election (three push periods).
 const QUORUM_STALE: Duration = Duration::from_millis(750);
 
 /// How long a ping (or a dial) of another member may take.
@@ -702,10 +702,10 @@ impl Cluster {
     }
 
     /// Let this node stand for election only while it hears from a majority of the voters
-    /// (itself included) through the inventory probes: a member cut off from the others
+    /// (itself included) through the node transport: a member cut off from the others
     /// would otherwise raise its term election after election and, once back, make the
     /// leader step down for nothing (openraft 0.9 has no pre-vote). Checked every 100 ms;
-    /// a member counts as heard when a probe answered within [`QUORUM_STALE`].
+    /// a member counts as heard when its inventory arrived within [`QUORUM_STALE`].
     pub fn spawn_quorum_watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
