@@ -314,6 +314,29 @@ impl Cluster {
         Ok(Some(mesh))
     }
 
+    /// Take one idle container of `code` that fits `need_mib` out of member `id`'s last
+    /// inventory: a request is being forwarded to it, so requests that come before the next
+    /// inventory do not all count on that one container. Its memory class, if there was one.
+    pub fn reserve_remote(&self, id: NodeId, code: &str, need_mib: f64) -> Option<u32> {
+        let mut remote = self.remote.write().unwrap_or_else(|e| e.into_inner());
+        let classes = remote.get_mut(&id)?.inventory.idle.get_mut(code)?;
+        let i = classes.iter().position(|&m| f64::from(m) >= need_mib)?;
+        Some(classes.swap_remove(i))
+    }
+
+    /// A request forwarded to member `id` ran on a container of `class`, which is idle again:
+    /// put it back into the member's view unless that already shows a container of `code`
+    /// that large (an inventory pushed since then).
+    pub fn unreserve_remote(&self, id: NodeId, code: &str, class: u32) {
+        let mut remote = self.remote.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(view) = remote.get_mut(&id) {
+            let classes = view.inventory.idle.entry(code.to_owned()).or_default();
+            if !classes.iter().any(|&m| m >= class) {
+                classes.push(class);
+            }
+        }
+    }
+
     /// The actors' transport, once started.
     pub fn mesh(&self) -> Option<&Arc<Mesh>> {
         self.mesh.get()

@@ -194,9 +194,16 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let node = &choice.target.node;
         // Waiting longer than a local cold start would defeat the purpose.
         let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
-        let mesh = self.shared.cluster.mesh()?;
+        let cluster = &self.shared.cluster;
+        let mesh = cluster.mesh()?;
+        let key = inv.code.key();
+        let id = choice.target.id;
+        let reserved = cluster.reserve_remote(id, &key, need_mib);
         match mesh.invoke(&node.name, body, budget).await {
             Ok(mut invoked) => {
+                if let Some(class) = reserved {
+                    cluster.unreserve_remote(id, &key, class);
+                }
                 invoked.latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
                 self.shared
                     .metrics
@@ -204,7 +211,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 Some(invoked)
             }
             Err(e) => {
-                tracing::info!("{}: {e}; running here", inv.code.key());
+                tracing::info!("{key}: {e}; running here");
                 None
             }
         }

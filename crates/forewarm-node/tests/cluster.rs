@@ -340,6 +340,16 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     let near = json(&near);
     assert_eq!(near["region"], "eu-west", "{near}");
     assert_eq!(near["start"], "warm", "{near}");
+    // Back to back, before eu-west's next inventory: the container that served the last
+    // request is idle again there, and home counts on it (no cold start at home).
+    for _ in 0..5 {
+        let again = json(&call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await);
+        assert_eq!(
+            (again["region"].as_str(), again["start"].as_str()),
+            (Some("eu-west"), Some("warm")),
+            "{again}"
+        );
+    }
 
     // eu-west 500 ms away (more than a cold start): home runs it itself, cold.
     proxy.set_delay(Duration::from_millis(250));
