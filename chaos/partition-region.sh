@@ -13,7 +13,8 @@
 # and nothing answers on them, which is how a stuck process or a lost link without resets
 # looks to the others.
 #
-# Exit 0 when the majority kept accepting writes and the healed region caught up.
+# Exit 0 when the majority kept accepting writes, the healed region caught up and its node
+# transport sessions (ractor_cluster) are back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,8 +94,22 @@ done
 caught=$(python3 -c "print(round($(date +%s.%N) - $healed_at, 2))")
 echo "healed: leader $(leader_of "$REGION"), term $(term_of "$REGION")"
 echo "healed: $REGION read all ${#ACKED[@]} tenants after ${caught}s (cut lasted $(python3 -c "print(round($healed_at - $cut_at, 1))")s)"
-if [ "$acked" != "$asked" ] || [ ${#missing[@]} != 0 ]; then
-  echo "chaos: FAILED: acknowledged $acked of $asked; missing on $REGION: ${missing[*]}" >&2
+# The node transport: the healed region's ractor_cluster sessions with both others are back
+# (each member's four process groups reached again, see GET /v1/cluster "groups").
+groups_of() { cluster_view "$1" | python3 -c 'import json,sys
+try: v=json.load(sys.stdin)
+except Exception: print(0); sys.exit()
+print(sum(len(m.get("groups",[])) for m in v["members"]))'; }
+linked=no
+for _ in $(seq 150); do
+  if [ "$(groups_of "$REGION")" = 8 ] && [ "$(groups_of "${OTHERS[0]}")" = 8 ] && [ "$(groups_of "${OTHERS[1]}")" = 8 ]; then
+    linked=yes; break
+  fi
+  sleep 0.2
+done
+echo "healed: node transport back on all three after $(python3 -c "print(round($(date +%s.%N) - $healed_at, 2))")s: $linked"
+if [ "$acked" != "$asked" ] || [ ${#missing[@]} != 0 ] || [ "$linked" != yes ]; then
+  echo "chaos: FAILED: acknowledged $acked of $asked; missing on $REGION: ${missing[*]}; transport back: $linked" >&2
   exit 1
 fi
-echo "ok: the majority took every write, $REGION caught up"
+echo "ok: the majority took every write, $REGION caught up, its sessions are back"

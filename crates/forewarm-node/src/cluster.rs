@@ -88,6 +88,9 @@ pub struct MemberView {
     /// Its process groups this node reaches over their ractor_cluster session (empty for
     /// itself, or while there is no session).
     pub groups: Vec<String>,
+    /// Measured wait of a warm request before it runs there, ms (this node's own for itself;
+    /// a member's from its last inventory).
+    pub queue_ms: Option<f64>,
 }
 
 /// `GET /v1/cluster`.
@@ -123,6 +126,11 @@ pub struct Inventory {
     pub idle: HashMap<String, Vec<u32>>,
     /// Moving average of this node's container start time, ms.
     pub start_ms: f64,
+    /// Moving average of how long a warm request waited on this node before it ran (the
+    /// Router's lease: mailbox and pool bookkeeping), ms: the `queue_wait` of the routing
+    /// score.
+    #[serde(default)]
+    pub queue_ms: f64,
 }
 
 impl Inventory {
@@ -220,6 +228,8 @@ pub struct Cluster {
     pub local: RwLock<Inventory>,
     /// The other members' inventories.
     pub remote: RwLock<HashMap<NodeId, RemoteView>>,
+    /// Moving average of the wait before a warm request runs here, ms (bits of an f64).
+    queue_ms: std::sync::atomic::AtomicU64,
     /// The actors' transport to the other members (not on a node without a secret).
     mesh: std::sync::OnceLock<Arc<Mesh>>,
 }
@@ -290,6 +300,7 @@ impl Cluster {
             rtt: RttTable::default(),
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
+            queue_ms: std::sync::atomic::AtomicU64::new(0),
             mesh: std::sync::OnceLock::new(),
         }))
     }
@@ -312,6 +323,22 @@ impl Cluster {
         mesh.spawn_loop(self, self.net.secret.clone(), source);
         let _ = self.mesh.set(mesh.clone());
         Ok(Some(mesh))
+    }
+
+    /// Fold one measured wait of a warm request (from arrival at the Router to its lease)
+    /// into this node's queue-wait average.
+    pub fn record_queue_wait(&self, waited: Duration) {
+        use std::sync::atomic::Ordering;
+        let ms = waited.as_secs_f64() * 1e3;
+        // One writer at a time is not guaranteed: a lost update only loses one sample.
+        let old = f64::from_bits(self.queue_ms.load(Ordering::Relaxed));
+        let new = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * old;
+        self.queue_ms.store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    /// This node's queue-wait average, ms.
+    pub fn queue_ms(&self) -> f64 {
+        f64::from_bits(self.queue_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Take one idle container of `code` that fits `need_mib` out of member `id`'s last
@@ -681,6 +708,7 @@ impl Cluster {
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let remote = self.remote.read().unwrap_or_else(|e| e.into_inner());
         let mut members: Vec<MemberView> = membership
             .nodes()
             .map(|(id, n)| MemberView {
@@ -698,6 +726,11 @@ impl Cluster {
                 rtt_ms: (*id != self.id).then(|| self.rtt.get(*id)).flatten(),
                 rtt_recent_ms: self.rtt.recent(*id),
                 groups: self.mesh().map(|m| m.groups(&n.name)).unwrap_or_default(),
+                queue_ms: if *id == self.id {
+                    Some(self.queue_ms())
+                } else {
+                    remote.get(id).map(|v| v.inventory.queue_ms)
+                },
             })
             .collect();
         members.sort_by_key(|v| (v.role == "learner", v.name.clone()));

@@ -670,6 +670,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         let inventory = crate::cluster::Inventory {
             idle,
             start_ms: self.start_ewma.as_secs_f64() * 1e3,
+            queue_ms: self.args.shared.cluster.queue_ms(),
         };
         *self
             .args

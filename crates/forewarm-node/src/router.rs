@@ -230,7 +230,11 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         }
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
+            let asked = Instant::now();
             let lease = self.lease(&inv.code, need, warm_only).await?;
+            if lease.start != Start::Cold {
+                self.shared.cluster.record_queue_wait(asked.elapsed());
+            }
             let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
             let _ = self.pool.cast(PoolMsg::Release {
                 serial: lease.serial,
@@ -371,10 +375,11 @@ pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
 }
 
 /// Score every region `tenant` may use with `rtt(home, r) + (warm fit in r ? 0 : cold start)
-/// + queue wait` and pick a remote member when it beats running here. Only members with an
+/// + queue_wait(r)` and pick a remote member when it beats running here. Only members with an
 /// idle fit are candidates (a remote cold start is never better than a local one plus a round
-/// trip), so their queue wait is zero; here, with no idle fit, the cost is the expected cold
-/// start. `None`: run here.
+/// trip); their queue wait is the measured wait of warm requests there (the Router's lease,
+/// [`Inventory::queue_ms`](crate::cluster::Inventory)). Here, with no idle fit, the cost is
+/// the expected cold start plus this node's own queue wait. `None`: run here.
 pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Option<RouteChoice> {
     let cluster = &shared.cluster;
     let remote = cluster.remote.read().unwrap_or_else(|e| e.into_inner());
@@ -390,16 +395,50 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
         return None;
     }
     let tenant = shared.registry.tenant(tenant)?;
-    let best = remote
+    let candidates: Vec<_> = remote
         .values()
         .filter(|v| v.fetched.elapsed() < crate::cluster::INVENTORY_FRESH)
         .filter(|v| tenant.may_use(&v.node.region))
         .filter(|v| v.inventory.fits(key, need_mib))
-        .filter_map(|v| cluster.rtt.get(v.id).map(|rtt| (rtt, v)))
-        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+        .filter_map(|v| {
+            cluster
+                .rtt
+                .get(v.id)
+                .map(|rtt| (rtt + v.inventory.queue_ms, v))
+        })
+        .collect();
     let local_ms = expected_cold_ms(shared, key);
-    (best.0 < local_ms).then(|| RouteChoice {
-        target: best.1.clone(),
+    let scores: Vec<f64> = candidates.iter().map(|(score, _)| *score).collect();
+    let best = best_remote(&scores, local_ms + cluster.queue_ms())?;
+    Some(RouteChoice {
+        target: candidates[best].1.clone(),
         local_ms,
     })
+}
+
+/// The remote candidate (index into `scores`, each `rtt + queue wait`, ms) that beats running
+/// here at `local_ms`, the lowest score winning.
+pub fn best_remote(scores: &[f64], local_ms: f64) -> Option<usize> {
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s < local_ms)
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_remote;
+
+    #[test]
+    fn t01_the_lowest_rtt_plus_queue_wait_wins_if_it_beats_a_local_cold_start() {
+        // 20 ms away, nothing queued, against a 300 ms cold start here: remote.
+        assert_eq!(best_remote(&[20.0], 300.0), Some(0));
+        // The same member with 400 ms of queue wait measured there: here.
+        assert_eq!(best_remote(&[20.0 + 400.0], 300.0), None);
+        // The nearer member is queued; the farther one, idle, wins.
+        assert_eq!(best_remote(&[10.0 + 250.0, 80.0 + 0.0], 300.0), Some(1));
+        assert_eq!(best_remote(&[], 300.0), None);
+    }
 }
