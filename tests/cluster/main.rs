@@ -303,6 +303,26 @@ async fn t01_three_regions_in_containers() {
         assert!(regions.contains(&r), "{v}");
     }
 
+    // The node transport: every node reaches the other two's PoolLink and RouterLink process
+    // groups (per region and per node) over its ractor_cluster session with them.
+    for n in [&us, &eu, &ap] {
+        eventually(
+            &format!("{} does not reach the others' process groups", n.name),
+            Duration::from_secs(20),
+            || async {
+                let v = view(n).await;
+                let members = v["members"].as_array()?;
+                let reached: Vec<usize> = members
+                    .iter()
+                    .filter(|m| m["name"] != n.node_id.as_str())
+                    .map(|m| m["groups"].as_array().map_or(0, Vec::len))
+                    .collect();
+                (reached == [4, 4]).then_some(())
+            },
+        )
+        .await;
+    }
+
     // A tenant created on ap-south (forwarded to the leader) is readable on every node.
     let created = admin(&ap, "POST", "/v1/tenants", r#"{"name":"acme"}"#).await;
     assert_eq!(created.status, 201, "{}", created.body);

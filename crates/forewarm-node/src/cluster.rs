@@ -121,8 +121,8 @@ pub struct ClusterView {
 /// other members' PoolLinks ([`crate::mesh`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
-    /// Idle containers by code type: their memory classes, MiB (of any code version: the
-    /// warm-only lease on the member checks the version).
+    /// Idle containers by code type: their size classes, named by memory, MiB (the CPU share
+    /// scales with it); of any code version: the warm-only lease on the member checks it.
     pub idle: HashMap<String, Vec<u32>>,
     /// Moving average of this node's container start time, ms.
     pub start_ms: f64,
@@ -172,6 +172,8 @@ pub struct RttTable {
 struct Rtt {
     ewma_ms: f64,
     recent_ms: std::collections::VecDeque<f64>,
+    /// When a probe last answered.
+    answered: Option<Instant>,
 }
 
 /// Samples kept per member for `GET /v1/cluster`.
@@ -184,12 +186,31 @@ impl RttTable {
         let rtt = table.entry(id).or_insert_with(|| Rtt {
             ewma_ms: ms,
             recent_ms: Default::default(),
+            answered: None,
         });
         rtt.ewma_ms = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * rtt.ewma_ms;
         if rtt.recent_ms.len() == RTT_RECENT {
             rtt.recent_ms.pop_front();
         }
         rtt.recent_ms.push_back(ms);
+    }
+
+    /// Fold a round trip to `id` that was answered (a ping) into its average, and note when.
+    pub fn answered(&self, id: NodeId, ms: f64) {
+        self.record(id, ms);
+        let mut table = self.by_member.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(rtt) = table.get_mut(&id) {
+            rtt.answered = Some(Instant::now());
+        }
+    }
+
+    /// Whether `id` answered a probe within `within`.
+    pub fn heard(&self, id: NodeId, within: Duration) -> bool {
+        let table = self.by_member.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(&id)
+            .and_then(|r| r.answered)
+            .is_some_and(|at| at.elapsed() < within)
     }
 
     /// The average round trip to `id`, ms.
@@ -761,7 +782,8 @@ impl Cluster {
     /// (itself included) through the node transport: a member cut off from the others
     /// would otherwise raise its term election after election and, once back, make the
     /// leader step down for nothing (openraft 0.9 has no pre-vote). Checked every 100 ms;
-    /// a member counts as heard when its inventory arrived within [`QUORUM_STALE`].
+    /// a member counts as heard when its inventory arrived, or it answered a ping, within
+    /// [`QUORUM_STALE`].
     pub fn spawn_quorum_watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -780,6 +802,7 @@ impl Cluster {
                         .iter()
                         .filter(|id| {
                             **id == me.id
+                                || me.rtt.heard(**id, QUORUM_STALE)
                                 || remote
                                     .get(id)
                                     .is_some_and(|v| v.fetched.elapsed() < QUORUM_STALE)

@@ -429,7 +429,9 @@ impl Mesh {
         let (mesh, cluster) = (Arc::downgrade(self), Arc::downgrade(cluster));
         let task = tokio::spawn(async move {
             let mut dialed: HashMap<String, Instant> = HashMap::new();
-            let mut failed: HashMap<String, u32> = HashMap::new();
+            // Pings unanswered in a row, and the members with a ping in flight.
+            let missed = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+            let pinging = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
             let mut nonce = 0u64;
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -446,6 +448,11 @@ impl Mesh {
                     .unwrap_or_else(|e| e.into_inner())
                     .retain(|id, _| live.contains(id));
                 let sessions = mesh.sessions().await;
+                tracing::trace!(
+                    "{}: sessions with {:?}",
+                    c.me.name,
+                    sessions.keys().collect::<Vec<_>>()
+                );
                 let reached = members
                     .iter()
                     .filter_map(|(_, node)| {
@@ -484,14 +491,26 @@ impl Mesh {
                     serde_json::to_vec(&*local).unwrap_or_default()
                 };
                 nonce += 1;
-                let probes = sessions.into_iter().filter_map(|(name, session)| {
-                    let link = Self::reached(&session, &pool_node(&name))
+                for (name, session) in sessions {
+                    let Some(link) = Self::reached(&session, &pool_node(&name))
                         .into_iter()
-                        .next()?;
+                        .next()
+                    else {
+                        continue;
+                    };
                     let link = ActorRef::<PoolLinkMsg>::from(link);
                     let _ = link.cast(PoolLinkMsg::Inventory(c.me.name.clone(), inventory.clone()));
-                    let c = c.clone();
-                    Some(async move {
+                    // One ping in flight per member, in its own task: a member that does not
+                    // answer never holds up the pushes to the others.
+                    if !pinging
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone())
+                    {
+                        continue;
+                    }
+                    let (c, pinging, missed) = (c.clone(), pinging.clone(), missed.clone());
+                    tokio::spawn(async move {
                         let begun = Instant::now();
                         let answered = matches!(
                             link.call(|r| PoolLinkMsg::Ping(nonce, r), Some(PROBE_TIMEOUT))
@@ -500,26 +519,28 @@ impl Mesh {
                         );
                         let id = forewarm_raft::raft_id(&name);
                         if answered {
-                            c.rtt.record(id, begun.elapsed().as_secs_f64() * 1e3);
+                            c.rtt.answered(id, begun.elapsed().as_secs_f64() * 1e3);
                         } else {
                             // At least this far: a member that moved further away than the
                             // deadline is not left at its old distance.
                             c.rtt.record(id, PROBE_TIMEOUT.as_secs_f64() * 1e3);
                         }
-                        (name, session, answered)
-                    })
-                });
-                for (name, session, answered) in futures_util::future::join_all(probes).await {
-                    let misses = failed.entry(name.clone()).or_default();
-                    *misses = if answered { 0 } else { *misses + 1 };
-                    if *misses >= DEAD_AFTER {
-                        tracing::warn!(
-                            "{name}: {DEAD_AFTER} pings unanswered; dropping the session"
-                        );
-                        session.actor.stop(Some(String::from("pings unanswered")));
-                        failed.remove(&name);
-                        dialed.remove(&name);
-                    }
+                        let mut missed = missed.lock().unwrap_or_else(|e| e.into_inner());
+                        let misses = missed.entry(name.clone()).or_default();
+                        *misses = if answered { 0 } else { *misses + 1 };
+                        if *misses >= DEAD_AFTER {
+                            tracing::warn!(
+                                "{name}: {DEAD_AFTER} pings unanswered; dropping the session"
+                            );
+                            session.actor.stop(Some(String::from("pings unanswered")));
+                            missed.remove(&name);
+                        }
+                        drop(missed);
+                        pinging
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&name);
+                    });
                 }
             }
         });
