@@ -176,30 +176,38 @@ struct Rtt {
     answered: Option<Instant>,
 }
 
+/// `average` moved towards `sample` (weight [`RTT_ALPHA`]).
+fn ewma(average: f64, sample: f64) -> f64 {
+    RTT_ALPHA * sample + (1.0 - RTT_ALPHA) * average
+}
+
 /// Samples kept per member for `GET /v1/cluster`.
 const RTT_RECENT: usize = 5;
 
 impl RttTable {
     /// Fold one measured round trip to `id` into its average.
     pub fn record(&self, id: NodeId, ms: f64) {
+        self.fold(id, ms, false);
+    }
+
+    /// Fold a round trip to `id` that was answered (a ping) into its average, and note when.
+    pub fn answered(&self, id: NodeId, ms: f64) {
+        self.fold(id, ms, true);
+    }
+
+    fn fold(&self, id: NodeId, ms: f64, answered: bool) {
         let mut table = self.by_member.write().unwrap_or_else(|e| e.into_inner());
         let rtt = table.entry(id).or_insert_with(|| Rtt {
             ewma_ms: ms,
             recent_ms: Default::default(),
             answered: None,
         });
-        rtt.ewma_ms = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * rtt.ewma_ms;
+        rtt.ewma_ms = ewma(rtt.ewma_ms, ms);
         if rtt.recent_ms.len() == RTT_RECENT {
             rtt.recent_ms.pop_front();
         }
         rtt.recent_ms.push_back(ms);
-    }
-
-    /// Fold a round trip to `id` that was answered (a ping) into its average, and note when.
-    pub fn answered(&self, id: NodeId, ms: f64) {
-        self.record(id, ms);
-        let mut table = self.by_member.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(rtt) = table.get_mut(&id) {
+        if answered {
             rtt.answered = Some(Instant::now());
         }
     }
@@ -353,8 +361,8 @@ impl Cluster {
         let ms = waited.as_secs_f64() * 1e3;
         // One writer at a time is not guaranteed: a lost update only loses one sample.
         let old = f64::from_bits(self.queue_ms.load(Ordering::Relaxed));
-        let new = RTT_ALPHA * ms + (1.0 - RTT_ALPHA) * old;
-        self.queue_ms.store(new.to_bits(), Ordering::Relaxed);
+        self.queue_ms
+            .store(ewma(old, ms).to_bits(), Ordering::Relaxed);
     }
 
     /// This node's queue-wait average, ms.
@@ -1027,19 +1035,25 @@ impl IntoResponse for Refused {
     }
 }
 
+/// Check the secret (an empty one, a lone node's, admits nobody).
+fn authorized(cluster: &Cluster, headers: &HeaderMap) -> Result<(), Refused> {
+    if cluster.admits(headers) {
+        Ok(())
+    } else {
+        Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            String::from(SECRET_REFUSED),
+        ))
+    }
+}
+
 /// Check the secret and parse the body.
 fn internal<T: DeserializeOwned>(
     cluster: &Cluster,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, Refused> {
-    // An empty secret (a lone node) admits nobody.
-    if !cluster.admits(headers) {
-        return Err(Refused(
-            StatusCode::UNAUTHORIZED,
-            String::from(SECRET_REFUSED),
-        ));
-    }
+    authorized(cluster, headers)?;
     serde_json::from_slice(body)
         .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("request body: {e}")))
 }
@@ -1122,12 +1136,7 @@ async fn mesh(
     State(c): State<Arc<Cluster>>,
     request: axum::extract::Request,
 ) -> Result<Response, Refused> {
-    if !c.admits(request.headers()) {
-        return Err(Refused(
-            StatusCode::UNAUTHORIZED,
-            String::from(SECRET_REFUSED),
-        ));
-    }
+    authorized(&c, request.headers())?;
     let upgrade = request
         .headers()
         .get(header::UPGRADE)

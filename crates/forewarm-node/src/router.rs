@@ -180,6 +180,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     async fn run_remote(
         &self,
         inv: &Invocation,
+        key: &str,
         need_mib: f64,
         choice: &RouteChoice,
     ) -> Option<Invoked> {
@@ -196,13 +197,12 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
         let cluster = &self.shared.cluster;
         let mesh = cluster.mesh()?;
-        let key = inv.code.key();
         let id = choice.target.id;
-        let reserved = cluster.reserve_remote(id, &key, need_mib);
+        let reserved = cluster.reserve_remote(id, key, need_mib);
         match mesh.invoke(&node.name, body, budget).await {
             Ok(mut invoked) => {
                 if let Some(class) = reserved {
-                    cluster.unreserve_remote(id, &key, class);
+                    cluster.unreserve_remote(id, key, class);
                 }
                 invoked.latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
                 self.shared
@@ -224,7 +224,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let warm_only = inv.forwarded_need_mib.is_some();
         if !warm_only
             && let Some(choice) = choose(&self.shared, &inv.code.tenant, &key, need)
-            && let Some(invoked) = self.run_remote(&inv, need, &choice).await
+            && let Some(invoked) = self.run_remote(&inv, &key, need, &choice).await
         {
             return Ok(invoked);
         }
@@ -395,7 +395,7 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
         return None;
     }
     let tenant = shared.registry.tenant(tenant)?;
-    let candidates: Vec<_> = remote
+    let candidates = remote
         .values()
         .filter(|v| v.fetched.elapsed() < crate::cluster::INVENTORY_FRESH)
         .filter(|v| tenant.may_use(&v.node.region))
@@ -405,26 +405,23 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
                 .rtt
                 .get(v.id)
                 .map(|rtt| (rtt + v.inventory.queue_ms, v))
-        })
-        .collect();
+        });
     let local_ms = expected_cold_ms(shared, key);
-    let scores: Vec<f64> = candidates.iter().map(|(score, _)| *score).collect();
-    let best = best_remote(&scores, local_ms + cluster.queue_ms())?;
+    let best = best_remote(candidates, local_ms + cluster.queue_ms())?;
     Some(RouteChoice {
-        target: candidates[best].1.clone(),
+        target: best.clone(),
         local_ms,
     })
 }
 
-/// The remote candidate (index into `scores`, each `rtt + queue wait`, ms) that beats running
-/// here at `local_ms`, the lowest score winning.
-pub fn best_remote(scores: &[f64], local_ms: f64) -> Option<usize> {
-    scores
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| **s < local_ms)
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
+/// Of the remote candidates, each scored `rtt + queue wait` (ms), the lowest that beats
+/// running here at `local_ms`.
+pub fn best_remote<T>(candidates: impl IntoIterator<Item = (f64, T)>, local_ms: f64) -> Option<T> {
+    candidates
+        .into_iter()
+        .filter(|(score, _)| *score < local_ms)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
 }
 
 #[cfg(test)]
@@ -434,11 +431,14 @@ mod tests {
     #[test]
     fn t01_the_lowest_rtt_plus_queue_wait_wins_if_it_beats_a_local_cold_start() {
         // 20 ms away, nothing queued, against a 300 ms cold start here: remote.
-        assert_eq!(best_remote(&[20.0], 300.0), Some(0));
+        assert_eq!(best_remote([(20.0, 0)], 300.0), Some(0));
         // The same member with 400 ms of queue wait measured there: here.
-        assert_eq!(best_remote(&[20.0 + 400.0], 300.0), None);
+        assert_eq!(best_remote([(20.0 + 400.0, 0)], 300.0), None);
         // The nearer member is queued; the farther one, idle, wins.
-        assert_eq!(best_remote(&[10.0 + 250.0, 80.0 + 0.0], 300.0), Some(1));
-        assert_eq!(best_remote(&[], 300.0), None);
+        assert_eq!(
+            best_remote([(10.0 + 250.0, 0), (80.0 + 0.0, 1)], 300.0),
+            Some(1)
+        );
+        assert_eq!(best_remote(Vec::<(f64, usize)>::new(), 300.0), None);
     }
 }
