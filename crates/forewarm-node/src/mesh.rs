@@ -28,7 +28,8 @@
 //! ping's round trip feeds the RTT average, and a member whose pings fail [`DEAD_AFTER`] times
 //! in a row has its session dropped (ractor_cluster has no pong deadline: a paused or cut-off
 //! peer would look alive for minutes) and dialed again. The node whose name sorts first dials;
-//! ractor_cluster does not reconnect by itself.
+//! ractor_cluster does not reconnect by itself. A failed dial is repeated after
+//! [`RETRY_FAILED_DIAL`], so a restarted member rejoins the mesh within about a tick.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -55,8 +56,12 @@ pub const SCOPE: &str = "forewarm";
 pub const TICK: Duration = Duration::from_millis(250);
 /// Failed pings in a row after which a session is dropped and dialed again.
 pub const DEAD_AFTER: u32 = 3;
-/// A dial that has not become a session by then may be repeated.
+/// A dial that was upgraded but has not become a session by then may be repeated (the cookie
+/// handshake takes a few round trips).
 const REDIAL_AFTER: Duration = Duration::from_secs(3);
+/// A dial that failed (member down, refused, timed out) is repeated this soon: a restarted
+/// member is back in the mesh, and counts for the quorum watch, within about a tick.
+const RETRY_FAILED_DIAL: Duration = Duration::from_millis(250);
 /// The `Upgrade` protocol name of a session over the API port.
 pub const UPGRADE: &str = "forewarm-mesh";
 
@@ -428,7 +433,8 @@ impl Mesh {
     ) {
         let (mesh, cluster) = (Arc::downgrade(self), Arc::downgrade(cluster));
         let task = tokio::spawn(async move {
-            let mut dialed: HashMap<String, Instant> = HashMap::new();
+            // Per member: not before then (set by a dial, moved earlier when it failed).
+            let next_dial: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
             // Pings unanswered in a row, and the members with a ping in flight.
             let missed = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
             let pinging = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
@@ -471,20 +477,29 @@ impl Mesh {
                     .collect();
                 *mesh.reached.write().unwrap_or_else(|e| e.into_inner()) = reached;
                 for (_, node) in members.iter().filter(|(id, _)| *id != c.id) {
-                    let due = dialed
-                        .get(&node.name)
-                        .is_none_or(|at| at.elapsed() > REDIAL_AFTER);
-                    if c.me.name < node.name && !sessions.contains_key(&node.name) && due {
-                        dialed.insert(node.name.clone(), Instant::now());
-                        let (server, addr, secret) =
-                            (mesh.server.clone(), node.addr.clone(), secret.clone());
-                        let name = node.name.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = dial(&server, &addr, &secret, source).await {
-                                tracing::debug!("dialing {name} at {addr}: {e}");
-                            }
-                        });
+                    if c.me.name >= node.name || sessions.contains_key(&node.name) {
+                        continue;
                     }
+                    let now = Instant::now();
+                    {
+                        let mut next = next_dial.lock().unwrap_or_else(|e| e.into_inner());
+                        if next.get(&node.name).is_some_and(|at| now < *at) {
+                            continue;
+                        }
+                        next.insert(node.name.clone(), now + REDIAL_AFTER);
+                    }
+                    let (server, addr, secret) =
+                        (mesh.server.clone(), node.addr.clone(), secret.clone());
+                    let (name, next_dial) = (node.name.clone(), next_dial.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = dial(&server, &addr, &secret, source).await {
+                            tracing::debug!("dialing {name} at {addr}: {e}");
+                            next_dial
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(name, Instant::now() + RETRY_FAILED_DIAL);
+                        }
+                    });
                 }
                 let inventory = {
                     let local = c.local.read().unwrap_or_else(|e| e.into_inner());

@@ -61,8 +61,9 @@ pub enum BenchCommand {
     /// One node end to end on real Docker: cold vs pre-warmed vs warm starts, gateway
     /// overhead over calling the runner directly, warm no-op throughput.
     Node(NodeBenchArgs),
-    /// The replicated state on three local nodes: Raft commit latency (through the leader and
-    /// forwarded by a follower) and leader failover time.
+    /// The replicated state on three local node processes (on Docker, no container started):
+    /// Raft commit latency (through the leader and forwarded by a follower), leader failover
+    /// time after a SIGKILL, and the routing decision time.
     Cluster {
         /// Writes measured per path.
         #[arg(long, default_value_t = 500)]
@@ -76,6 +77,10 @@ pub enum BenchCommand {
         /// Election timeout range LO:HI, ms (default: the node default).
         #[arg(long, value_parser = parse_range)]
         election_ms: Option<(u64, u64)>,
+        /// Keep the nodes' configs, logs and data here (default: a temporary directory,
+        /// removed at the end).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -353,6 +358,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             failovers,
             heartbeat_ms,
             election_ms,
+            data_dir,
             json,
         }) => {
             let mut timing = forewarm_node::ClusterConfig::default();
@@ -362,12 +368,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some((lo, hi)) = election_ms {
                 (timing.election_min_ms, timing.election_max_ms) = (lo, hi);
             }
-            let opts = forewarm_node::cluster_bench::ClusterBenchOptions {
+            let opts = crate::cluster_bench_cmd::ClusterBenchOptions {
                 writes,
                 failovers,
                 timing,
+                data_dir,
             };
-            crate::bench_cmd::cluster(opts, json)
+            crate::cluster_bench_cmd::cluster(opts, json)
         }
         Command::Bench(BenchCommand::Docker {
             rounds,

@@ -2,6 +2,8 @@
 
 mod bench_cmd;
 mod cli;
+mod cluster_bench_cmd;
+mod local_nodes;
 mod node_cmd;
 mod progress;
 mod regions_cmd;

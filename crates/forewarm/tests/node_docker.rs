@@ -400,6 +400,47 @@ fn t03_up_regions_runs_three_regions_with_emulated_round_trips() {
     }
 }
 
+/// `forewarm bench cluster`: three node processes, commits through the leader and through a
+/// follower, two leader failovers by SIGKILL (each: a new leader, a write through a survivor,
+/// the old leader restarted and caught up), then routing decisions in process.
+#[test]
+fn t04_bench_cluster_kills_leader_processes_and_measures_failover() {
+    let out = Command::new(env!("CARGO_BIN_EXE_forewarm"))
+        .args([
+            "bench",
+            "cluster",
+            "--writes",
+            "20",
+            "--failovers",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("running bench cluster");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    for (path, n) in [
+        ("commit_leader", 20),
+        ("commit_forwarded", 20),
+        ("failover_elected", 2),
+        ("failover_writable", 2),
+    ] {
+        assert_eq!(r[path]["n"].as_u64(), Some(n), "{path}: {r}");
+        let p50 = r[path]["p50"].as_f64().expect("p50");
+        assert!(p50 > 0.0, "{path}: {r}");
+    }
+    // A write through a survivor needs the new leader: never before it is known.
+    assert!(
+        r["failover_writable"]["p50"].as_f64() >= r["failover_elected"]["p50"].as_f64(),
+        "{r}"
+    );
+    assert_eq!(r["route_decision_remote"], Value::Bool(true), "{r}");
+}
+
 /// A process that gets SIGTERM and is waited for when dropped (a failing test leaves none).
 struct Stopping(Child);
 
