@@ -76,9 +76,13 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Run every benchmark on a fresh node over `runtime`; containers are removed at the end.
+/// Run every benchmark on a fresh node over `runtime`, and the direct baselines over
+/// `direct` (another handle on the same engine: the two are used from different async
+/// runtimes, and an engine client's pooled connections belong to the runtime that opened
+/// them); containers are removed at the end.
 pub async fn run<R: ContainerRuntime + 'static>(
     runtime: Arc<R>,
+    direct: Arc<R>,
     opts: &BenchOptions,
 ) -> Result<BenchReport, String> {
     let data = std::env::temp_dir().join(format!("forewarm-bench-{}", std::process::id()));
@@ -96,11 +100,34 @@ pub async fn run<R: ContainerRuntime + 'static>(
         },
         ..NodeConfig::default()
     };
-    let node = Node::start(config, runtime.clone())
+    // The node runs on an async runtime of its own, built like `forewarm node`'s (one worker
+    // per core), as if it were its own process: the load generator (this runtime) never runs
+    // node tasks, nor the node the load generator's.
+    let node_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the node's runtime: {e}"))?;
+    let handle = node_rt.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        node_rt.block_on(async {
+            let _ = stopped.await;
+        });
+    });
+    let started = handle
+        .spawn(Node::start(config, runtime))
         .await
         .map_err(|e| e.to_string())?;
-    let result = measure(&node, runtime.as_ref(), &node_id, opts).await;
-    node.shutdown().await;
+    let result = match started {
+        Ok(node) => {
+            let result = measure(&node, direct.as_ref(), &node_id, opts).await;
+            let _ = handle.spawn(async move { node.shutdown().await }).await;
+            result
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = stop.send(());
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     let _ = std::fs::remove_dir_all(&data);
     result
 }
@@ -235,13 +262,20 @@ async fn measure<R: ContainerRuntime>(
         w.await.map_err(|e| e.to_string())??;
     }
     let seconds = Duration::from_secs(opts.seconds);
+    // The load goes over the same in-task HTTP/1.1 client as the direct baseline below (the
+    // node's runner client): the two runs differ only in what answers.
+    let wire = forewarm_runtime::WirePool::default();
+    let (addr, token) = (node.addr(), client.token().unwrap_or_default().to_owned());
     let through_node = hammer(opts.concurrency, seconds, |_| {
-        let client = client.clone();
+        let (wire, token) = (&wire, token.as_str());
         async move {
-            match client.invoke("tp", "").await {
-                Ok(a) if a.status == 200 => Ok(()),
-                Ok(a) => Err(format!("{} {}", a.status, a.body)),
-                Err(e) => Err(e),
+            let a = wire
+                .exchange_as(addr, "POST", "/v1/invoke/tp", Some(token), b"")
+                .await?;
+            if a.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{} {}", a.status, String::from_utf8_lossy(&a.body)))
             }
         }
     })

@@ -52,6 +52,11 @@ impl NodeClient {
         self.addr
     }
 
+    /// The bearer token it sends, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// One request; an error is a transport failure.
     pub async fn call(
         &self,

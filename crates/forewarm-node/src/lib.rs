@@ -284,6 +284,10 @@ impl Node {
         .merge(cluster::routes(cluster.clone()));
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
+            // Answers go out as soon as they are written (no Nagle wait behind an unacked one).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.await;
             });

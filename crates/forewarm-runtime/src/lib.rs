@@ -23,6 +23,7 @@ pub use forewarm_runner::{Usage, Workload, WorkloadOverrides};
 /// HTTP types of [`HttpClient`].
 pub use hyper::{Method, StatusCode, body::Bytes};
 pub use runner_client::{HttpAnswer, HttpClient, RunnerClient};
+pub use wire::{WireAnswer, WirePool};
 
 /// Label keys set on every container.
 pub const LABEL_NODE: &str = "forewarm.node";

@@ -77,8 +77,21 @@ impl WirePool {
         path: &str,
         body: &[u8],
     ) -> Result<WireAnswer, String> {
+        self.exchange_as(endpoint, method, path, None, body).await
+    }
+
+    /// [`Self::exchange`] with a bearer token (a node's API: the benchmarks' load generator).
+    pub async fn exchange_as(
+        &self,
+        endpoint: SocketAddr,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: &[u8],
+    ) -> Result<WireAnswer, String> {
+        let auth = bearer.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {endpoint}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nhost: {endpoint}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
         let mut request = Vec::with_capacity(head.len() + body.len());

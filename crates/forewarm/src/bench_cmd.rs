@@ -75,8 +75,9 @@ pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Res
         .context("starting the async runtime")?;
     rt.block_on(async {
         let docker = std::sync::Arc::new(DockerRuntime::connect().await?);
+        let for_node = std::sync::Arc::new(DockerRuntime::connect().await?);
         let tenant = format!("bench-{}", std::process::id());
-        let result = forewarm_node::bench::run(docker.clone(), &opts).await;
+        let result = forewarm_node::bench::run(for_node, docker.clone(), &opts).await;
         // Docker sometimes keeps a stale endpoint after many concurrent removals; the network
         // is then left behind, which is not worth failing the measurement for.
         if let Err(e) =
