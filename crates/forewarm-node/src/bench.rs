@@ -114,17 +114,15 @@ pub async fn run<R: ContainerRuntime + 'static>(
             let _ = stopped.await;
         });
     });
-    let started = handle
-        .spawn(Node::start(config, runtime))
-        .await
-        .map_err(|e| e.to_string())?;
-    let result = match started {
-        Ok(node) => {
+    // Whatever happens, the node's thread is stopped and the data removed below.
+    let result = match handle.spawn(Node::start(config, runtime)).await {
+        Ok(Ok(node)) => {
             let result = measure(&node, direct.as_ref(), &node_id, opts).await;
             let _ = handle.spawn(async move { node.shutdown().await }).await;
             result
         }
-        Err(e) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("starting the node: {e}")),
     };
     let _ = stop.send(());
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
