@@ -22,7 +22,7 @@ use forewarm_runtime::Method;
 use forewarm_runtime::bench::{Percentiles, percentiles};
 use serde::Serialize;
 
-use crate::local_nodes::{Children, LocalNode, Secrets, free_port, wait_members};
+use crate::local_nodes::{Children, LocalNode, Secrets, free_port, start_cluster};
 use crate::node_cmd::{docker_with_image, init_logs, runtime};
 
 /// What to run.
@@ -161,13 +161,7 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
         admin: forewarm_node::registry::new_token(),
     };
     let mut children = Children::default();
-    let seed = nodes[0].api.to_string();
-    for (i, n) in nodes.iter().enumerate() {
-        let child = n.start((i > 0).then_some(seed.as_str()), &secrets)?;
-        children.push(&n.node_id, child);
-        n.wait_healthy(&mut children).await?;
-    }
-    wait_members(nodes[0].api, &secrets.admin, NODES).await?;
+    start_cluster(&nodes, &secrets, &mut children).await?;
     let client = |n: &LocalNode, token: &str| {
         NodeClient::new(&n.api.to_string(), Some(token.to_owned())).map_err(anyhow::Error::msg)
     };
@@ -329,10 +323,9 @@ impl Bench {
         let writable = begun.elapsed().as_secs_f64() * 1e3;
 
         // Back on its data; it catches up from the log.
-        let n = self.nodes[leader].clone();
-        let child = n.start(None, &self.secrets)?;
-        self.children.push(&n.node_id, child);
-        n.wait_healthy(&mut self.children).await?;
+        self.children
+            .launch(&self.nodes[leader], None, &self.secrets)
+            .await?;
         let target = self.view(survivor).await?["applied_index"].as_u64();
         let back = Instant::now();
         loop {

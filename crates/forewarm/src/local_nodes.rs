@@ -71,7 +71,7 @@ impl LocalNode {
 
     /// Write its config file (`node.toml` in its directory) and start `forewarm node` on it,
     /// joining through `join` if given; its output goes to `node.log` beside its data.
-    pub fn start(&self, join: Option<&str>, secrets: &Secrets) -> anyhow::Result<Child> {
+    fn start(&self, join: Option<&str>, secrets: &Secrets) -> anyhow::Result<Child> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let dir = self.dir.canonicalize()?;
@@ -118,7 +118,7 @@ impl LocalNode {
     }
 
     /// Wait until it answers `/healthz`; its exit is an error quoting its log.
-    pub async fn wait_healthy(&self, children: &mut Children) -> anyhow::Result<()> {
+    async fn wait_healthy(&self, children: &mut Children) -> anyhow::Result<()> {
         let client = NodeClient::new(&self.api.to_string(), None).map_err(anyhow::Error::msg)?;
         let begun = Instant::now();
         loop {
@@ -147,8 +147,28 @@ impl LocalNode {
     }
 }
 
+/// Start `nodes` one after the other (the first starts or resumes the cluster, the others
+/// join through its advertised address), each held by `children` and answering before the
+/// next starts; returns once the first node's view holds them all and a leader.
+pub(crate) async fn start_cluster(
+    nodes: &[LocalNode],
+    secrets: &Secrets,
+    children: &mut Children,
+) -> anyhow::Result<()> {
+    let Some(first) = nodes.first() else {
+        return Ok(());
+    };
+    let seed = first.advertise.to_string();
+    for (i, n) in nodes.iter().enumerate() {
+        children
+            .launch(n, (i > 0).then_some(seed.as_str()), secrets)
+            .await?;
+    }
+    wait_members(first.api, &secrets.admin, nodes.len()).await
+}
+
 /// Wait until `api`'s view of the cluster holds `count` members and a leader.
-pub(crate) async fn wait_members(api: SocketAddr, admin: &str, count: usize) -> anyhow::Result<()> {
+async fn wait_members(api: SocketAddr, admin: &str, count: usize) -> anyhow::Result<()> {
     let client =
         NodeClient::new(&api.to_string(), Some(admin.to_owned())).map_err(anyhow::Error::msg)?;
     let begun = Instant::now();
@@ -172,13 +192,25 @@ pub(crate) struct Children(Vec<(String, Child)>);
 
 impl Children {
     /// Hold `child` as node `name`.
-    pub fn push(&mut self, name: &str, child: Child) {
+    fn push(&mut self, name: &str, child: Child) {
         self.0.push((name.to_owned(), child));
     }
 
     /// How many are held.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Start `node` (joining through `join` if given), hold it, and wait until it answers.
+    pub async fn launch(
+        &mut self,
+        node: &LocalNode,
+        join: Option<&str>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<()> {
+        let child = node.start(join, secrets)?;
+        self.push(&node.node_id, child);
+        node.wait_healthy(self).await
     }
 
     /// The exit status of `name`, if it exited.

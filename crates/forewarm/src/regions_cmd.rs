@@ -19,7 +19,7 @@ use forewarm_node::proxy::DelayProxy;
 use forewarm_node::topology::Topology;
 
 use crate::cli::{ProxyArgs, UpArgs};
-use crate::local_nodes::{Children, LocalNode, Secrets, wait_members};
+use crate::local_nodes::{Children, LocalNode, Secrets, start_cluster};
 use crate::node_cmd::{docker_with_image, init_logs, runtime, stop_signal};
 
 pub fn up(args: UpArgs, topology: &Path) -> anyhow::Result<()> {
@@ -67,15 +67,7 @@ pub fn up(args: UpArgs, topology: &Path) -> anyhow::Result<()> {
             proxies.push(proxy);
         }
         let mut children = Children::default();
-        let start = async {
-            let seed = nodes[0].peer.to_string();
-            for (i, n) in local.iter().enumerate() {
-                let child = n.start((i > 0).then_some(seed.as_str()), &secrets)?;
-                children.push(&n.node_id, child);
-                n.wait_healthy(&mut children).await?;
-            }
-            wait_members(nodes[0].api, &secrets.admin, nodes.len()).await
-        };
+        let start = start_cluster(&local, &secrets, &mut children);
         // A stop while starting stops what started (dropping `children`).
         tokio::select! {
             started = start => started?,
