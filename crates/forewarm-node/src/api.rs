@@ -108,12 +108,13 @@ impl Api {
                 "Authorization must be 'Bearer <token>'",
             )
         })?;
-        if hash_token(token) == self.shared.admin_token_sha256 {
+        let sha256 = hash_token(token);
+        if sha256 == self.shared.admin_token_sha256 {
             return Ok(Principal::Admin);
         }
         self.shared
             .registry
-            .tenant_by_token(token)
+            .tenant_by_token_sha256(&sha256)
             .map(Principal::Tenant)
             .ok_or_else(|| {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "unknown token")

@@ -6,15 +6,18 @@
 //! - **gateway overhead**: a no-op invocation through the node versus the same invocation
 //!   sent straight to a container of the same spec, interleaved;
 //! - **throughput**: `concurrency` clients invoking a no-op code type in a loop through the
-//!   node for `seconds`, on `concurrency` warm containers.
+//!   node for `seconds`, on `concurrency` warm containers; then the same load straight to
+//!   containers of the same spec, and through a byte relay to them (the ceiling of any
+//!   gateway: one TCP hop and nothing else).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use forewarm_runtime::bench::{Percentiles, percentiles};
 use forewarm_runtime::{
-    ContainerRuntime, ContainerSpec, Method, SizeClass, Workload, WorkloadOverrides,
+    Container, ContainerRuntime, ContainerSpec, Method, SizeClass, Workload, WorkloadOverrides,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -64,34 +67,83 @@ pub struct BenchReport {
     pub throughput_per_s: f64,
     /// Invocations that failed during the throughput run.
     pub throughput_errors: u64,
+    /// Cold starts during the throughput run (0 when the pool held its containers).
+    pub throughput_cold_starts: u64,
     /// The first such failure.
     pub first_error: Option<String>,
     /// Clients of the throughput run.
     pub concurrency: usize,
     /// The same clients sending no-op invocations straight to containers of the same spec.
     pub direct_throughput_per_s: f64,
+    /// The same load through a byte relay (one hop, no logic) to those containers: the
+    /// ceiling of any gateway on this machine.
+    pub relay_throughput_per_s: f64,
 }
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Run every benchmark on a fresh node over `runtime`, and the direct baselines over
-/// `direct` (another handle on the same engine: the two are used from different async
-/// runtimes, and an engine client's pooled connections belong to the runtime that opened
-/// them); containers are removed at the end.
+/// Run every benchmark over `runtime`, and the direct baselines over `direct` (another
+/// handle on the same engine: the two are used from different async runtimes, and an engine
+/// client's pooled connections belong to the runtime that opened them); containers are
+/// removed at the end.
+///
+/// Two fresh nodes, one after the other: the starts are measured on a node whose policy
+/// minute is a real second (time scale 60, so a code type invoked every four policy minutes
+/// is learned in seconds), the gateway overhead and the throughput on a node in real time,
+/// as deployed. At time scale 60 the pool's per-minute decisions (demand floors, keep-alive
+/// windows) come every real second, and a load run there measures the containers they start
+/// and remove, not the request path.
 pub async fn run<R: ContainerRuntime + 'static>(
     runtime: Arc<R>,
     direct: Arc<R>,
     opts: &BenchOptions,
 ) -> Result<BenchReport, String> {
-    let data = std::env::temp_dir().join(format!("forewarm-bench-{}", std::process::id()));
-    let node_id = format!("bench-{}", std::process::id());
+    let starts = on_node(runtime.clone(), opts, 60.0, "starts", async |node, _| {
+        measure_starts(node, opts).await
+    })
+    .await?;
+    let load = on_node(runtime, opts, 1.0, "load", async |node, id| {
+        measure_load(node, direct.as_ref(), id, opts).await
+    })
+    .await?;
+    Ok(BenchReport {
+        cold: starts.cold,
+        prewarmed: starts.prewarmed,
+        periodic_not_prewarmed: starts.missed,
+        overhead_p50_ms: load.warm.p50 - load.direct.p50,
+        overhead_p99_ms: load.warm.p99 - load.direct.p99,
+        warm: load.warm,
+        direct: load.direct,
+        throughput_per_s: load.through_node.per_s,
+        throughput_errors: load.through_node.errors,
+        throughput_cold_starts: load.cold_starts,
+        first_error: load.through_node.first_error,
+        concurrency: opts.concurrency,
+        direct_throughput_per_s: load.direct_load.per_s,
+        relay_throughput_per_s: load.relay_load.per_s,
+    })
+}
+
+/// Start a fresh node at `time_scale`, run `measure` on it, stop it and remove its data.
+async fn on_node<R, T>(
+    runtime: Arc<R>,
+    opts: &BenchOptions,
+    time_scale: f64,
+    name: &str,
+    measure: impl AsyncFnOnce(&Node, &str) -> Result<T, String>,
+) -> Result<T, String>
+where
+    R: ContainerRuntime + 'static,
+{
+    let node_id = format!("bench-{}-{name}", std::process::id());
+    let data = std::env::temp_dir().join(format!("forewarm-{node_id}"));
     let config = NodeConfig {
         node_id: node_id.clone(),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: data.clone(),
-        time_scale: 60.0,
+        time_scale,
         runner_image: opts.image.clone(),
         max_body_bytes: 64 * 1024,
         capacity: crate::Capacity {
@@ -103,92 +155,172 @@ pub async fn run<R: ContainerRuntime + 'static>(
     // The node runs on an async runtime of its own, built like `forewarm node`'s (one worker
     // per core), as if it were its own process: the load generator (this runtime) never runs
     // node tasks, nor the node the load generator's.
-    let node_rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the node's runtime: {e}"))?;
-    let handle = node_rt.handle().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        node_rt.block_on(async {
-            let _ = stopped.await;
-        });
-    });
+    let own = OwnRuntime::start()?;
+    let handle = own.handle.clone();
     // Whatever happens, the node's thread is stopped and the data removed below.
     let result = match handle.spawn(Node::start(config, runtime)).await {
         Ok(Ok(node)) => {
-            let result = measure(&node, direct.as_ref(), &node_id, opts).await;
+            let result = measure(&node, &node_id).await;
             let _ = handle.spawn(async move { node.shutdown().await }).await;
             result
         }
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("starting the node: {e}")),
     };
-    let _ = stop.send(());
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    own.stop().await;
     let _ = std::fs::remove_dir_all(&data);
     result
 }
 
-async fn measure<R: ContainerRuntime>(
-    node: &Node,
-    runtime: &R,
-    node_id: &str,
-    opts: &BenchOptions,
-) -> Result<BenchReport, String> {
-    let url = node.addr().to_string();
-    let admin = NodeClient::new(&url, Some(node.admin_token().to_owned()))?;
-    let tenant = node_id.to_owned();
-    let (status, created) = admin
-        .json(
-            Method::POST,
-            "/v1/tenants",
-            json!({"name": tenant, "max_warm": 10_000, "max_memory_mib": 1 << 24})
+/// A multi-thread async runtime (one worker per core) on a thread of its own, as if what
+/// runs on it were another process.
+struct OwnRuntime {
+    handle: tokio::runtime::Handle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl OwnRuntime {
+    fn start() -> Result<Self, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting an async runtime: {e}"))?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            rt.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        Ok(Self {
+            handle,
+            stop,
+            thread,
+        })
+    }
+
+    /// Stop it: every task still running on it is dropped.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// The cheapest hop there is, as a ceiling for any gateway: a byte relay (no HTTP, no
+/// logic) that ties its k-th accepted connection to the k-th container's runner, on its own
+/// runtime. Returns its address; it stops with the runtime.
+async fn start_relay(own: &OwnRuntime, containers: &[Container]) -> Result<SocketAddr, String> {
+    let endpoints: Vec<SocketAddr> = containers.iter().map(|c| c.endpoint).collect();
+    let listener = own
+        .handle
+        .spawn(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("binding the relay: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    own.handle.spawn(async move {
+        let mut k = 0;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = endpoints[k % endpoints.len()];
+            k += 1;
+            tokio::spawn(async move {
+                let Ok(mut runner) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), runner.set_nodelay(true));
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut runner).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The bench's tenant on both nodes (its network is removed once, at the end).
+pub fn tenant_name() -> String {
+    format!("bench-{}", std::process::id())
+}
+
+/// A bench tenant on a node: registers no-op code types and invokes them.
+struct Tenant {
+    name: String,
+    client: NodeClient,
+    code_body: Vec<u8>,
+    workload: Workload,
+}
+
+impl Tenant {
+    async fn create(node: &Node, name: &str, opts: &BenchOptions) -> Result<Self, String> {
+        let url = node.addr().to_string();
+        let admin = NodeClient::new(&url, Some(node.admin_token().to_owned()))?;
+        let (status, created) = admin
+            .json(
+                Method::POST,
+                "/v1/tenants",
+                json!({"name": name, "max_warm": 10_000, "max_memory_mib": 1 << 24})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await?;
+        if status != 201 {
+            return Err(format!("creating the bench tenant: {status} {created}"));
+        }
+        let token = created["token"].as_str().unwrap_or_default().to_owned();
+        let workload = Workload {
+            init_ms: opts.init_ms,
+            ..Workload::default()
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            client: NodeClient::new(&url, Some(token))?,
+            code_body: json!({"workload": workload, "max_memory_mib": 128, "image": opts.image})
                 .to_string()
                 .into_bytes(),
-        )
-        .await?;
-    if status != 201 {
-        return Err(format!("creating the bench tenant: {status} {created}"));
+            workload,
+        })
     }
-    let token = created["token"].as_str().unwrap_or_default().to_owned();
-    let client = NodeClient::new(&url, Some(token))?;
-    let workload = Workload {
-        init_ms: opts.init_ms,
-        ..Workload::default()
-    };
-    let code_body = json!({"workload": workload, "max_memory_mib": 128, "image": opts.image})
-        .to_string()
-        .into_bytes();
-    let register = |name: String| {
-        let (client, body) = (client.clone(), code_body.clone());
-        async move {
-            let (status, answer) = client
-                .json(Method::PUT, &format!("/v1/codes/{name}"), body)
-                .await?;
-            if status >= 300 {
-                return Err(format!("registering {name}: {status} {answer}"));
-            }
-            Ok::<(), String>(())
-        }
-    };
-    let invoke = |name: String| {
-        let client = client.clone();
-        async move {
-            let t = Instant::now();
-            let a = client.invoke(&name, "").await?;
-            if a.status != 200 {
-                return Err(format!("invoking {name}: {} {}", a.status, a.body));
-            }
-            Ok::<(String, f64), String>((a.start, ms(t)))
-        }
-    };
 
+    async fn register(&self, name: &str) -> Result<(), String> {
+        let (status, answer) = self
+            .client
+            .json(
+                Method::PUT,
+                &format!("/v1/codes/{name}"),
+                self.code_body.clone(),
+            )
+            .await?;
+        if status >= 300 {
+            return Err(format!("registering {name}: {status} {answer}"));
+        }
+        Ok(())
+    }
+
+    /// Invoke `name`: how it started and the latency the client saw, ms.
+    async fn invoke(&self, name: &str) -> Result<(String, f64), String> {
+        let t = Instant::now();
+        let a = self.client.invoke(name, "").await?;
+        if a.status != 200 {
+            return Err(format!("invoking {name}: {} {}", a.status, a.body));
+        }
+        Ok((a.start, ms(t)))
+    }
+}
+
+/// What the starts measured.
+struct Starts {
+    cold: Percentiles,
+    prewarmed: Percentiles,
+    missed: usize,
+}
+
+async fn measure_starts(node: &Node, opts: &BenchOptions) -> Result<Starts, String> {
+    let tenant = Tenant::create(node, &tenant_name(), opts).await?;
     // Cold: the first request of fresh code types.
     let mut cold = Vec::new();
     for i in 0..opts.cold {
-        register(format!("cold-{i}")).await?;
-        let (start, latency) = invoke(format!("cold-{i}")).await?;
+        tenant.register(&format!("cold-{i}")).await?;
+        let (start, latency) = tenant.invoke(&format!("cold-{i}")).await?;
         if start == "cold" {
             cold.push(latency);
         }
@@ -197,7 +329,7 @@ async fn measure<R: ContainerRuntime>(
     // Pre-warmed: periodic code types every 4 s (4 policy minutes), interleaved by 4/n s; the
     // policy needs three idle times, so rounds 0..4 teach it and later rounds are measured.
     for k in 0..opts.periodic {
-        register(format!("tick-{k}")).await?;
+        tenant.register(&format!("tick-{k}")).await?;
     }
     let (mut prewarmed, mut missed) = (Vec::new(), 0);
     let period = Duration::from_secs(4);
@@ -206,7 +338,7 @@ async fn measure<R: ContainerRuntime>(
         for k in 0..opts.periodic {
             let slot = period * round as u32 + period.mul_f64(k as f64 / opts.periodic as f64);
             tokio::time::sleep_until(began + slot).await;
-            let (start, latency) = invoke(format!("tick-{k}")).await?;
+            let (start, latency) = tenant.invoke(&format!("tick-{k}")).await?;
             if round >= 4 {
                 if start == "prewarmed" {
                     prewarmed.push(latency);
@@ -216,20 +348,43 @@ async fn measure<R: ContainerRuntime>(
             }
         }
     }
+    Ok(Starts {
+        cold: percentiles(cold),
+        prewarmed: percentiles(prewarmed),
+        missed,
+    })
+}
 
+/// What the overhead and throughput runs measured.
+struct Loads {
+    warm: Percentiles,
+    direct: Percentiles,
+    through_node: Load,
+    cold_starts: u64,
+    direct_load: Load,
+    relay_load: Load,
+}
+
+async fn measure_load<R: ContainerRuntime>(
+    node: &Node,
+    runtime: &R,
+    node_id: &str,
+    opts: &BenchOptions,
+) -> Result<Loads, String> {
+    let tenant = Tenant::create(node, &tenant_name(), opts).await?;
     // Gateway overhead: the node's warm container versus a container of the same spec.
-    register(String::from("noop")).await?;
-    invoke(String::from("noop")).await?;
+    tenant.register("noop").await?;
+    tenant.invoke("noop").await?;
     let direct_spec = ContainerSpec {
         node: node_id.to_owned(),
-        tenant: tenant.clone(),
+        tenant: tenant.name.clone(),
         code: String::from("direct"),
         class: SizeClass {
             memory_mib: 128,
             cpu_millis: 250,
         },
         image: opts.image.clone(),
-        workload,
+        workload: tenant.workload,
     };
     let direct_container = runtime
         .start(&direct_spec)
@@ -238,7 +393,7 @@ async fn measure<R: ContainerRuntime>(
     let none = WorkloadOverrides::default();
     let (mut warm, mut direct) = (Vec::new(), Vec::new());
     for _ in 0..opts.overhead {
-        let (start, latency) = invoke(String::from("noop")).await?;
+        let (start, latency) = tenant.invoke("noop").await?;
         if start == "warm" {
             warm.push(latency);
         }
@@ -252,20 +407,20 @@ async fn measure<R: ContainerRuntime>(
     let _ = runtime.remove(&direct_container.id).await;
 
     // Throughput: make `concurrency` warm containers, then loop through the node.
-    register(String::from("tp")).await?;
-    let warmup: Vec<_> = (0..opts.concurrency)
-        .map(|_| tokio::spawn(invoke(String::from("tp"))))
-        .collect();
-    for w in warmup {
-        w.await.map_err(|e| e.to_string())??;
+    tenant.register("tp").await?;
+    let warmup: Vec<_> = (0..opts.concurrency).map(|_| tenant.invoke("tp")).collect();
+    for w in futures_util::future::join_all(warmup).await {
+        w?;
     }
     let seconds = Duration::from_secs(opts.seconds);
+    let metrics = &node.shared().metrics;
+    let cold_before = metrics.started(forewarm_store::Start::Cold);
     // The load goes over the same in-task HTTP/1.1 client as the direct baseline below (the
     // node's runner client): the two runs differ only in what answers.
     let wire = forewarm_runtime::WirePool::default();
-    let (addr, token) = (node.addr(), client.token().unwrap_or_default().to_owned());
+    let (addr, token) = (node.addr(), tenant.client.token().unwrap_or_default());
     let through_node = hammer(opts.concurrency, seconds, |_| {
-        let (wire, token) = (&wire, token.as_str());
+        let wire = &wire;
         async move {
             let a = wire
                 .exchange_as(addr, "POST", "/v1/invoke/tp", Some(token), b"")
@@ -278,6 +433,7 @@ async fn measure<R: ContainerRuntime>(
         }
     })
     .await;
+    let cold_starts = metrics.started(forewarm_store::Start::Cold) - cold_before;
 
     // Baseline: the same load straight to containers of the same spec, one per client.
     let spec = ContainerSpec {
@@ -303,24 +459,44 @@ async fn measure<R: ContainerRuntime>(
     } else {
         Load::default()
     };
+    // Ceiling: the same load through a byte relay to the same containers.
+    let relay_load = if containers.len() == opts.concurrency {
+        let own = OwnRuntime::start()?;
+        let relayed = match start_relay(&own, &containers).await {
+            Ok(relay) => {
+                let body =
+                    serde_json::to_vec(&WorkloadOverrides::default()).map_err(|e| e.to_string())?;
+                let (wire, body) = (forewarm_runtime::WirePool::default(), body.as_slice());
+                Ok(hammer(opts.concurrency, seconds, |_| {
+                    let wire = &wire;
+                    async move {
+                        let a = wire.exchange(relay, "POST", "/invoke", body).await?;
+                        if a.status == 200 {
+                            Ok(())
+                        } else {
+                            Err(format!("{} {}", a.status, String::from_utf8_lossy(&a.body)))
+                        }
+                    }
+                })
+                .await)
+            }
+            Err(e) => Err(e),
+        };
+        own.stop().await;
+        relayed?
+    } else {
+        Load::default()
+    };
     for c in &containers {
         let _ = runtime.remove(&c.id).await;
     }
-
-    let (warm, direct) = (percentiles(warm), percentiles(direct));
-    Ok(BenchReport {
-        cold: percentiles(cold),
-        prewarmed: percentiles(prewarmed),
-        periodic_not_prewarmed: missed,
-        overhead_p50_ms: warm.p50 - direct.p50,
-        overhead_p99_ms: warm.p99 - direct.p99,
-        warm,
-        direct,
-        throughput_per_s: through_node.per_s,
-        throughput_errors: through_node.errors,
-        first_error: through_node.first_error,
-        concurrency: opts.concurrency,
-        direct_throughput_per_s: direct_load.per_s,
+    Ok(Loads {
+        warm: percentiles(warm),
+        direct: percentiles(direct),
+        through_node,
+        cold_starts,
+        direct_load,
+        relay_load,
     })
 }
 

@@ -110,6 +110,13 @@ impl Metrics {
         self.latency[start_index(start)].observe(latency_ms);
     }
 
+    /// Invocations that started `start` so far.
+    pub fn started(&self, start: Start) -> u64 {
+        self.latency[start_index(start)]
+            .count
+            .load(Ordering::Relaxed)
+    }
+
     /// One invocation failed.
     pub fn failed(&self, why: Failure) {
         self.errors[why as usize].fetch_add(1, Ordering::Relaxed);

@@ -768,8 +768,11 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             return;
         }
         let t = self.pool_time(&key);
+        // Never remove an idle container sooner than starting one again takes.
+        let min_keep = self.args.shared.clock.scale_real(self.start_ewma);
         let mut fx = Effects::default();
         if let Some(cp) = self.pools.get_mut(&key) {
+            cp.pool.set_min_keep(min_keep);
             cp.pool.complete(t, slot, &mut fx);
         }
         let prewarms = self.apply(&key, fx);

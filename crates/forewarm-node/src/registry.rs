@@ -47,9 +47,9 @@ impl Registry {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The tenant whose token this is.
-    pub fn tenant_by_token(&self, token: &str) -> Option<Tenant> {
-        self.read().state.tenant_by_token(token).cloned()
+    /// The tenant whose token hashes to `sha256`.
+    pub fn tenant_by_token_sha256(&self, sha256: &str) -> Option<Tenant> {
+        self.read().state.tenant_by_token_sha256(sha256).cloned()
     }
 
     /// A tenant by id.
@@ -214,7 +214,10 @@ mod tests {
         let a = new_token();
         assert_ne!(a, new_token());
         assert_eq!(a.len(), 64);
-        assert_eq!(hash_token("abc").len(), 64);
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_ne!(hash_token(&a), a);
     }
 }

@@ -69,6 +69,7 @@ pub struct AppPool<P> {
     busy: Vec<ContainerId>,
     pending: Option<(Millis, WarmFloor)>,
     next_tick: Millis,
+    min_keep: Millis,
 }
 
 impl<P: AppPolicy> AppPool<P> {
@@ -91,7 +92,18 @@ impl<P: AppPolicy> AppPool<P> {
             busy: Vec::new(),
             pending: None,
             next_tick,
+            min_keep: 0,
         }
+    }
+
+    /// Keep every container the policy keeps alive idle for at least `ms` after it finished
+    /// (0, the default, leaves the policy's keep-alive as it is). The node sets it to its
+    /// measured container start time: a busy application's idle times are milliseconds, so
+    /// its keep-alive window ends milliseconds after each completion, and a pause of a few
+    /// milliseconds in the load would remove the containers the next request needs, each
+    /// costing a whole start. Unloads the policy decides on are not delayed.
+    pub fn set_min_keep(&mut self, ms: Millis) {
+        self.min_keep = ms;
     }
 
     /// Hold at least `floor.containers` containers until `floor.until`, pre-warming the
@@ -298,7 +310,7 @@ impl<P: AppPolicy> AppPool<P> {
         match self.policy.on_idle(now) {
             IdleAction::KeepAlive { until } => {
                 let c = &mut self.slots[id];
-                c.expires = c.floor_until.max(until);
+                c.expires = c.floor_until.max(until).max(now + self.min_keep);
                 self.idle.push(id);
             }
             IdleAction::Prewarm {
@@ -442,6 +454,43 @@ mod tests {
             Placement::Cold { .. }
         ));
         assert_eq!(log.idle[1], (256, 6_000, 16_000));
+    }
+
+    #[test]
+    fn min_keep_holds_a_short_keep_alive_but_not_an_unload() {
+        // A 10 ms keep-alive with a 5 s floor: idle 3 s later, the container is still there.
+        let mut pool = AppPool::new(FixedKeepAlive::new(10), 256.0, false);
+        pool.set_min_keep(5_000);
+        let mut log = Log::default();
+        let Placement::Cold { id, .. } = pool.arrive(0, 100.0, &mut log) else {
+            panic!("first arrival is cold")
+        };
+        pool.complete(1_000, id, &mut log);
+        assert_eq!(pool.idle_until(id), Some(6_000));
+        assert_eq!(pool.arrive(4_000, 100.0, &mut log), Placement::Warm(id));
+        pool.complete(4_500, id, &mut log);
+        assert!(matches!(
+            pool.arrive(9_501, 100.0, &mut log),
+            Placement::Cold { .. }
+        ));
+        // Without the floor the same 3 s gap is a cold start.
+        let mut pool = AppPool::new(FixedKeepAlive::new(10), 256.0, false);
+        let Placement::Cold { id, .. } = pool.arrive(0, 100.0, &mut log) else {
+            panic!("first arrival is cold")
+        };
+        pool.complete(1_000, id, &mut log);
+        assert!(matches!(
+            pool.arrive(4_000, 100.0, &mut log),
+            Placement::Cold { .. }
+        ));
+        // An unload decision is carried out at once, floor or not.
+        let mut pool = AppPool::new(PrewarmLater, 128.0, false);
+        pool.set_min_keep(5_000);
+        let Placement::Cold { id, .. } = pool.arrive(0, 64.0, &mut log) else {
+            panic!("first arrival is cold")
+        };
+        pool.complete(1_000, id, &mut log);
+        assert_eq!(pool.idle_until(id), None);
     }
 
     #[test]

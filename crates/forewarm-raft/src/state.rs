@@ -70,8 +70,15 @@ pub fn code_key(tenant: &str, code: &str) -> CodeKey {
 
 /// Hex SHA-256 of a token.
 pub fn hash_token(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Every request authenticates with it: no formatter per byte.
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 /// What one region learned about a code type: small and bounded, so a region that sees the
@@ -173,8 +180,12 @@ impl ClusterState {
 
     /// The tenant whose token this is.
     pub fn tenant_by_token(&self, token: &str) -> Option<&Tenant> {
-        let id = self.by_token.get(&hash_token(token))?;
-        self.tenants.get(id)
+        self.tenant_by_token_sha256(&hash_token(token))
+    }
+
+    /// The tenant whose token hashes to `sha256` ([`hash_token`]).
+    pub fn tenant_by_token_sha256(&self, sha256: &str) -> Option<&Tenant> {
+        self.tenants.get(self.by_token.get(sha256)?)
     }
 
     /// Apply one command.

@@ -76,7 +76,7 @@ pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Res
     rt.block_on(async {
         let docker = std::sync::Arc::new(DockerRuntime::connect().await?);
         let for_node = std::sync::Arc::new(DockerRuntime::connect().await?);
-        let tenant = format!("bench-{}", std::process::id());
+        let tenant = forewarm_node::bench::tenant_name();
         let result = forewarm_node::bench::run(for_node, docker.clone(), &opts).await;
         // Docker sometimes keeps a stale endpoint after many concurrent removals; the network
         // is then left behind, which is not worth failing the measurement for.
@@ -112,13 +112,18 @@ pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Res
             r.overhead_p50_ms, r.overhead_p99_ms
         );
         println!(
-            "warm no-op throughput: {:.0}/s with {} clients ({} errors)",
-            r.throughput_per_s, r.concurrency, r.throughput_errors
+            "warm no-op throughput: {:.0}/s with {} clients ({} errors, {} cold starts)",
+            r.throughput_per_s, r.concurrency, r.throughput_errors, r.throughput_cold_starts
         );
         println!(
             "same load straight to containers: {:.0}/s (node / direct = {:.2})",
             r.direct_throughput_per_s,
             r.throughput_per_s / r.direct_throughput_per_s.max(1e-9)
+        );
+        println!(
+            "same load through a byte relay (one hop, no logic): {:.0}/s (node / relay = {:.2})",
+            r.relay_throughput_per_s,
+            r.throughput_per_s / r.relay_throughput_per_s.max(1e-9)
         );
         if let Some(e) = &r.first_error {
             println!("first error: {e}");

@@ -441,6 +441,60 @@ fn t04_bench_cluster_kills_leader_processes_and_measures_failover() {
     assert_eq!(r["route_decision_remote"], Value::Bool(true), "{r}");
 }
 
+/// `forewarm bench node`: starts on a node at time scale 60 (cold, pre-warmed), then overhead
+/// and throughput on a node in real time, against containers called directly and through a
+/// byte relay; the warm throughput run starts no container and leaves none behind.
+#[test]
+fn t05_bench_node_measures_starts_overhead_and_a_warm_throughput_run() {
+    let child = Command::new(env!("CARGO_BIN_EXE_forewarm"))
+        .args([
+            "bench",
+            "node",
+            "--cold",
+            "1",
+            "--periodic",
+            "1",
+            "--rounds",
+            "1",
+            "--overhead",
+            "20",
+            "--concurrency",
+            "2",
+            "--seconds",
+            "2",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running bench node");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("bench node output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    for (path, n) in [("cold", 1), ("prewarmed", 1), ("warm", 20), ("direct", 20)] {
+        assert_eq!(r[path]["n"].as_u64(), Some(n), "{path}: {r}");
+    }
+    assert_eq!(r["periodic_not_prewarmed"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["throughput_errors"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["throughput_cold_starts"].as_u64(), Some(0), "{r}");
+    for rate in [
+        "throughput_per_s",
+        "direct_throughput_per_s",
+        "relay_throughput_per_s",
+    ] {
+        assert!(r[rate].as_f64().is_some_and(|x| x > 0.0), "{rate}: {r}");
+    }
+    for node in ["starts", "load"] {
+        let label = format!("forewarm.node=bench-{pid}-{node}");
+        assert!(docker_ids(&label).is_empty(), "{label} left containers");
+    }
+}
+
 /// A process that gets SIGTERM and is waited for when dropped (a failing test leaves none).
 struct Stopping(Child);
 
