@@ -127,7 +127,7 @@ pub struct Inventory {
     /// Moving average of this node's container start time, ms.
     pub start_ms: f64,
     /// Moving average of how long a warm request waited on this node before it ran (the
-    /// Router's lease: mailbox and pool bookkeeping), ms: the `queue_wait` of the routing
+    /// Router's lease: the pool's bookkeeping under its lock), ms: the `queue_wait` of the routing
     /// score.
     #[serde(default)]
     pub queue_ms: f64,

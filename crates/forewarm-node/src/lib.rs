@@ -5,7 +5,7 @@
 //!        │  RouterMsg::Invoke
 //!        ▼
 //!   Router ──reads── ModelTable ◄──writes── Predictor ◄── Train (after a miss, every 30 s)
-//!        │  PoolMsg::Lease / Release                 │ reads
+//!        │  lease / release under the PoolBook's lock │ reads
 //!        ▼                                           │
 //!   PoolSupervisor ──spawn_linked──► ContainerActor (one per container: start, stats, remove)
 //!        │  one AppPool per code type (forewarm-policy)    │ stats
@@ -96,7 +96,7 @@ use crate::clock::PolicyClock;
 use crate::cluster::{Cluster, ClusterError};
 use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
-use crate::pool::{PoolArgs, PoolMsg, PoolSupervisor};
+use crate::pool::{PoolArgs, PoolBook, PoolMsg, PoolSupervisor};
 use crate::predictor::{ModelTable, Predictor, PredictorArgs, PredictorMsg};
 use crate::registry::{Registry, hash_token};
 use crate::router::{Router, RouterArgs, RouterMsg};
@@ -248,24 +248,21 @@ impl Node {
         )
         .await
         .map_err(actor_err("predictor"))?;
-        let (pool, _) = Actor::spawn(
-            None,
-            PoolSupervisor::<R>::default(),
-            PoolArgs {
-                shared: shared.clone(),
-                runtime: runtime.clone(),
-                collector: collector.clone(),
-            },
-        )
-        .await
-        .map_err(actor_err("pool supervisor"))?;
+        let book = PoolBook::new(PoolArgs {
+            shared: shared.clone(),
+            runtime: runtime.clone(),
+            collector: collector.clone(),
+        });
+        let (pool, _) = Actor::spawn(None, PoolSupervisor::<R>::default(), book.clone())
+            .await
+            .map_err(actor_err("pool supervisor"))?;
         let (router, _) = Actor::spawn(
             None,
             Router::<R>::default(),
             RouterArgs {
                 shared: shared.clone(),
                 runtime,
-                pool: pool.clone(),
+                pool: book,
                 inbox,
                 predictor: predictor.clone(),
             },

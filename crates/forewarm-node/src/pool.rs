@@ -1,17 +1,20 @@
 //! The PoolSupervisor: one [`AppPool`] per code type (the same pool logic the simulator
 //! runs), turned into real containers, one [`ContainerActor`] each.
 //!
-//! Every lease, release and timer goes through this actor's mailbox, so leases are atomic: a
-//! container is handed to one request at a time and never to another tenant (pools are per
-//! `tenant/code`). Container starts happen in the child actors, so a cold start never blocks
-//! the mailbox. A reconcile tick fires the pools' due events (pre-warms ahead of the forecast,
-//! by the measured start time) and removes containers whose keep-alive passed. Node capacity
+//! The pools and containers are kept in a [`PoolBook`] behind one lock. A request's task
+//! leases and releases under that lock, without a message (an actor round trip per lease and
+//! per release cost wake-ups on the request path): leases are atomic, a container is handed
+//! to one request at a time and never to another tenant (pools are per `tenant/code`). What a
+//! decision wants started is queued in the book and the PoolSupervisor starts it; container
+//! starts happen in the child actors, so a cold start never blocks the mailbox. A reconcile
+//! tick fires the pools' due events (pre-warms ahead of the forecast, by the measured start
+//! time) and removes containers whose keep-alive passed. Node capacity
 //! and tenant quotas bound every start: a request that needs room evicts idle containers
 //! (oldest first, the tenant's own for a tenant quota), a pre-warm never does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use forewarm_policy::{
@@ -71,25 +74,8 @@ pub enum PoolError {
 /// What the PoolSupervisor is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum PoolMsg {
-    /// Lease a container of `code` fitting `need_mib`.
-    Lease {
-        /// The code type (its latest version).
-        code: Arc<Code>,
-        /// Predicted memory need.
-        need_mib: f64,
-        /// Only an idle container that fits (a request forwarded from another region): no
-        /// start on the request path, no arrival recorded otherwise.
-        warm_only: bool,
-        /// Where the lease goes (now, or when the container is ready).
-        reply: RpcReplyPort<Result<Lease, PoolError>>,
-    },
-    /// The request on lease `serial` is done; `ok = false` if the container failed.
-    Release {
-        /// The container.
-        serial: u64,
-        /// Whether it is still usable.
-        ok: bool,
-    },
+    /// Start the containers a lease or a release queued in the book.
+    StartQueued,
     /// A container actor started its container (or could not).
     Started {
         /// The container.
@@ -198,9 +184,31 @@ impl std::fmt::Debug for CodePool {
     }
 }
 
+/// Where a lease that waits for a container's start is handed.
+type Waiter = tokio::sync::oneshot::Sender<Result<Lease, PoolError>>;
+
+/// What a lease asked of the book gives.
+#[derive(Debug)]
+pub enum LeaseStep {
+    /// A container, now.
+    Ready(Lease),
+    /// A container once it has started (a cold start, or a pre-warm still starting).
+    Wait(tokio::sync::oneshot::Receiver<Result<Lease, PoolError>>),
+    /// None.
+    Failed(PoolError),
+}
+
+/// A container start a decision asked for; the PoolSupervisor carries it out.
+#[derive(Debug)]
+struct StartOrder {
+    serial: u64,
+    spec: ContainerSpec,
+    code: String,
+}
+
 #[derive(Debug)]
 enum RealState {
-    Starting(Option<RpcReplyPort<Result<Lease, PoolError>>>),
+    Starting(Option<Waiter>),
     Idle(Container),
     Busy(Container),
 }
@@ -212,7 +220,8 @@ struct Real {
     tenant: String,
     version: u64,
     class: SizeClass,
-    actor: ActorRef<ContainerMsg>,
+    /// Its actor, once the PoolSupervisor spawned it.
+    actor: Option<ActorRef<ContainerMsg>>,
     state: RealState,
     prewarmed: bool,
     since: Instant,
@@ -231,7 +240,7 @@ pub struct PoolArgs<R> {
     pub collector: ActorRef<CollectorMsg>,
 }
 
-/// Its state.
+/// What the book holds.
 #[derive(Debug)]
 pub struct PoolState<R> {
     args: PoolArgs<R>,
@@ -240,6 +249,75 @@ pub struct PoolState<R> {
     by_actor: HashMap<ActorId, u64>,
     next_serial: u64,
     start_ewma: Duration,
+    to_start: Vec<StartOrder>,
+    /// The PoolSupervisor stopped: no lease any more.
+    stopping: bool,
+}
+
+/// The pools and containers of a node, shared by the PoolSupervisor and the request tasks
+/// (the Router's code): leases and releases are decided under its lock.
+#[derive(Debug)]
+pub struct PoolBook<R> {
+    state: Mutex<PoolState<R>>,
+    supervisor: OnceLock<ActorRef<PoolMsg>>,
+}
+
+impl<R: ContainerRuntime + 'static> PoolBook<R> {
+    /// An empty book.
+    pub fn new(args: PoolArgs<R>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(PoolState {
+                args,
+                pools: HashMap::new(),
+                reals: HashMap::new(),
+                by_actor: HashMap::new(),
+                next_serial: 0,
+                start_ewma: INITIAL_START,
+                to_start: Vec::new(),
+                stopping: false,
+            }),
+            supervisor: OnceLock::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState<R>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on the book, then have the PoolSupervisor start what it queued.
+    fn with<T>(&self, f: impl FnOnce(&mut PoolState<R>) -> T) -> T {
+        let (value, queued) = {
+            let mut state = self.lock();
+            let value = f(&mut state);
+            (value, !state.to_start.is_empty())
+        };
+        let told = || {
+            self.supervisor
+                .get()
+                .is_some_and(|s| s.cast(PoolMsg::StartQueued).is_ok())
+        };
+        if queued && !told() {
+            // No PoolSupervisor to start them (the node is stopping): fail their waiters.
+            let mut state = self.lock();
+            let orders = std::mem::take(&mut state.to_start);
+            for order in orders {
+                state.drop_real(order.serial);
+            }
+        }
+        value
+    }
+
+    /// Lease a container of `code` fitting `need_mib`; with `warm_only` (a request forwarded
+    /// from another region) only an idle one: no start on the request path, no arrival
+    /// recorded otherwise.
+    pub fn lease(&self, code: &Arc<Code>, need_mib: f64, warm_only: bool) -> LeaseStep {
+        self.with(|s| s.lease(code, need_mib, warm_only))
+    }
+
+    /// The request on lease `serial` is done; `ok = false` if the container failed.
+    pub fn release(&self, serial: u64, ok: bool) {
+        self.with(|s| s.release(serial, ok));
+    }
 }
 
 /// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
@@ -385,13 +463,16 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
 
     fn drop_real(&mut self, serial: u64) {
         if let Some(real) = self.reals.remove(&serial) {
-            self.by_actor.remove(&real.actor.get_id());
             if let RealState::Starting(Some(reply)) = real.state {
                 let _ = reply.send(Err(PoolError::StartFailed(String::from(
                     "container removed while starting",
                 ))));
             }
-            real.actor.stop(Some(String::from("removed from the pool")));
+            // Not spawned yet: the PoolSupervisor stops it when it finds the entry gone.
+            if let Some(actor) = real.actor {
+                self.by_actor.remove(&actor.get_id());
+                actor.stop(Some(String::from("removed from the pool")));
+            }
             self.args
                 .shared
                 .metrics
@@ -400,13 +481,14 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
-    async fn spawn(
+    /// Enter a container of `class` for `slot` (starting; `waiter` gets it when it is ready)
+    /// and queue its start for the PoolSupervisor.
+    fn spawn(
         &mut self,
-        myself: &ActorRef<PoolMsg>,
         code: &Arc<Code>,
         slot: ContainerId,
         class: SizeClass,
-        waiter: Option<RpcReplyPort<Result<Lease, PoolError>>>,
+        waiter: Option<Waiter>,
     ) {
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -419,54 +501,33 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             image: code.image.clone(),
             workload: code.workload,
         };
-        let args = ContainerArgs {
-            runtime: self.args.runtime.clone(),
-            spec,
-            serial,
-            supervisor: myself.clone(),
-            collector: self.args.collector.clone(),
-            code: code.key().to_string(),
-        };
-        let spawned = Actor::spawn_linked(
-            None,
-            ContainerActor::<R>::default(),
-            args,
-            myself.get_cell(),
-        )
-        .await;
         let key = code.key();
-        match spawned {
-            Ok((actor, _)) => {
-                self.by_actor.insert(actor.get_id(), serial);
-                let prewarmed = waiter.is_none();
-                self.reals.insert(
-                    serial,
-                    Real {
-                        code: key.clone(),
-                        slot,
-                        tenant: code.tenant.clone(),
-                        version: code.version,
-                        class,
-                        actor,
-                        state: RealState::Starting(waiter),
-                        prewarmed,
-                        since: Instant::now(),
-                    },
-                );
-                if let Some(cp) = self.pools.get_mut(&key) {
-                    cp.slots.insert(slot, serial);
-                }
-                if prewarmed {
-                    shared.metrics.prewarms.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                if let Some(reply) = waiter {
-                    let _ = reply.send(Err(PoolError::StartFailed(e.to_string())));
-                }
-                self.discard_slot(&key, slot);
-            }
+        let prewarmed = waiter.is_none();
+        self.reals.insert(
+            serial,
+            Real {
+                code: key.clone(),
+                slot,
+                tenant: code.tenant.clone(),
+                version: code.version,
+                class,
+                actor: None,
+                state: RealState::Starting(waiter),
+                prewarmed,
+                since: Instant::now(),
+            },
+        );
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.slots.insert(slot, serial);
         }
+        if prewarmed {
+            shared.metrics.prewarms.fetch_add(1, Ordering::Relaxed);
+        }
+        self.to_start.push(StartOrder {
+            serial,
+            spec,
+            code: key.to_string(),
+        });
     }
 
     /// Carry out what a pool call decided: remove containers, start pre-warms.
@@ -496,12 +557,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
     }
 
     /// Start the pre-warms `apply` asked for, within quota and capacity (never evicting).
-    async fn start_prewarms(
-        &mut self,
-        myself: &ActorRef<PoolMsg>,
-        key: &CodeKey,
-        prewarms: Vec<(ContainerId, SizeClass)>,
-    ) {
+    fn start_prewarms(&mut self, key: &CodeKey, prewarms: Vec<(ContainerId, SizeClass)>) {
         for (slot, class) in prewarms {
             let Some(code) = self.pools.get(key).map(|cp| cp.code.clone()) else {
                 return;
@@ -510,31 +566,26 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                 .make_room(&code.tenant, class.memory_mib, false)
                 .is_ok()
             {
-                self.spawn(myself, &code, slot, class, None).await;
+                self.spawn(&code, slot, class, None);
             } else {
                 self.discard_slot(key, slot);
             }
         }
     }
 
-    async fn lease(
-        &mut self,
-        myself: &ActorRef<PoolMsg>,
-        code: Arc<Code>,
-        need_mib: f64,
-        warm_only: bool,
-        reply: RpcReplyPort<Result<Lease, PoolError>>,
-    ) {
+    fn lease(&mut self, code: &Arc<Code>, need_mib: f64, warm_only: bool) -> LeaseStep {
+        if self.stopping {
+            return LeaseStep::Failed(PoolError::Stopping);
+        }
         let key = code.key();
         if warm_only && !self.has_idle_fit(&key, code.version, need_mib) {
-            let _ = reply.send(Err(PoolError::NoWarmFit));
-            return;
+            return LeaseStep::Failed(PoolError::NoWarmFit);
         }
         let lead = self.lead();
         // First sight: no pool and no model of our own yet.
         let first_sight = !self.pools.contains_key(&key)
             && crate::predictor::model_of(&self.args.shared.models, &key).is_none();
-        let cp = self.pool_for(&key, &code);
+        let cp = self.pool_for(&key, code);
         if cp.code.version < code.version {
             cp.code = code.clone();
         }
@@ -568,7 +619,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             );
         }
         let prewarms = self.apply(&key, fx);
-        match placement {
+        let step = match placement {
             Placement::Warm(slot) | Placement::Prewarmed(slot) => {
                 let serial = self
                     .pools
@@ -587,26 +638,25 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                                 real.prewarmed = false;
                                 real.state = RealState::Busy(container.clone());
                                 real.since = Instant::now();
-                                let lease = Lease {
+                                LeaseStep::Ready(Lease {
                                     serial,
                                     container,
                                     start,
-                                };
-                                if reply.send(Ok(lease)).is_err() {
-                                    self.release(myself, serial, true).await;
-                                }
+                                })
                             }
                             // A pre-warm still starting: the request waits for it (and
                             // counts as cold, since it waited for a start).
                             RealState::Starting(None) => {
                                 real.prewarmed = false;
-                                real.state = RealState::Starting(Some(reply));
+                                let (waiter, waiting) = tokio::sync::oneshot::channel();
+                                real.state = RealState::Starting(Some(waiter));
+                                LeaseStep::Wait(waiting)
                             }
                             other => {
                                 real.state = other;
-                                let _ = reply.send(Err(PoolError::StartFailed(String::from(
+                                LeaseStep::Failed(PoolError::StartFailed(String::from(
                                     "pool bookkeeping: leased container is busy",
-                                ))));
+                                )))
                             }
                         }
                     }
@@ -617,33 +667,29 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                             .pools
                             .get_mut(&key)
                             .map_or(0, |cp| cp.pool.predicted_mib());
-                        self.cold(myself, &code, slot, mib, reply).await;
+                        self.cold(code, slot, mib)
                     }
                 }
             }
-            Placement::Cold { id: slot, mib, .. } => {
-                self.cold(myself, &code, slot, mib, reply).await;
-            }
-        }
-        self.start_prewarms(myself, &key, prewarms).await;
+            Placement::Cold { id: slot, mib, .. } => self.cold(code, slot, mib),
+        };
+        self.start_prewarms(&key, prewarms);
+        step
     }
 
     /// Start a container of `mib` for `slot` on the request path, evicting idle containers
     /// if quota or capacity ask for it.
-    async fn cold(
-        &mut self,
-        myself: &ActorRef<PoolMsg>,
-        code: &Arc<Code>,
-        slot: ContainerId,
-        mib: u32,
-        reply: RpcReplyPort<Result<Lease, PoolError>>,
-    ) {
+    fn cold(&mut self, code: &Arc<Code>, slot: ContainerId, mib: u32) -> LeaseStep {
         let class = class_for(mib, code);
         match self.make_room(&code.tenant, class.memory_mib, true) {
-            Ok(()) => self.spawn(myself, code, slot, class, Some(reply)).await,
+            Ok(()) => {
+                let (waiter, waiting) = tokio::sync::oneshot::channel();
+                self.spawn(code, slot, class, Some(waiter));
+                LeaseStep::Wait(waiting)
+            }
             Err(e) => {
                 self.discard_slot(&code.key(), slot);
-                let _ = reply.send(Err(e));
+                LeaseStep::Failed(e)
             }
         }
     }
@@ -681,7 +727,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             .unwrap_or_else(|e| e.into_inner()) = inventory;
     }
 
-    async fn tick(&mut self, myself: &ActorRef<PoolMsg>) {
+    fn tick(&mut self) {
         let lead = self.lead();
         let keys: Vec<CodeKey> = self.pools.keys().cloned().collect();
         for key in keys {
@@ -692,7 +738,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                 cp.pool.expire(t, &mut fx);
             }
             let prewarms = self.apply(&key, fx);
-            self.start_prewarms(myself, &key, prewarms).await;
+            self.start_prewarms(&key, prewarms);
         }
         let mut counts = [0u64; 3];
         for r in self.reals.values() {
@@ -708,13 +754,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         self.publish_inventory();
     }
 
-    async fn started(
-        &mut self,
-        myself: &ActorRef<PoolMsg>,
-        serial: u64,
-        result: Result<Container, String>,
-        took: Duration,
-    ) {
+    fn started(&mut self, serial: u64, result: Result<Container, String>, took: Duration) {
         let Some(real) = self.reals.get_mut(&serial) else {
             return; // removed while starting; its actor removes the container
         };
@@ -732,7 +772,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
                     };
                     if reply.send(Ok(lease)).is_err() {
                         // The caller gave up: the container is idle, not busy.
-                        self.release(myself, serial, true).await;
+                        self.release(serial, true);
                     }
                 }
             }
@@ -747,7 +787,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         }
     }
 
-    async fn release(&mut self, myself: &ActorRef<PoolMsg>, serial: u64, ok: bool) {
+    fn release(&mut self, serial: u64, ok: bool) {
         let Some(real) = self.reals.get_mut(&serial) else {
             return;
         };
@@ -776,7 +816,7 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
             cp.pool.complete(t, slot, &mut fx);
         }
         let prewarms = self.apply(&key, fx);
-        self.start_prewarms(myself, &key, prewarms).await;
+        self.start_prewarms(&key, prewarms);
     }
 
     fn list(&self) -> Vec<PoolEntry> {
@@ -840,48 +880,83 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
     }
 }
 
+impl<R: ContainerRuntime + 'static> PoolSupervisor<R> {
+    /// Spawn a container actor for every start queued in the book.
+    async fn start_queued(myself: &ActorRef<PoolMsg>, book: &PoolBook<R>) {
+        let (orders, runtime, collector) = {
+            let mut state = book.lock();
+            (
+                std::mem::take(&mut state.to_start),
+                state.args.runtime.clone(),
+                state.args.collector.clone(),
+            )
+        };
+        for order in orders {
+            let serial = order.serial;
+            let args = ContainerArgs {
+                runtime: runtime.clone(),
+                spec: order.spec,
+                serial,
+                supervisor: myself.clone(),
+                collector: collector.clone(),
+                code: order.code,
+            };
+            let spawned = Actor::spawn_linked(
+                None,
+                ContainerActor::<R>::default(),
+                args,
+                myself.get_cell(),
+            )
+            .await;
+            let mut state = book.lock();
+            match spawned {
+                Ok((actor, _)) => {
+                    if let Some(real) = state.reals.get_mut(&serial) {
+                        let id = actor.get_id();
+                        real.actor = Some(actor);
+                        state.by_actor.insert(id, serial);
+                    } else {
+                        // Removed from the pool while its actor was being spawned.
+                        actor.stop(Some(String::from("removed from the pool")));
+                    }
+                }
+                Err(e) => state.started(serial, Err(e.to_string()), Duration::ZERO),
+            }
+        }
+    }
+}
+
 impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
     type Msg = PoolMsg;
-    type State = PoolState<R>;
-    type Arguments = PoolArgs<R>;
+    type State = Arc<PoolBook<R>>;
+    type Arguments = Arc<PoolBook<R>>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: PoolArgs<R>,
+        book: Arc<PoolBook<R>>,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let _ = book.supervisor.set(myself.clone());
         myself.send_interval(TICK, || PoolMsg::Tick);
-        Ok(PoolState {
-            args,
-            pools: HashMap::new(),
-            reals: HashMap::new(),
-            by_actor: HashMap::new(),
-            next_serial: 0,
-            start_ewma: INITIAL_START,
-        })
+        Ok(book)
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        book: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PoolMsg::Lease {
-                code,
-                need_mib,
-                warm_only,
-                reply,
-            } => state.lease(&myself, code, need_mib, warm_only, reply).await,
-            PoolMsg::Release { serial, ok } => state.release(&myself, serial, ok).await,
+            PoolMsg::StartQueued => {}
             PoolMsg::Started {
                 serial,
                 result,
                 took,
-            } => state.started(&myself, serial, result, took).await,
-            PoolMsg::Tick => state.tick(&myself).await,
+            } => book.lock().started(serial, result, took),
+            PoolMsg::Tick => book.lock().tick(),
             PoolMsg::Retire(code) => {
+                let mut state = book.lock();
                 let key = code.key();
                 if let Some(cp) = state.pools.get_mut(&key) {
                     cp.code = code.clone();
@@ -898,12 +973,15 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
                 }
             }
             PoolMsg::List(reply) => {
-                let _ = reply.send(state.list());
+                let _ = reply.send(book.lock().list());
             }
             PoolMsg::Target(key, reply) => {
-                let _ = reply.send(state.target(&key));
+                let _ = reply.send(book.lock().target(&key));
             }
         }
+        // Whatever the message, start what the book has queued (a release's pre-warms, a
+        // tick's, a lease's cold start).
+        Self::start_queued(&myself, book).await;
         Ok(())
     }
 
@@ -911,7 +989,7 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
         &self,
         _myself: ActorRef<Self::Msg>,
         event: SupervisionEvent,
-        state: &mut Self::State,
+        book: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // A container actor that died on its own (a panic) takes its container out of the pool;
         // the ones the supervisor stopped are already gone from `by_actor`.
@@ -920,6 +998,7 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
             | SupervisionEvent::ActorFailed(who, _) => who.get_id(),
             _ => return Ok(()),
         };
+        let mut state = book.lock();
         if let Some(serial) = state.by_actor.remove(&who) {
             tracing::warn!("container actor {serial} exited: {event}");
             state.discard(serial);
@@ -930,11 +1009,16 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
     async fn post_stop(
         &self,
         myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
+        book: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        for (_, real) in state.reals.drain() {
-            if let RealState::Starting(Some(reply)) = real.state {
-                let _ = reply.send(Err(PoolError::Stopping));
+        {
+            let mut state = book.lock();
+            state.stopping = true;
+            state.to_start.clear();
+            for (_, real) in state.reals.drain() {
+                if let RealState::Starting(Some(reply)) = real.state {
+                    let _ = reply.send(Err(PoolError::Stopping));
+                }
             }
         }
         // Every child removes its container in its own post_stop.

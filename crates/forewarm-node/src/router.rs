@@ -1,7 +1,7 @@
 //! The Router: the seed's `handleRequest`. For each request it predicts the profile (a local
 //! read of the Predictor's model table; declared limits while a code type has no history),
-//! leases a warm container that fits from the PoolSupervisor (which spawns one on the request
-//! path when none fits), runs the invocation, releases the lease, hands the sample to the
+//! leases a warm container that fits from the PoolSupervisor's book (under its lock, in the
+//! request's task; with no fit the PoolSupervisor starts one on the request path), runs the invocation, releases the lease, hands the sample to the
 //! Collector, and on a miss asks the Predictor to retrain in the background.
 //!
 //! The actor only dispatches: each request runs in its own task, so a cold start never holds
@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use forewarm_runtime::{ContainerRuntime, Usage, WorkloadOverrides};
 use forewarm_store::{Sample, Start};
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
@@ -20,7 +19,7 @@ use crate::NodeShared;
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
 use crate::metrics::Failure;
-use crate::pool::{Lease, PoolError, PoolMsg};
+use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::registry::Code;
 
@@ -125,8 +124,8 @@ pub struct RouterArgs<R> {
     pub shared: Arc<NodeShared>,
     /// The engine (invocations go straight to the container).
     pub runtime: Arc<R>,
-    /// Leases.
-    pub pool: ActorRef<PoolMsg>,
+    /// Leases, decided in the request's task under the book's lock.
+    pub pool: Arc<PoolBook<R>>,
     /// Samples, for the Collector.
     pub inbox: Arc<SampleInbox>,
     /// Retraining.
@@ -154,24 +153,16 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         need_mib: f64,
         warm_only: bool,
     ) -> Result<Lease, InvokeError> {
-        let called = self
-            .pool
-            .call(
-                |reply| PoolMsg::Lease {
-                    code: code.clone(),
-                    need_mib,
-                    warm_only,
-                    reply,
-                },
-                Some(LEASE_TIMEOUT),
-            )
-            .await;
-        match called {
-            Ok(CallResult::Success(result)) => Ok(result?),
-            Ok(CallResult::Timeout) => Err(InvokeError::Internal(String::from(
-                "no container within the lease timeout",
-            ))),
-            Ok(CallResult::SenderError) | Err(_) => Err(InvokeError::Pool(PoolError::Stopping)),
+        match self.pool.lease(code, need_mib, warm_only) {
+            LeaseStep::Ready(lease) => Ok(lease),
+            LeaseStep::Failed(e) => Err(e.into()),
+            LeaseStep::Wait(waiting) => match tokio::time::timeout(LEASE_TIMEOUT, waiting).await {
+                Ok(Ok(result)) => Ok(result?),
+                Ok(Err(_)) => Err(InvokeError::Pool(PoolError::Stopping)),
+                Err(_) => Err(InvokeError::Internal(String::from(
+                    "no container within the lease timeout",
+                ))),
+            },
         }
     }
 
@@ -236,10 +227,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 self.shared.cluster.record_queue_wait(asked.elapsed());
             }
             let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
-            let _ = self.pool.cast(PoolMsg::Release {
-                serial: lease.serial,
-                ok: result.is_ok(),
-            });
+            self.pool.release(lease.serial, result.is_ok());
             match result {
                 Ok(usage) => {
                     let latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
