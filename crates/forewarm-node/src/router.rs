@@ -1,8 +1,9 @@
 //! The Router: the seed's `handleRequest`. For each request it predicts the profile (a local
 //! read of the Predictor's model table; declared limits while a code type has no history),
 //! leases a warm container that fits from the PoolSupervisor's book (under its lock, in the
-//! request's task; with no fit the PoolSupervisor starts one on the request path), runs the invocation, releases the lease, hands the sample to the
-//! Collector, and on a miss asks the Predictor to retrain in the background.
+//! request's task; with no fit the PoolSupervisor starts one on the request path), runs the
+//! invocation, releases the lease, hands the sample to the Collector, and on a miss asks the
+//! Predictor to retrain in the background.
 //!
 //! The actor only dispatches: each request runs in its own task, so a cold start never holds
 //! up the next request.
