@@ -415,22 +415,12 @@ async fn measure_load<R: ContainerRuntime>(
     let seconds = Duration::from_secs(opts.seconds);
     let metrics = &node.shared().metrics;
     let cold_before = metrics.started(forewarm_store::Start::Cold);
-    // The load goes over the same in-task HTTP/1.1 client as the direct baseline below (the
-    // node's runner client): the two runs differ only in what answers.
-    let wire = forewarm_runtime::WirePool::default();
-    let (addr, token) = (node.addr(), tenant.client.token().unwrap_or_default());
-    let through_node = hammer(opts.concurrency, seconds, |_| {
-        let wire = &wire;
-        async move {
-            let a = wire
-                .exchange_as(addr, "POST", "/v1/invoke/tp", Some(token), b"")
-                .await?;
-            if a.status == 200 {
-                Ok(())
-            } else {
-                Err(format!("{} {}", a.status, String::from_utf8_lossy(&a.body)))
-            }
-        }
+    // The three loads below go over the same client (the node's in-task HTTP/1.1 runner
+    // client) on the same kind of load generator: they differ only in what answers.
+    let token: Arc<str> = tenant.client.token().unwrap_or_default().into();
+    let node_addr = node.addr();
+    let through_node = hammer(opts.concurrency, seconds, move |_| {
+        Exchange::new(node_addr, "/v1/invoke/tp", Some(token.clone()), Vec::new())
     })
     .await;
     let cold_starts = metrics.started(forewarm_store::Start::Cold) - cold_before;
@@ -443,17 +433,12 @@ async fn measure_load<R: ContainerRuntime>(
     let started: Vec<_> =
         futures_util::future::join_all((0..opts.concurrency).map(|_| runtime.start(&spec))).await;
     let containers: Vec<_> = started.into_iter().filter_map(Result::ok).collect();
+    let body = serde_json::to_vec(&WorkloadOverrides::default()).map_err(|e| e.to_string())?;
     let direct_load = if containers.len() == opts.concurrency {
-        let containers = Arc::new(containers.clone());
-        hammer(opts.concurrency, seconds, |i| {
-            let containers = containers.clone();
-            async move {
-                runtime
-                    .invoke(&containers[i], &WorkloadOverrides::default())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+        let endpoints: Vec<SocketAddr> = containers.iter().map(|c| c.endpoint).collect();
+        let body = body.clone();
+        hammer(opts.concurrency, seconds, move |i| {
+            Exchange::new(endpoints[i], "/invoke", None, body.clone())
         })
         .await
     } else {
@@ -462,28 +447,17 @@ async fn measure_load<R: ContainerRuntime>(
     // Ceiling: the same load through a byte relay to the same containers.
     let relay_load = if containers.len() == opts.concurrency {
         let own = OwnRuntime::start()?;
-        let relayed = match start_relay(&own, &containers).await {
-            Ok(relay) => {
-                let body =
-                    serde_json::to_vec(&WorkloadOverrides::default()).map_err(|e| e.to_string())?;
-                let (wire, body) = (forewarm_runtime::WirePool::default(), body.as_slice());
-                Ok(hammer(opts.concurrency, seconds, |_| {
-                    let wire = &wire;
-                    async move {
-                        let a = wire.exchange(relay, "POST", "/invoke", body).await?;
-                        if a.status == 200 {
-                            Ok(())
-                        } else {
-                            Err(format!("{} {}", a.status, String::from_utf8_lossy(&a.body)))
-                        }
-                    }
-                })
-                .await)
-            }
+        let relayed = start_relay(&own, &containers).await.map(|relay| {
+            hammer(opts.concurrency, seconds, move |_| {
+                Exchange::new(relay, "/invoke", None, body.clone())
+            })
+        });
+        let load = match relayed {
+            Ok(load) => Ok(load.await),
             Err(e) => Err(e),
         };
         own.stop().await;
-        relayed?
+        load?
     } else {
         Load::default()
     };
@@ -508,26 +482,93 @@ struct Load {
     first_error: Option<String>,
 }
 
-/// `clients` loops calling `call(client index)` until `duration` has passed.
-async fn hammer<F, Fut>(clients: usize, duration: Duration, call: F) -> Load
+impl Load {
+    fn failed(why: String) -> Self {
+        Self {
+            errors: 1,
+            first_error: Some(why),
+            ..Self::default()
+        }
+    }
+}
+
+/// One load request: `POST path` to `addr` with `body` (and a bearer token), which must
+/// answer 200.
+struct Exchange {
+    addr: SocketAddr,
+    path: &'static str,
+    bearer: Option<Arc<str>>,
+    body: Vec<u8>,
+}
+
+impl Exchange {
+    fn new(addr: SocketAddr, path: &'static str, bearer: Option<Arc<str>>, body: Vec<u8>) -> Self {
+        Self {
+            addr,
+            path,
+            bearer,
+            body,
+        }
+    }
+}
+
+/// `clients` closed loops, client `i` sending `request(i)` again and again until `duration`
+/// has passed, over one kept-alive connection each. They run on a single-threaded async
+/// runtime on a thread of their own (as `wrk -t1`: one event loop, no wake-ups across
+/// threads), so the load generator costs as little of the two shared cores as it can.
+async fn hammer<F>(clients: usize, duration: Duration, request: F) -> Load
 where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    F: Fn(usize) -> Exchange + Send + 'static,
 {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(String::from("bench-load"))
+        .spawn(move || {
+            let load = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(closed_loops(clients, duration, &request)),
+                Err(e) => Load::failed(format!("starting the load generator: {e}")),
+            };
+            let _ = done.send(load);
+        });
+    match thread {
+        Ok(_) => result
+            .await
+            .unwrap_or_else(|_| Load::failed(String::from("the load generator panicked"))),
+        Err(e) => Load::failed(format!("starting the load generator: {e}")),
+    }
+}
+
+async fn closed_loops(
+    clients: usize,
+    duration: Duration,
+    request: &impl Fn(usize) -> Exchange,
+) -> Load {
+    let wire = forewarm_runtime::WirePool::default();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let (ok, errors) = (AtomicU64::new(0), AtomicU64::new(0));
     let first_error = std::sync::Mutex::new(None::<String>);
     let loops = (0..clients).map(|i| {
-        let (call, ok, errors, first_error) = (&call, &ok, &errors, &first_error);
+        let (wire, ok, errors, first_error) = (&wire, &ok, &errors, &first_error);
+        let x = request(i);
         async move {
             while Instant::now() < deadline {
-                match call(i).await {
-                    Ok(()) => {
+                let answer = wire
+                    .exchange_as(x.addr, "POST", x.path, x.bearer.as_deref(), &x.body)
+                    .await;
+                match answer {
+                    Ok(a) if a.status == 200 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => {
+                    failed => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        let e = failed.map_or_else(
+                            |e| e,
+                            |a| format!("{} {}", a.status, String::from_utf8_lossy(&a.body)),
+                        );
                         first_error
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())

@@ -244,10 +244,7 @@ pub struct PredictorState {
 fn train_one(store: &SampleStore, code: &str) -> Result<Option<Model>, StoreError> {
     let now = unix_ms();
     let from = now.saturating_sub(HISTORY.as_millis() as u64);
-    let mut samples = store.samples(code, from, now + 1)?;
-    if samples.len() > MAX_SAMPLES {
-        samples.drain(..samples.len() - MAX_SAMPLES);
-    }
+    let samples = store.latest_samples(code, from, now + 1, MAX_SAMPLES)?;
     let minute = now / 60_000;
     let from_minute = minute.saturating_sub(120);
     let mut per_minute = vec![0.0; (minute - from_minute) as usize];

@@ -262,6 +262,19 @@ impl SampleStore {
         self.time_range(SAMPLES, code, from_ms, to_ms)
     }
 
+    /// The `limit` most recent samples of `code` with `from_ms <= at_ms < to_ms`, oldest
+    /// first. Reads (and decodes) only those: what a model trains on costs the same whatever
+    /// the traffic of the hour.
+    pub fn latest_samples(
+        &self,
+        code: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Sample>, StoreError> {
+        self.time_range_latest(SAMPLES, code, from_ms, to_ms, limit)
+    }
+
     /// Records of a (code, at_ms, seq) table with `from_ms <= at_ms < to_ms`, oldest first.
     fn time_range<T: DeserializeOwned>(
         &self,
@@ -270,16 +283,29 @@ impl SampleStore {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<T>, StoreError> {
+        self.time_range_latest(def, code, from_ms, to_ms, usize::MAX)
+    }
+
+    /// The `limit` newest records of [`Self::time_range`], oldest first.
+    fn time_range_latest<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(&str, u64, u64), &[u8]>,
+        code: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
         let table = tx.open_table(def).map_err(|e| self.db_err()(e.into()))?;
         let range = table
             .range((code, from_ms, 0)..(code, to_ms, 0))
             .map_err(|e| self.db_err()(e.into()))?;
         let mut out = Vec::new();
-        for item in range {
+        for item in range.rev().take(limit) {
             let (_, v) = item.map_err(|e| self.db_err()(e.into()))?;
             out.push(serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?);
         }
+        out.reverse();
         Ok(out)
     }
 

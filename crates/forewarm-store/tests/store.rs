@@ -45,6 +45,13 @@ fn t01_samples_and_rollups_agree_and_survive_a_restart() {
     );
     assert_eq!(store.samples("a", 61_000, 125_000).expect("query").len(), 2);
     assert_eq!(store.samples("b", 0, u64::MAX).expect("query").len(), 1);
+    // The newest n, oldest first; same timestamp: the later append is the newer.
+    let latest = store.latest_samples("a", 0, u64::MAX, 2).expect("latest");
+    let seen: Vec<(u64, f64)> = latest.iter().map(|s| (s.at_ms, s.cpu_ms)).collect();
+    assert_eq!(seen, vec![(61_000, 40.0), (125_000, 30.0)]);
+    let latest = store.latest_samples("a", 0, 125_000, 1).expect("latest");
+    assert_eq!((latest.len(), latest[0].cpu_ms), (1, 40.0));
+    assert_eq!(store.latest_samples("a", 0, u64::MAX, 99).expect("all"), a);
     let rollups = store.rollups("a", 0, 10).expect("rollups");
     assert_eq!(rollups.len(), 2);
     let (minute, r): (u64, Rollup) = rollups[0];
