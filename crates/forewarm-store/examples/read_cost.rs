@@ -10,7 +10,9 @@ use forewarm_store::{Retention, Sample, SampleStore, Start};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total: usize = match std::env::args().nth(1) {
-        Some(n) => n.parse().map_err(|_| format!("SAMPLES: not a count: {n:?}"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("SAMPLES: not a count: {n:?}"))?,
         None => 1_000_000,
     };
     let dir = tempfile::tempdir()?;
