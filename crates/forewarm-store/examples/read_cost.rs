@@ -51,6 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total as f64 / append.as_secs_f64(),
         append.as_secs_f64() * 1e6 / total as f64
     );
+    let file = std::fs::metadata(dir.path().join("read_cost.redb"))?.len();
+    println!(
+        "store file {:.1} MiB: {:.0} bytes per sample",
+        file as f64 / (1 << 20) as f64,
+        file as f64 / total as f64
+    );
     for round in 1..=3 {
         let t = Instant::now();
         let latest = store.latest_samples("t/noop", from, now + 1, 2_000)?;

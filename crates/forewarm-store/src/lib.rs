@@ -6,6 +6,8 @@
 //! was accepted. Every commit is durable (redb fsyncs before a commit returns). The store
 //! knows samples and time only: what to learn from them is the Predictor's job.
 
+mod codec;
+
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -209,10 +211,7 @@ impl SampleStore {
 
     /// Append samples durably (one transaction), updating their minutes' rollups.
     pub fn append(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        let encoded: Vec<Vec<u8>> = samples
-            .iter()
-            .map(|s| serde_json::to_vec(s).map_err(|e| self.corrupt(e)))
-            .collect::<Result<_, _>>()?;
+        let encoded: Vec<Vec<u8>> = samples.iter().map(codec::encode).collect();
         // Rollup updates need decoding inside the transaction; decode errors abort it.
         let mut decode_error = None;
         self.write(|tx| {
@@ -259,7 +258,7 @@ impl SampleStore {
 
     /// Samples of `code` with `from_ms <= at_ms < to_ms`, oldest first.
     pub fn samples(&self, code: &str, from_ms: u64, to_ms: u64) -> Result<Vec<Sample>, StoreError> {
-        self.time_range(SAMPLES, code, from_ms, to_ms)
+        self.latest_samples(code, from_ms, to_ms, usize::MAX)
     }
 
     /// The `limit` most recent samples of `code` with `from_ms <= at_ms < to_ms`, oldest
@@ -272,28 +271,19 @@ impl SampleStore {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<Sample>, StoreError> {
-        self.time_range_latest(SAMPLES, code, from_ms, to_ms, limit)
+        self.time_range(SAMPLES, code, from_ms, to_ms, limit, codec::decode)
     }
 
-    /// Records of a (code, at_ms, seq) table with `from_ms <= at_ms < to_ms`, oldest first.
-    fn time_range<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<(&str, u64, u64), &[u8]>,
-        code: &str,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<Vec<T>, StoreError> {
-        self.time_range_latest(def, code, from_ms, to_ms, usize::MAX)
-    }
-
-    /// The `limit` newest records of [`Self::time_range`], oldest first.
-    fn time_range_latest<T: DeserializeOwned>(
+    /// The `limit` newest records of a (code, at_ms, seq) table with `from_ms <= at_ms <
+    /// to_ms`, oldest first, each decoded by `decode(code, bytes)`.
+    fn time_range<T>(
         &self,
         def: TableDefinition<(&str, u64, u64), &[u8]>,
         code: &str,
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+        decode: impl Fn(&str, &[u8]) -> Result<T, String>,
     ) -> Result<Vec<T>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
         let table = tx.open_table(def).map_err(|e| self.db_err()(e.into()))?;
@@ -303,7 +293,7 @@ impl SampleStore {
         let mut out = Vec::new();
         for item in range.rev().take(limit) {
             let (_, v) = item.map_err(|e| self.db_err()(e.into()))?;
-            out.push(serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?);
+            out.push(decode(code, v.value()).map_err(|e| self.corrupt(e))?);
         }
         out.reverse();
         Ok(out)
@@ -358,7 +348,9 @@ impl SampleStore {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<ContainerStat>, StoreError> {
-        self.time_range(STATS, code, from_ms, to_ms)
+        self.time_range(STATS, code, from_ms, to_ms, usize::MAX, |_, bytes| {
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        })
     }
 
     /// Durably store the record `kind`/`key` (replacing an older one).
