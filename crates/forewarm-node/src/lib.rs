@@ -172,6 +172,20 @@ pub struct Node {
     collector: ActorRef<CollectorMsg>,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    /// Removes every container labelled with this node's id: the last step of a shutdown.
+    sweep: Sweep,
+}
+
+/// A shutdown's final sweep (over the node's runtime, whatever its type): how many
+/// containers it removed.
+struct Sweep(Box<dyn Fn() -> SweepRun + Send + Sync>);
+
+type SweepRun = std::pin::Pin<Box<dyn Future<Output = Result<usize, RuntimeError>> + Send>>;
+
+impl std::fmt::Debug for Sweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sweep")
+    }
 }
 
 impl Node {
@@ -218,6 +232,17 @@ impl Node {
         if reaped > 0 {
             tracing::info!("removed {reaped} containers left by an earlier run");
         }
+        let sweep = {
+            let (runtime, node_id) = (runtime.clone(), config.node_id.clone());
+            Sweep(Box::new(move || {
+                let (runtime, node_id) = (runtime.clone(), node_id.clone());
+                Box::pin(async move {
+                    reap_unowned(&*runtime, &node_id, &HashSet::new())
+                        .await
+                        .map(|removed| removed.len())
+                })
+            }))
+        };
         let admin_token = config
             .admin_token
             .clone()
@@ -302,6 +327,7 @@ impl Node {
             predictor,
             collector,
             stop_server: Some(stop_server),
+            sweep,
             server,
         };
         // Serving first: the leader replicates to a joining node before admitting it.
@@ -379,6 +405,14 @@ impl Node {
         let wait = Some(Duration::from_secs(60));
         let _ = self.router.stop_and_wait(None, wait).await;
         let _ = self.pool.stop_and_wait(None, wait).await;
+        // A container whose start was in flight when the pool stopped (its actor still
+        // waiting on the engine) is not the pool's to remove: remove whatever carries this
+        // node's label, so a stop leaks nothing even under a slow engine.
+        match (self.sweep.0)().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} containers still starting at stop"),
+            Err(e) => tracing::warn!("removing this node's containers at stop: {e}"),
+        }
         let _ = self.predictor.stop_and_wait(None, wait).await;
         if let Ok(CallResult::Success(())) = self
             .collector
