@@ -2,7 +2,7 @@
 # Warm no-op throughput through one node (issue 3's goal: >= 10k/s on 2 cores), recorded in
 # docs/benchmarks.md. The load generator is wrk (C, one thread, one epoll loop: the cheapest
 # client there is, so the figure is the node's and not the client's), on the same two cores.
-# In the same run, the same load straight to one of the node's runner containers (the
+# In the same run, the same load straight to a runner container of the same image (the
 # ceiling). Prints, per run: requests/s, the node's CPU time per request (from
 # /proc/PID/stat), and the cold starts during the run (0 = the pool stayed warm).
 #

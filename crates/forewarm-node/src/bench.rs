@@ -447,13 +447,11 @@ async fn measure_load<R: ContainerRuntime>(
     // Ceiling: the same load through a byte relay to the same containers.
     let relay_load = if containers.len() == opts.concurrency {
         let own = OwnRuntime::start()?;
-        let relayed = start_relay(&own, &containers).await.map(|relay| {
-            hammer(opts.concurrency, seconds, move |_| {
+        let load = match start_relay(&own, &containers).await {
+            Ok(relay) => Ok(hammer(opts.concurrency, seconds, move |_| {
                 Exchange::new(relay, "/invoke", None, body.clone())
             })
-        });
-        let load = match relayed {
-            Ok(load) => Ok(load.await),
+            .await),
             Err(e) => Err(e),
         };
         own.stop().await;

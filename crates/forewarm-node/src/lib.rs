@@ -172,15 +172,24 @@ pub struct Node {
     collector: ActorRef<CollectorMsg>,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
-    /// Removes every container labelled with this node's id: the last step of a shutdown.
+    /// Removes every container labelled with this node's id: the last step of a shutdown
+    /// (built at start, run at the end).
     sweep: Sweep,
 }
 
-/// A shutdown's final sweep (over the node's runtime, whatever its type): how many
-/// containers it removed.
-struct Sweep(Box<dyn Fn() -> SweepRun + Send + Sync>);
+/// Removing every container labelled with a node's id (over its runtime, whatever its
+/// type), not run until awaited: how many it removed.
+struct Sweep(std::pin::Pin<Box<dyn Future<Output = Result<usize, RuntimeError>> + Send>>);
 
-type SweepRun = std::pin::Pin<Box<dyn Future<Output = Result<usize, RuntimeError>> + Send>>;
+impl Sweep {
+    fn new<R: ContainerRuntime + 'static>(runtime: Arc<R>, node_id: String) -> Self {
+        Self(Box::pin(async move {
+            reap_unowned(&*runtime, &node_id, &HashSet::new())
+                .await
+                .map(|removed| removed.len())
+        }))
+    }
+}
 
 impl std::fmt::Debug for Sweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,23 +235,13 @@ impl Node {
             .unwrap_or_else(|| addr.to_string());
         let cluster = Cluster::start(&config, advertise).await?;
         let registry = Arc::new(Registry::new(cluster.state().clone()));
-        let reaped = reap_unowned(&*runtime, &config.node_id, &HashSet::new())
-            .await?
-            .len();
+        let reaped = Sweep::new(runtime.clone(), config.node_id.clone())
+            .0
+            .await?;
         if reaped > 0 {
             tracing::info!("removed {reaped} containers left by an earlier run");
         }
-        let sweep = {
-            let (runtime, node_id) = (runtime.clone(), config.node_id.clone());
-            Sweep(Box::new(move || {
-                let (runtime, node_id) = (runtime.clone(), node_id.clone());
-                Box::pin(async move {
-                    reap_unowned(&*runtime, &node_id, &HashSet::new())
-                        .await
-                        .map(|removed| removed.len())
-                })
-            }))
-        };
+        let sweep = Sweep::new(runtime.clone(), config.node_id.clone());
         let admin_token = config
             .admin_token
             .clone()
@@ -408,7 +407,7 @@ impl Node {
         // A container whose start was in flight when the pool stopped (its actor still
         // waiting on the engine) is not the pool's to remove: remove whatever carries this
         // node's label, so a stop leaks nothing even under a slow engine.
-        match (self.sweep.0)().await {
+        match (&mut self.sweep.0).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("removed {n} containers still starting at stop"),
             Err(e) => tracing::warn!("removing this node's containers at stop: {e}"),

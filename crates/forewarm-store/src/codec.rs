@@ -1,7 +1,7 @@
 //! How a sample is stored: a fixed little-endian layout, version 1.
 //!
 //! `[1][start][at_ms][cpu_ms][peak_mib][io_kib][duration_ms][latency_ms][payload_bytes]
-//! [tenant length u32][tenant]`: 67 bytes plus the tenant's name, against ~290 as JSON. The
+//! [tenant length u32][tenant]`: 62 bytes plus the tenant's name, against ~290 as JSON. The
 //! code type is not repeated: it is the first part of the record's key. Records written as
 //! JSON (before version 1; they start with `{`) are still read.
 
@@ -13,7 +13,7 @@ const V1: u8 = 1;
 /// The stored form of `s` (its code type goes in the key).
 pub(crate) fn encode(s: &Sample) -> Vec<u8> {
     let tenant = s.tenant.as_bytes();
-    let mut b = Vec::with_capacity(67 + tenant.len());
+    let mut b = Vec::with_capacity(62 + tenant.len());
     b.push(V1);
     b.push(match s.start {
         Start::Cold => 0,
