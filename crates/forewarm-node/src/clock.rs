@@ -22,6 +22,11 @@ impl PolicyClock {
         }
     }
 
+    /// A clock whose policy time 0 is `origin` (a test's fixed start).
+    pub fn starting_at(origin: Instant, scale: f64) -> Self {
+        Self { origin, scale }
+    }
+
     /// Policy milliseconds since the node started.
     pub fn now(&self) -> Millis {
         self.at(Instant::now())

@@ -21,7 +21,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use forewarm_raft::{
     Applied, AppliedState, ClusterNode, Command, NodeId, Raft, SharedState, TypeConfig,
 };
@@ -40,7 +40,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::NodeConfig;
-use crate::mesh::Mesh;
 
 /// How long a write or read waits for a leader (an election) before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -158,9 +157,6 @@ pub struct RemoteView {
 /// What an internal endpoint answers to a wrong or missing cluster secret.
 pub const SECRET_REFUSED: &str = "internal endpoint: wrong or missing cluster secret";
 
-/// Inventories older than this are not routed on.
-pub const INVENTORY_FRESH: Duration = Duration::from_secs(2);
-
 /// Round trips to the other members.
 #[derive(Debug, Default)]
 pub struct RttTable {
@@ -259,8 +255,6 @@ pub struct Cluster {
     pub remote: RwLock<HashMap<NodeId, RemoteView>>,
     /// Moving average of the wait before a warm request runs here, ms (bits of an f64).
     queue_ms: std::sync::atomic::AtomicU64,
-    /// The actors' transport to the other members (not on a node without a secret).
-    mesh: std::sync::OnceLock<Arc<Mesh>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -330,28 +324,7 @@ impl Cluster {
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
             queue_ms: std::sync::atomic::AtomicU64::new(0),
-            mesh: std::sync::OnceLock::new(),
         }))
-    }
-
-    /// Start the actors' transport to the other members ([`crate::mesh`]): the NodeServer,
-    /// the PoolLink, and the loop that dials, pushes inventories and pings. Not on a node
-    /// without a cluster secret (it admits no other node).
-    pub async fn start_mesh(
-        self: &Arc<Self>,
-        source: Option<std::net::IpAddr>,
-    ) -> Result<Option<Arc<Mesh>>, ClusterError> {
-        if self.net.secret.is_empty() {
-            return Ok(None);
-        }
-        let mesh = Arc::new(
-            Mesh::start(self, &self.net.secret)
-                .await
-                .map_err(|e| ClusterError::Start(e.to_string()))?,
-        );
-        mesh.spawn_loop(self, self.net.secret.clone(), source);
-        let _ = self.mesh.set(mesh.clone());
-        Ok(Some(mesh))
     }
 
     /// Fold one measured wait of a warm request (from arrival at the Router to its lease)
@@ -391,11 +364,6 @@ impl Cluster {
                 classes.push(class);
             }
         }
-    }
-
-    /// The actors' transport, once started.
-    pub fn mesh(&self) -> Option<&Arc<Mesh>> {
-        self.mesh.get()
     }
 
     /// The applied state (what the request path reads).
@@ -731,8 +699,9 @@ impl Cluster {
             .collect()
     }
 
-    /// `GET /v1/cluster`.
-    pub fn view(&self) -> ClusterView {
+    /// `GET /v1/cluster`; `groups` names the process groups of a member reached over the
+    /// node transport.
+    pub fn view(&self, groups: impl Fn(&str) -> Vec<String>) -> ClusterView {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
@@ -754,7 +723,7 @@ impl Cluster {
                 },
                 rtt_ms: (*id != self.id).then(|| self.rtt.get(*id)).flatten(),
                 rtt_recent_ms: self.rtt.recent(*id),
-                groups: self.mesh().map(|m| m.groups(&n.name)).unwrap_or_default(),
+                groups: groups(&n.name),
                 queue_ms: if *id == self.id {
                     Some(self.queue_ms())
                 } else {
@@ -836,6 +805,11 @@ impl Cluster {
         })
     }
 
+    /// The cluster secret (empty on a lone node without one).
+    pub(crate) fn secret(&self) -> &Arc<str> {
+        &self.net.secret
+    }
+
     /// Whether `headers` carry the cluster secret (internal endpoints outside this module).
     pub fn admits(&self, headers: &HeaderMap) -> bool {
         let token = headers
@@ -848,9 +822,6 @@ impl Cluster {
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
     /// the node can be started again in the same process.
     pub async fn shutdown(&self) {
-        if let Some(mesh) = self.mesh.get() {
-            mesh.stop().await;
-        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
@@ -1020,13 +991,12 @@ pub fn routes(cluster: Arc<Cluster>) -> Routes {
         .route("/raft/read-index", post(read_index))
         .route("/raft/join", post(join))
         .route("/raft/remove", post(remove))
-        .route("/raft/mesh", get(mesh))
         .with_state(cluster)
 }
 
 /// A refused internal request.
 #[derive(Debug)]
-struct Refused(StatusCode, String);
+pub(crate) struct Refused(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -1036,7 +1006,7 @@ impl IntoResponse for Refused {
 }
 
 /// Check the secret (an empty one, a lone node's, admits nobody).
-fn authorized(cluster: &Cluster, headers: &HeaderMap) -> Result<(), Refused> {
+pub(crate) fn authorized(cluster: &Cluster, headers: &HeaderMap) -> Result<(), Refused> {
     if cluster.admits(headers) {
         Ok(())
     } else {
@@ -1128,44 +1098,4 @@ async fn remove(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) 
     };
     let answer: Result<bool, String> = c.remove_member(&name).await.map_err(|e| e.to_string());
     json_answer(&answer)
-}
-
-/// `GET /raft/mesh` with `Upgrade: forewarm-mesh`: the connection becomes a ractor_cluster
-/// session of this node's NodeServer (see [`crate::mesh`]).
-async fn mesh(
-    State(c): State<Arc<Cluster>>,
-    request: axum::extract::Request,
-) -> Result<Response, Refused> {
-    authorized(&c, request.headers())?;
-    let upgrade = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok());
-    if upgrade != Some(crate::mesh::UPGRADE) {
-        return Err(Refused(
-            StatusCode::BAD_REQUEST,
-            format!("expected Upgrade: {}", crate::mesh::UPGRADE),
-        ));
-    }
-    let Some(mesh) = c.mesh.get().cloned() else {
-        return Err(Refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            String::from("the node transport is not running yet"),
-        ));
-    };
-    let upgrading = hyper::upgrade::on(request);
-    tokio::spawn(async move {
-        match upgrading.await {
-            Ok(upgraded) => mesh.accept(hyper_util::rt::TokioIo::new(upgraded)),
-            Err(e) => tracing::warn!("node transport upgrade: {e}"),
-        }
-    });
-    Ok((
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "Upgrade"),
-            (header::UPGRADE, crate::mesh::UPGRADE),
-        ],
-    )
-        .into_response())
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use forewarm_store::{ContainerStat, Sample, SampleStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::actors::off_worker;
 use crate::clock::unix_ms;
-use crate::off_worker;
 
 /// Buffered samples are written at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);

@@ -11,7 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::clock::unix_ms;
 use crate::collector::CollectorMsg;
-use crate::pool::PoolMsg;
+use crate::pool_msg::PoolMsg;
 
 /// How often a running container's resource use is sampled.
 pub const STATS_EVERY: Duration = Duration::from_secs(10);
@@ -23,7 +23,7 @@ pub enum ContainerMsg {
     Sample,
 }
 
-crate::runtime_actor!(ContainerActor);
+crate::actors::runtime_actor!(ContainerActor);
 
 /// Its arguments.
 #[derive(Debug)]

@@ -20,61 +20,25 @@
 //! stopping the supervisor stops (and so removes) every container. A node that was killed
 //! leaves containers labelled with its id; the next start removes them before serving.
 
-/// An actor type generic over the container runtime it drives (its state holds the runtime).
-macro_rules! runtime_actor {
-    ($name:ident) => {
-        #[doc = concat!("The ", stringify!($name), " actor, generic over the container runtime.")]
-        #[derive(Debug)]
-        pub struct $name<R>(std::marker::PhantomData<fn() -> R>);
-
-        impl<R> Default for $name<R> {
-            fn default() -> Self {
-                Self(std::marker::PhantomData)
-            }
-        }
-    };
-}
-pub(crate) use runtime_actor;
-
-/// Run a blocking store call on the blocking pool (an actor must not block its worker);
-/// a failure, of the call or of its task, is logged as `what` and gives `None`.
-pub(crate) async fn off_worker<T, E>(
-    what: impl std::fmt::Display,
-    call: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Option<T>
-where
-    T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    match tokio::task::spawn_blocking(call).await {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(e)) => {
-            tracing::error!("{what}: {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!("{what}: task failed: {e}");
-            None
-        }
-    }
-}
-
+mod actors;
 pub mod api;
-pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod cluster;
-pub mod cluster_bench;
 pub mod collector;
 pub mod config;
 pub mod container;
+pub mod invocation;
 pub mod mesh;
 pub mod metrics;
 pub mod pool;
+pub mod pool_msg;
 pub mod predictor;
-pub mod proxy;
 pub mod registry;
+pub mod room;
 pub mod router;
+pub mod routing;
+pub mod shared;
 pub mod topology;
 
 use std::collections::{HashMap, HashSet};
@@ -91,37 +55,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig};
+pub use shared::NodeShared;
 
 use crate::clock::PolicyClock;
 use crate::cluster::{Cluster, ClusterError};
 use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolBook, PoolMsg, PoolSupervisor};
-use crate::predictor::{ModelTable, Predictor, PredictorArgs, PredictorMsg};
+use crate::predictor::{Predictor, PredictorArgs, PredictorMsg};
 use crate::registry::{Registry, hash_token};
 use crate::router::{Router, RouterArgs, RouterMsg};
 
 /// How long a new node tries to join (or a lone one to elect itself) before giving up.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
-
-/// What every actor and handler of a node shares (read-mostly).
-#[derive(Debug)]
-pub struct NodeShared {
-    /// The configuration it started with.
-    pub config: NodeConfig,
-    /// Policy time.
-    pub clock: PolicyClock,
-    /// Tenants and code types (the applied replicated state).
-    pub registry: Arc<Registry>,
-    /// This node's part in the cluster (replicated state, membership, RTTs).
-    pub cluster: Arc<Cluster>,
-    /// The Predictor's models.
-    pub models: ModelTable,
-    /// Counters.
-    pub metrics: Metrics,
-    /// SHA-256 of the admin token.
-    pub admin_token_sha256: String,
-}
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +199,7 @@ impl Node {
             cluster: cluster.clone(),
             models: Arc::new(RwLock::new(HashMap::new())),
             metrics: Metrics::default(),
+            mesh: Default::default(),
             config,
         });
         let actor_err = |name| move |e: ractor::SpawnErr| NodeError::Actor(name, e.to_string());
@@ -302,7 +249,8 @@ impl Node {
             collector: collector.clone(),
             inflight: inflight.clone(),
         })
-        .merge(cluster::routes(cluster.clone()));
+        .merge(cluster::routes(cluster.clone()))
+        .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             // Answers go out as soon as they are written (no Nagle wait behind an unacked one).
@@ -336,10 +284,14 @@ impl Node {
             return Err(e.into());
         }
         let source = node.shared.config.cluster.source_addr;
-        match cluster.start_mesh(source).await {
+        match mesh::start(&cluster, &node.shared.mesh, source).await {
             Ok(Some(mesh)) => {
+                let config = &node.shared.config;
                 let args = mesh::RouterLinkArgs {
-                    shared: node.shared.clone(),
+                    region: config.region.clone(),
+                    node_id: config.node_id.clone(),
+                    registry: node.shared.registry.clone(),
+                    max_inflight: config.max_inflight,
                     router: node.router.clone(),
                     inflight,
                 };
@@ -421,6 +373,9 @@ impl Node {
             tracing::debug!("samples flushed");
         }
         let _ = self.collector.stop_and_wait(None, wait).await;
+        if let Some(mesh) = self.shared.mesh.get() {
+            mesh.stop().await;
+        }
         self.shared.cluster.shutdown().await;
     }
 }

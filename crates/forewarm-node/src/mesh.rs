@@ -45,10 +45,19 @@ use ractor_cluster::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::NodeShared;
-use crate::cluster::{Cluster, Inventory, PROBE_TIMEOUT, RemoteView};
-use crate::registry::code_key;
-use crate::router::{Forwarded, Invocation, Invoked, RouterMsg};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::cluster::{
+    Cluster, ClusterError, Inventory, PROBE_TIMEOUT, Refused, RemoteView, authorized,
+};
+use crate::invocation::{Forwarded, Invocation, Invoked, RouterMsg};
+use crate::registry::{Registry, code_key};
+
+/// Where a node keeps its transport once started: the Router forwards through it, the API
+/// shows what it reached, `/raft/mesh` hands it upgraded connections.
+pub type MeshSlot = Arc<std::sync::OnceLock<Arc<Mesh>>>;
 
 /// The process-group scope of the links.
 pub const SCOPE: &str = "forewarm";
@@ -170,8 +179,14 @@ pub enum RouterLinkMsg {
 /// What the RouterLink needs.
 #[derive(Debug)]
 pub struct RouterLinkArgs {
-    /// What every actor shares.
-    pub shared: Arc<NodeShared>,
+    /// This node's region.
+    pub region: String,
+    /// This node's name.
+    pub node_id: String,
+    /// The code types forwarded invocations name.
+    pub registry: Arc<Registry>,
+    /// Most invocations in flight on this node.
+    pub max_inflight: usize,
     /// The local Router.
     pub router: ActorRef<RouterMsg>,
     /// Invocations in flight on this node (the API's count: the same limit applies).
@@ -195,7 +210,7 @@ impl Actor for RouterLink {
         args: RouterLinkArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let cell = myself.get_cell();
-        let (region, name) = (&args.shared.config.region, &args.shared.config.node_id);
+        let (region, name) = (&args.region, &args.node_id);
         for group in [router_region(region), router_node(name)] {
             pg::join_scoped(SCOPE.into(), group, vec![cell.clone()]);
         }
@@ -225,11 +240,10 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, St
     let f: Forwarded =
         serde_json::from_slice(body).map_err(|e| format!("forwarded invocation: {e}"))?;
     let code = args
-        .shared
         .registry
         .code(&code_key(&f.tenant, &f.code))
         .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
-    let max = args.shared.config.max_inflight;
+    let max = args.max_inflight;
     if args.inflight.fetch_add(1, Ordering::Relaxed) >= max {
         args.inflight.fetch_sub(1, Ordering::Relaxed);
         return Err(format!("{max} invocations in flight on this node"));
@@ -616,4 +630,70 @@ async fn dial(
     ractor_cluster::client_connect_external(server, Box::new(Upgraded(stream)))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Start the actors' transport to the other members: the NodeServer, the PoolLink, and the
+/// loop that dials, pushes inventories and pings; kept in `slot`. Not on a node without a
+/// cluster secret (it admits no other node).
+pub async fn start(
+    cluster: &Arc<Cluster>,
+    slot: &MeshSlot,
+    source: Option<IpAddr>,
+) -> Result<Option<Arc<Mesh>>, ClusterError> {
+    let secret = cluster.secret().clone();
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    let mesh = Arc::new(
+        Mesh::start(cluster, &secret)
+            .await
+            .map_err(|e| ClusterError::Start(e.to_string()))?,
+    );
+    mesh.spawn_loop(cluster, secret, source);
+    let _ = slot.set(mesh.clone());
+    Ok(Some(mesh))
+}
+
+/// `GET /raft/mesh`: where the other members' sessions come in.
+pub fn routes(cluster: Arc<Cluster>, slot: MeshSlot) -> axum::Router {
+    axum::Router::new()
+        .route("/raft/mesh", get(upgrade))
+        .with_state((cluster, slot))
+}
+
+/// `GET /raft/mesh` with `Upgrade: forewarm-mesh`: the connection becomes a ractor_cluster
+/// session of this node's NodeServer.
+async fn upgrade(
+    axum::extract::State((cluster, slot)): axum::extract::State<(Arc<Cluster>, MeshSlot)>,
+    request: axum::extract::Request,
+) -> Result<Response, Refused> {
+    authorized(&cluster, request.headers())?;
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok());
+    if upgrade != Some(UPGRADE) {
+        return Err(Refused(
+            StatusCode::BAD_REQUEST,
+            format!("expected Upgrade: {UPGRADE}"),
+        ));
+    }
+    let Some(mesh) = slot.get().cloned() else {
+        return Err(Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            String::from("the node transport is not running yet"),
+        ));
+    };
+    let upgrading = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match upgrading.await {
+            Ok(upgraded) => mesh.accept(hyper_util::rt::TokioIo::new(upgraded)),
+            Err(e) => tracing::warn!("node transport upgrade: {e}"),
+        }
+    });
+    Ok((
+        StatusCode::SWITCHING_PROTOCOLS,
+        [(header::CONNECTION, "Upgrade"), (header::UPGRADE, UPGRADE)],
+    )
+        .into_response())
 }

@@ -22,13 +22,14 @@ use forewarm_policy::{
 };
 use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec, SizeClass};
 use forewarm_store::Start;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use serde::Serialize;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::NodeShared;
 use crate::collector::CollectorMsg;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
+pub use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolMsg, PoolTarget};
 use crate::registry::{Code, CodeKey};
+use crate::room::{self, Held, Quota, Short};
+use crate::shared::NodeShared;
 
 /// How often the reconcile loop runs.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -44,108 +45,6 @@ pub struct Lease {
     pub container: Container,
     /// How the request starts on it.
     pub start: Start,
-}
-
-/// Why no container could be leased.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PoolError {
-    /// The tenant holds its quota in busy containers.
-    #[error("tenant {tenant} is at its quota ({what})")]
-    TenantQuota {
-        /// The tenant.
-        tenant: String,
-        /// Which limit.
-        what: String,
-    },
-    /// The node holds its capacity in busy containers.
-    #[error("node at capacity ({0})")]
-    Capacity(String),
-    /// The container failed to start.
-    #[error("container failed to start: {0}")]
-    StartFailed(String),
-    /// The node is shutting down.
-    #[error("node shutting down")]
-    Stopping,
-    /// A warm-only lease found no idle container that fits.
-    #[error("no idle container that fits")]
-    NoWarmFit,
-}
-
-/// What the PoolSupervisor is told.
-#[derive(Debug, ractor_cluster::RactorMessage)]
-pub enum PoolMsg {
-    /// Start the containers a lease or a release queued in the book.
-    StartQueued,
-    /// A container actor started its container (or could not).
-    Started {
-        /// The container.
-        serial: u64,
-        /// The container, or why not.
-        result: Result<Container, String>,
-        /// How long the start took.
-        took: Duration,
-    },
-    /// Reconcile: fire due events, remove expired containers.
-    Tick,
-    /// `code` was updated: retire idle containers of older versions.
-    Retire(Arc<Code>),
-    /// The containers, for `/v1/pool`.
-    List(RpcReplyPort<Vec<PoolEntry>>),
-    /// The pool of one code type, for `/prediction`.
-    Target(CodeKey, RpcReplyPort<Option<PoolTarget>>),
-}
-
-/// A container as `/v1/pool` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolEntry {
-    /// Engine id (empty while starting).
-    pub id: String,
-    /// `starting`, `idle` or `busy`.
-    pub state: &'static str,
-    /// Size class name.
-    pub class: String,
-    /// Memory limit, MiB.
-    pub memory_mib: u32,
-    /// Owner.
-    pub tenant: String,
-    /// Code type.
-    pub code: String,
-    /// Spawned by a prediction.
-    pub prewarmed: bool,
-    /// Idle for this long, ms (0 unless idle).
-    pub idle_ms: u64,
-}
-
-/// The pool of one code type, for `/prediction`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolTarget {
-    /// Pool policy.
-    pub policy: String,
-    /// Containers busy, idle, starting.
-    pub busy: usize,
-    /// See `busy`.
-    pub idle: usize,
-    /// See `busy`.
-    pub starting: usize,
-    /// Pending pre-warm: containers wanted, real ms from now.
-    pub prewarm: Option<PendingPrewarm>,
-    /// Memory of the next container, MiB.
-    pub next_container_mib: u32,
-    /// Measured start time used as the pre-warm lead, ms.
-    pub start_lead_ms: u64,
-    /// The policy's reasoning.
-    pub why: String,
-}
-
-/// A pre-warm the policy has scheduled.
-#[derive(Debug, Clone, Serialize)]
-pub struct PendingPrewarm {
-    /// Containers that must exist then.
-    pub containers: u32,
-    /// When, real ms from now (0 = due).
-    pub in_ms: u64,
-    /// Until when they are kept if unused, real ms from now.
-    pub until_ms: u64,
 }
 
 #[derive(Debug)]
@@ -227,7 +126,7 @@ struct Real {
     since: Instant,
 }
 
-crate::runtime_actor!(PoolSupervisor);
+crate::actors::runtime_actor!(PoolSupervisor);
 
 /// Its arguments.
 #[derive(Debug)]
@@ -369,66 +268,37 @@ impl<R: ContainerRuntime + 'static> PoolState<R> {
         })
     }
 
-    /// Memory and containers held by `tenant` (or everyone).
-    fn held(&self, tenant: Option<&str>) -> (u64, usize) {
-        self.reals
-            .values()
-            .filter(|r| tenant.is_none_or(|t| r.tenant == t))
-            .fold((0, 0), |(m, n), r| {
-                (m + u64::from(r.class.memory_mib), n + 1)
-            })
-    }
-
     /// Whether a container of `mib` for `tenant` fits; with `evict`, remove idle containers
-    /// (oldest first) until it does.
+    /// (oldest first) so it does ([`crate::room::plan`] decides).
     fn make_room(&mut self, tenant: &str, mib: u32, evict: bool) -> Result<(), PoolError> {
         let shared = self.args.shared.clone();
-        let quota = shared.registry.tenant(tenant);
-        let cap = shared.config.capacity;
-        loop {
-            let (t_mem, t_n) = self.held(Some(tenant));
-            let (n_mem, n_n) = self.held(None);
-            let tenant_short = quota.as_ref().and_then(|q| {
-                if t_n as u64 + 1 > u64::from(q.max_warm) {
-                    Some(format!("max_warm {}", q.max_warm))
-                } else if t_mem + u64::from(mib) > q.max_memory_mib {
-                    Some(format!("max_memory_mib {}", q.max_memory_mib))
-                } else {
-                    None
+        let quota = shared.registry.tenant(tenant).map(|q| Quota {
+            max_warm: q.max_warm,
+            max_memory_mib: q.max_memory_mib,
+        });
+        let held: Vec<Held<'_, u64, Instant>> = self
+            .reals
+            .iter()
+            .map(|(serial, r)| Held {
+                id: *serial,
+                tenant: &r.tenant,
+                memory_mib: r.class.memory_mib,
+                idle_since: matches!(r.state, RealState::Idle(_)).then_some(r.since),
+            })
+            .collect();
+        let planned = room::plan(&held, tenant, mib, quota, shared.config.capacity, evict);
+        match planned {
+            Ok(victims) => {
+                for serial in victims {
+                    self.discard(serial);
                 }
-            });
-            let node_short = if n_n + 1 > cap.containers {
-                Some(format!("{} containers", cap.containers))
-            } else if n_mem + u64::from(mib) > cap.memory_mib {
-                Some(format!("{} MiB", cap.memory_mib))
-            } else {
-                None
-            };
-            let (scope, err) = match (tenant_short, node_short) {
-                (None, None) => return Ok(()),
-                (Some(what), _) => (
-                    Some(tenant),
-                    PoolError::TenantQuota {
-                        tenant: tenant.to_owned(),
-                        what,
-                    },
-                ),
-                (None, Some(what)) => (None, PoolError::Capacity(what)),
-            };
-            if !evict {
-                return Err(err);
+                Ok(())
             }
-            let victim = self
-                .reals
-                .iter()
-                .filter(|(_, r)| matches!(r.state, RealState::Idle(_)))
-                .filter(|(_, r)| scope.is_none_or(|t| r.tenant == t))
-                .min_by_key(|(_, r)| r.since)
-                .map(|(s, _)| *s);
-            let Some(serial) = victim else {
-                return Err(err);
-            };
-            self.discard(serial);
+            Err(Short::Tenant { what }) => Err(PoolError::TenantQuota {
+                tenant: tenant.to_owned(),
+                what,
+            }),
+            Err(Short::Node { what }) => Err(PoolError::Capacity(what)),
         }
     }
 

@@ -22,9 +22,9 @@ use ndarray::{Array1, Array2};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
+use crate::actors::off_worker;
 use crate::clock::unix_ms;
 use crate::cluster::Cluster;
-use crate::off_worker;
 use crate::registry::{CodeKey, Registry};
 
 /// Samples a model is trained on at most (the most recent).

@@ -11,54 +11,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_runtime::{ContainerRuntime, Usage, WorkloadOverrides};
+use forewarm_runtime::{ContainerRuntime, Usage};
 use forewarm_store::{Sample, Start};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::NodeShared;
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
+pub use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RouterMsg, UsageView};
 use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::registry::Code;
+use crate::routing::{Decision, Here, Remote, route};
+use crate::shared::NodeShared;
 
 /// Longest wait for a lease (a cold start included).
 pub const LEASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Memory the runner itself holds besides what a workload touches, MiB.
 const RUNNER_BASE_MIB: f64 = 8.0;
-
-/// One request to run.
-#[derive(Debug)]
-pub struct Invocation {
-    /// The code type (its latest version).
-    pub code: Arc<Code>,
-    /// Per-request workload overrides.
-    pub overrides: WorkloadOverrides,
-    /// Request body size (a profile feature).
-    pub payload_bytes: u64,
-    /// When the gateway received it.
-    pub received: Instant,
-    /// Forwarded from another region, with the memory need decided there: run only on an
-    /// idle container that fits, never start one (the home region falls back to its own).
-    pub forwarded_need_mib: Option<f64>,
-}
-
-/// An invocation as forwarded to another region's node (its RouterLink, [`crate::mesh`]).
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct Forwarded {
-    /// Tenant.
-    pub tenant: String,
-    /// Code type name.
-    pub code: String,
-    /// Overrides.
-    pub overrides: WorkloadOverrides,
-    /// Payload size at home.
-    pub payload_bytes: u64,
-    /// The memory need predicted at home, MiB.
-    pub need_mib: f64,
-}
 
 /// Where a request should run, and why.
 #[derive(Debug, Clone)]
@@ -69,54 +39,7 @@ pub struct RouteChoice {
     pub local_ms: f64,
 }
 
-/// What an invocation did.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Invoked {
-    /// `cold`, `warm` or `prewarmed`.
-    pub start: Start,
-    /// Region that ran it.
-    pub region: String,
-    /// Engine id of the container.
-    pub container: String,
-    /// Latency at the node, ms.
-    pub latency_ms: f64,
-    /// Measured usage.
-    pub usage: UsageView,
-}
-
-/// Usage as the API shows it.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
-pub struct UsageView {
-    /// CPU time, ms.
-    pub cpu_ms: f64,
-    /// Peak memory, MiB.
-    pub peak_mib: f64,
-    /// Written, KiB.
-    pub io_kib: u64,
-}
-
-/// Why an invocation did not run.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum InvokeError {
-    /// No container could be had (quota, capacity, start failure).
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-    /// The invocation failed in its container.
-    #[error("invocation failed: {0}")]
-    Failed(String),
-    /// An actor is gone (node stopping) or timed out.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// What the Router is told.
-#[derive(Debug, ractor_cluster::RactorMessage)]
-pub enum RouterMsg {
-    /// Run one invocation and answer.
-    Invoke(Invocation, RpcReplyPort<Result<Invoked, InvokeError>>),
-}
-
-crate::runtime_actor!(Router);
+crate::actors::runtime_actor!(Router);
 
 /// Its arguments (and state: everything a request task needs).
 #[derive(Debug)]
@@ -188,7 +111,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // Waiting longer than a local cold start would defeat the purpose.
         let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
         let cluster = &self.shared.cluster;
-        let mesh = cluster.mesh()?;
+        let mesh = self.shared.mesh.get()?;
         let id = choice.target.id;
         let reserved = cluster.reserve_remote(id, key, need_mib);
         match mesh.invoke(&node.name, body, budget).await {
@@ -363,71 +286,44 @@ pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
     measured.unwrap_or(local)
 }
 
-/// Score every region `tenant` may use with `rtt(home, r) + (warm fit in r ? 0 : cold start)
-/// + queue_wait(r)` and pick a remote member when it beats running here. Only members with an
-/// idle fit are candidates (a remote cold start is never better than a local one plus a round
-/// trip); their queue wait is the measured wait of warm requests there (the Router's lease,
-/// [`Inventory::queue_ms`](crate::cluster::Inventory)). Here, with no idle fit, the cost is
-/// the expected cold start plus this node's own queue wait. `None`: run here.
+/// Where the request for `key` of `tenant` needing `need_mib` runs: this node's and the other
+/// members' state read into the views of [`crate::routing::route`], which decides (see there
+/// for the rule). `None`: run here.
 pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Option<RouteChoice> {
     let cluster = &shared.cluster;
     let remote = cluster.remote.read().unwrap_or_else(|e| e.into_inner());
     if remote.is_empty() {
+        // A lone node: nothing to read (the warm path of every single-node request).
         return None;
     }
-    if cluster
+    let fits = cluster
         .local
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .fits(key, need_mib)
-    {
-        return None;
-    }
+        .fits(key, need_mib);
+    let here = Here {
+        fits,
+        cold_ms: if fits {
+            0.0
+        } else {
+            expected_cold_ms(shared, key)
+        },
+        queue_ms: cluster.queue_ms(),
+    };
     let tenant = shared.registry.tenant(tenant)?;
-    let candidates = remote
-        .values()
-        .filter(|v| v.fetched.elapsed() < crate::cluster::INVENTORY_FRESH)
-        .filter(|v| tenant.may_use(&v.node.region))
-        .filter(|v| v.inventory.fits(key, need_mib))
-        .filter_map(|v| {
-            cluster
-                .rtt
-                .get(v.id)
-                .map(|rtt| (rtt + v.inventory.queue_ms, v))
-        });
-    let local_ms = expected_cold_ms(shared, key);
-    let best = best_remote(candidates, local_ms + cluster.queue_ms())?;
-    Some(RouteChoice {
-        target: best.clone(),
-        local_ms,
-    })
-}
-
-/// Of the remote candidates, each scored `rtt + queue wait` (ms), the lowest that beats
-/// running here at `local_ms`.
-pub fn best_remote<T>(candidates: impl IntoIterator<Item = (f64, T)>, local_ms: f64) -> Option<T> {
-    candidates
-        .into_iter()
-        .filter(|(score, _)| *score < local_ms)
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::best_remote;
-
-    #[test]
-    fn t01_the_lowest_rtt_plus_queue_wait_wins_if_it_beats_a_local_cold_start() {
-        // 20 ms away, nothing queued, against a 300 ms cold start here: remote.
-        assert_eq!(best_remote([(20.0, 0)], 300.0), Some(0));
-        // The same member with 400 ms of queue wait measured there: here.
-        assert_eq!(best_remote([(20.0 + 400.0, 0)], 300.0), None);
-        // The nearer member is queued; the farther one, idle, wins.
-        assert_eq!(
-            best_remote([(10.0 + 250.0, 0), (80.0 + 0.0, 1)], 300.0),
-            Some(1)
-        );
-        assert_eq!(best_remote(Vec::<(f64, usize)>::new(), 300.0), None);
+    let members = remote.values().map(|v| Remote {
+        member: v,
+        region: &v.node.region,
+        inventory_age: v.fetched.elapsed(),
+        fits: v.inventory.fits(key, need_mib),
+        rtt_ms: cluster.rtt.get(v.id),
+        queue_ms: v.inventory.queue_ms,
+    });
+    match route(here, members, |region| tenant.may_use(region)) {
+        Decision::Forward { member, .. } => Some(RouteChoice {
+            target: member.clone(),
+            local_ms: here.cold_ms,
+        }),
+        Decision::Local(_) => None,
     }
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_node::proxy::DelayProxy;
 use forewarm_node::{ClusterConfig, Node, NodeConfig};
 use forewarm_runtime::FakeRuntime;
 use forewarm_tests::{call, json};
+use forewarm_tools::delay_proxy::DelayProxy;
 use serde_json::Value;
 
 const ADMIN: &str = "admin-secret";

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use forewarm_runner::Workload;
+use forewarm_protocol::Workload;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -60,13 +60,7 @@ impl Code {
     }
 }
 
-/// `tenant/code`.
-pub type CodeKey = Arc<str>;
-
-/// The key of `code` of `tenant`.
-pub fn code_key(tenant: &str, code: &str) -> CodeKey {
-    Arc::from(format!("{tenant}/{code}"))
-}
+pub use forewarm_protocol::{CodeKey, code_key};
 
 /// Hex SHA-256 of a token.
 pub fn hash_token(token: &str) -> String {

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-pub use workload::{Usage, Workload, WorkloadError, WorkloadOverrides, run_workload};
+pub use workload::{LimitError, Usage, Workload, WorkloadError, WorkloadOverrides, run_workload};
 
 /// Runner settings, from the environment the container was created with.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,81 +4,15 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use forewarm_protocol::{LimitError, Usage, Workload, WorkloadOverrides};
 use nix::sys::resource::{UsageWho, getrusage};
-use serde::{Deserialize, Serialize};
-
-/// Upper bounds that keep one request from taking the container down.
-const MAX_CPU_MS: u64 = 600_000;
-const MAX_MEM_MIB: u64 = 16_384;
-const MAX_IO_KIB: u64 = 4 * 1024 * 1024;
-const MAX_SLEEP_MS: u64 = 600_000;
-const MAX_INIT_MS: u64 = 600_000;
-
-/// What one execution of a code type does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Workload {
-    /// Milliseconds of CPU work.
-    #[serde(default)]
-    pub cpu_ms: u64,
-    /// MiB allocated and touched.
-    #[serde(default)]
-    pub mem_mib: u64,
-    /// KiB written to a scratch file and synced.
-    #[serde(default)]
-    pub io_kib: u64,
-    /// Milliseconds of initialisation before the runner is ready.
-    #[serde(default)]
-    pub init_ms: u64,
-    /// Milliseconds of waiting (I/O-bound work).
-    #[serde(default)]
-    pub sleep_ms: u64,
-}
-
-/// Per-request changes to the code type's workload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkloadOverrides {
-    /// See [`Workload::cpu_ms`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_ms: Option<u64>,
-    /// See [`Workload::mem_mib`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mem_mib: Option<u64>,
-    /// See [`Workload::io_kib`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub io_kib: Option<u64>,
-    /// See [`Workload::sleep_ms`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sleep_ms: Option<u64>,
-}
-
-/// What one execution measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    /// CPU time of the thread that ran it (user + system), ms.
-    pub cpu_ms: f64,
-    /// Peak resident memory of the runner process, MiB.
-    pub peak_mib: f64,
-    /// KiB written.
-    pub io_kib: u64,
-    /// Wall time of the execution, ms.
-    pub duration_ms: f64,
-}
 
 /// A workload outside what the runner accepts.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// A field is over its bound.
-    #[error("{field} = {value} is over the limit of {max}")]
-    TooLarge {
-        /// The field.
-        field: &'static str,
-        /// Requested value.
-        value: u64,
-        /// Bound.
-        max: u64,
-    },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// Writing the scratch file failed.
     #[error("writing {kib} KiB to {dir}: {source}")]
     Io {
@@ -92,40 +26,6 @@ pub enum WorkloadError {
     /// getrusage failed.
     #[error("getrusage: {0}")]
     Usage(#[from] nix::Error),
-}
-
-impl Workload {
-    /// This workload with `o` applied.
-    pub fn with(&self, o: &WorkloadOverrides) -> Self {
-        Self {
-            cpu_ms: o.cpu_ms.unwrap_or(self.cpu_ms),
-            mem_mib: o.mem_mib.unwrap_or(self.mem_mib),
-            io_kib: o.io_kib.unwrap_or(self.io_kib),
-            init_ms: self.init_ms,
-            sleep_ms: o.sleep_ms.unwrap_or(self.sleep_ms),
-        }
-    }
-
-    /// Whether an execution does nothing (no CPU, memory, I/O or sleep).
-    pub fn is_noop(&self) -> bool {
-        self.cpu_ms == 0 && self.mem_mib == 0 && self.io_kib == 0 && self.sleep_ms == 0
-    }
-
-    /// Check every field against its bound.
-    pub fn validate(&self) -> Result<(), WorkloadError> {
-        for (field, value, max) in [
-            ("cpu_ms", self.cpu_ms, MAX_CPU_MS),
-            ("mem_mib", self.mem_mib, MAX_MEM_MIB),
-            ("io_kib", self.io_kib, MAX_IO_KIB),
-            ("init_ms", self.init_ms, MAX_INIT_MS),
-            ("sleep_ms", self.sleep_ms, MAX_SLEEP_MS),
-        ] {
-            if value > max {
-                return Err(WorkloadError::TooLarge { field, value, max });
-            }
-        }
-        Ok(())
-    }
 }
 
 fn thread_cpu() -> Result<Duration, nix::Error> {
@@ -249,30 +149,6 @@ mod tests {
             std::fs::read_dir(dir.path()).expect("dir").count(),
             0,
             "scratch removed"
-        );
-    }
-
-    #[test]
-    fn overrides_apply_and_bounds_hold() {
-        let w = Workload {
-            cpu_ms: 10,
-            ..Workload::default()
-        };
-        let o = WorkloadOverrides {
-            sleep_ms: Some(5),
-            ..WorkloadOverrides::default()
-        };
-        assert_eq!(w.with(&o).sleep_ms, 5);
-        assert_eq!(w.with(&o).cpu_ms, 10);
-        let big = Workload {
-            mem_mib: MAX_MEM_MIB + 1,
-            ..Workload::default()
-        };
-        assert!(
-            big.validate()
-                .expect_err("too big")
-                .to_string()
-                .contains("mem_mib")
         );
     }
 }

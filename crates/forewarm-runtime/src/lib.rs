@@ -6,7 +6,6 @@
 //! `forewarm.class`; [`reap_unowned`] uses them so that a node that crashed leaks nothing. The
 //! runtime owns containers and networks only: it does not decide when to start or stop one.
 
-pub mod bench;
 pub mod conformance;
 mod docker;
 mod fake;
@@ -19,7 +18,7 @@ use std::net::SocketAddr;
 
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
-pub use forewarm_runner::{Usage, Workload, WorkloadOverrides};
+pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};
 /// HTTP types of [`HttpClient`].
 pub use hyper::{Method, StatusCode, body::Bytes};
 pub use runner_client::{HttpAnswer, HttpClient, RunnerClient};

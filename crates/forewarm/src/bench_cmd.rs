@@ -1,8 +1,8 @@
 //! `forewarm bench docker`.
 
 use anyhow::Context;
-use forewarm_runtime::bench::cold_vs_warm;
 use forewarm_runtime::{ContainerSpec, DockerRuntime, SizeClass, Workload};
+use forewarm_tools::cold_warm::cold_vs_warm;
 
 pub fn docker(
     rounds: usize,
@@ -59,7 +59,7 @@ pub fn docker(
     })
 }
 
-pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Result<()> {
+pub fn node(opts: forewarm_tools::node_bench::BenchOptions, json: bool) -> anyhow::Result<()> {
     crate::node_cmd::init_logs();
     anyhow::ensure!(
         opts.cold > 0 && opts.periodic > 0 && opts.rounds > 0 && opts.overhead > 0,
@@ -76,8 +76,8 @@ pub fn node(opts: forewarm_node::bench::BenchOptions, json: bool) -> anyhow::Res
     rt.block_on(async {
         let docker = std::sync::Arc::new(DockerRuntime::connect().await?);
         let for_node = std::sync::Arc::new(DockerRuntime::connect().await?);
-        let tenant = forewarm_node::bench::tenant_name();
-        let result = forewarm_node::bench::run(for_node, docker.clone(), &opts).await;
+        let tenant = forewarm_tools::node_bench::tenant_name();
+        let result = forewarm_tools::node_bench::run(for_node, docker.clone(), &opts).await;
         // Docker sometimes keeps a stale endpoint after many concurrent removals; the network
         // is then left behind, which is not worth failing the measurement for.
         if let Err(e) =

@@ -138,8 +138,8 @@ pub struct NodeBenchArgs {
 }
 
 impl NodeBenchArgs {
-    pub fn options(&self) -> forewarm_node::bench::BenchOptions {
-        forewarm_node::bench::BenchOptions {
+    pub fn options(&self) -> forewarm_tools::node_bench::BenchOptions {
+        forewarm_tools::node_bench::BenchOptions {
             cold: self.cold,
             periodic: self.periodic,
             rounds: self.rounds,
@@ -200,7 +200,7 @@ pub struct ProxyArgs {
 
 fn parse_delay(ms: &str) -> Result<std::time::Duration, String> {
     let ms: f64 = ms.parse().map_err(|e| format!("{ms:?}: {e}"))?;
-    forewarm_node::proxy::one_way(ms)
+    forewarm_tools::delay_proxy::one_way(ms)
 }
 
 fn parse_from(s: &str) -> Result<(std::net::IpAddr, std::time::Duration), String> {

@@ -10,7 +10,7 @@
 //!   data; the next round starts once it caught up and its node-transport sessions are back.
 //!
 //! The routing decision time is measured in this process
-//! ([`forewarm_node::cluster_bench::route_decisions`]).
+//! ([`forewarm_tools::route_bench::route_decisions`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use anyhow::{Context, bail, ensure};
 use forewarm_node::ClusterConfig;
 use forewarm_node::client::NodeClient;
 use forewarm_runtime::Method;
-use forewarm_runtime::bench::{Percentiles, percentiles};
+use forewarm_tools::cold_warm::{Percentiles, percentiles};
 use serde::Serialize;
 
 use crate::local_nodes::{Children, LocalNode, Secrets, free_port, start_cluster};
@@ -215,7 +215,7 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
     drop(bench);
 
     let (route_decision_us, route_decision_remote) =
-        forewarm_node::cluster_bench::route_decisions(t)
+        forewarm_tools::route_bench::route_decisions(t)
             .await
             .map_err(anyhow::Error::msg)?;
     Ok(ClusterBenchReport {

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use forewarm_node::proxy::DelayProxy;
 use forewarm_node::topology::Topology;
+use forewarm_tools::delay_proxy::DelayProxy;
 
 use crate::cli::{ProxyArgs, UpArgs};
 use crate::local_nodes::{Children, LocalNode, Secrets, start_cluster};
@@ -115,7 +115,7 @@ pub fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("control endpoint on {control}"))?;
             let proxy = proxy.clone();
             tokio::spawn(async move {
-                if let Err(e) = forewarm_node::proxy::serve_control(listener, proxy).await {
+                if let Err(e) = forewarm_tools::delay_proxy::serve_control(listener, proxy).await {
                     eprintln!("delay proxy control endpoint: {e}");
                 }
             });

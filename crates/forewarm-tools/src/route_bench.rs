@@ -17,12 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cold_warm::{Percentiles, percentiles};
 use forewarm_raft::{Code, Command, ModelSummary, Tenant};
 use forewarm_runtime::FakeRuntime;
-use forewarm_runtime::bench::{Percentiles, percentiles};
 
-use crate::cluster::Cluster;
-use crate::{ClusterConfig, Node, NodeConfig};
+use forewarm_node::cluster::Cluster;
+use forewarm_node::{ClusterConfig, Node, NodeConfig};
 
 const NODES: usize = 2;
 const SECRET: &str = "bench-cluster-secret";
@@ -130,7 +130,8 @@ async fn setup(node: &Node) -> Result<(), String> {
 async fn timed(nodes: &[Node]) -> Result<(Percentiles, bool), String> {
     setup(&nodes[0]).await?;
     let (home, far) = (&nodes[0], &nodes[1]);
-    let client = crate::client::NodeClient::new(&far.addr().to_string(), Some(BENCH_TOKEN.into()))?;
+    let client =
+        forewarm_node::client::NodeClient::new(&far.addr().to_string(), Some(BENCH_TOKEN.into()))?;
     let answer = client.invoke("f", "").await?;
     if answer.status != 200 {
         return Err(format!(
@@ -166,7 +167,7 @@ async fn timed(nodes: &[Node]) -> Result<(Percentiles, bool), String> {
     let mut remote = true;
     for _ in 0..100_000 {
         let t = Instant::now();
-        let choice = crate::router::choose(shared, "bench", "bench/f", 64.0);
+        let choice = forewarm_node::router::choose(shared, "bench", "bench/f", 64.0);
         times.push(t.elapsed().as_secs_f64() * 1e6);
         remote &= choice.is_some();
     }

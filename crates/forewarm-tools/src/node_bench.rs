@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use forewarm_runtime::bench::{Percentiles, percentiles};
+use crate::cold_warm::{Percentiles, percentiles};
 use forewarm_runtime::{
     Container, ContainerRuntime, ContainerSpec, Method, SizeClass, Workload, WorkloadOverrides,
 };
 use serde::Serialize;
 use serde_json::json;
 
-use crate::client::NodeClient;
-use crate::{Node, NodeConfig};
+use forewarm_node::client::NodeClient;
+use forewarm_node::{Node, NodeConfig};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ where
         time_scale,
         runner_image: opts.image.clone(),
         max_body_bytes: 64 * 1024,
-        capacity: crate::Capacity {
+        capacity: forewarm_node::Capacity {
             memory_mib: 64 * 1024,
             containers: opts.concurrency + opts.cold + opts.periodic + 16,
         },

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::{ContainerRuntime, ContainerSpec, RuntimeError, WorkloadOverrides};
+use forewarm_runtime::{ContainerRuntime, ContainerSpec, RuntimeError, WorkloadOverrides};
 
 /// Latency percentiles of one kind of start, ms.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -1,0 +1,92 @@
+//! What the Router is told and answers: one request to run, one forwarded from another
+//! region, what it did, and why it did not run. Shared by the gateway, the Router and the
+//! node transport (which carries forwarded invocations between regions).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use forewarm_runtime::WorkloadOverrides;
+use forewarm_store::Start;
+use ractor::RpcReplyPort;
+use serde::Serialize;
+
+use crate::pool_msg::PoolError;
+use crate::registry::Code;
+
+/// One request to run.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The code type (its latest version).
+    pub code: Arc<Code>,
+    /// Per-request workload overrides.
+    pub overrides: WorkloadOverrides,
+    /// Request body size (a profile feature).
+    pub payload_bytes: u64,
+    /// When the gateway received it.
+    pub received: Instant,
+    /// Forwarded from another region, with the memory need decided there: run only on an
+    /// idle container that fits, never start one (the home region falls back to its own).
+    pub forwarded_need_mib: Option<f64>,
+}
+
+/// An invocation as forwarded to another region's node (its RouterLink, [`crate::mesh`]).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Forwarded {
+    /// Tenant.
+    pub tenant: String,
+    /// Code type name.
+    pub code: String,
+    /// Overrides.
+    pub overrides: WorkloadOverrides,
+    /// Payload size at home.
+    pub payload_bytes: u64,
+    /// The memory need predicted at home, MiB.
+    pub need_mib: f64,
+}
+
+/// What an invocation did.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Invoked {
+    /// `cold`, `warm` or `prewarmed`.
+    pub start: Start,
+    /// Region that ran it.
+    pub region: String,
+    /// Engine id of the container.
+    pub container: String,
+    /// Latency at the node, ms.
+    pub latency_ms: f64,
+    /// Measured usage.
+    pub usage: UsageView,
+}
+
+/// Usage as the API shows it.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+pub struct UsageView {
+    /// CPU time, ms.
+    pub cpu_ms: f64,
+    /// Peak memory, MiB.
+    pub peak_mib: f64,
+    /// Written, KiB.
+    pub io_kib: u64,
+}
+
+/// Why an invocation did not run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvokeError {
+    /// No container could be had (quota, capacity, start failure).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The invocation failed in its container.
+    #[error("invocation failed: {0}")]
+    Failed(String),
+    /// An actor is gone (node stopping) or timed out.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What the Router is told.
+#[derive(Debug, ractor_cluster::RactorMessage)]
+pub enum RouterMsg {
+    /// Run one invocation and answer.
+    Invoke(Invocation, RpcReplyPort<Result<Invoked, InvokeError>>),
+}
