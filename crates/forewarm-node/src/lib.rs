@@ -32,6 +32,7 @@ pub mod invocation;
 pub mod mesh;
 pub mod metrics;
 pub mod pool;
+pub mod pool_engine;
 pub mod pool_msg;
 pub mod predictor;
 pub mod registry;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::registry::{Code, CodeKey};
 
 /// Why no container could be leased.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
     /// The tenant holds its quota in busy containers.
     #[error("tenant {tenant} is at its quota ({what})")]

@@ -1,0 +1,803 @@
+//! The pool's decisions, pure: events in ([`PoolEngine::lease`], [`release`], [`started`],
+//! [`tick`], [`retire`], [`fail`], [`stop`]), [`Command`]s out. One [`AppPool`] per code type
+//! (the same pool logic the simulator runs) decides keep-alive, pre-warms and removals; the
+//! engine turns its slots into containers: which to start, which to remove, which request a
+//! container goes to, within the tenants' quotas and the node's capacity ([`crate::room`]).
+//!
+//! No clock, lock or I/O inside: every event carries the real instant it happened at (policy
+//! time is derived from it by the [`PolicyClock`]'s pure conversion), tenant quotas are read
+//! through the function the caller passes, and what must happen in the world comes back as
+//! commands. The [`PoolBook`](crate::pool::PoolBook) carries them out under its lock (starts go
+//! to the PoolSupervisor, answers to the waiting requests); the unit tests below assert
+//! command lists.
+//!
+//! [`release`]: PoolEngine::release
+//! [`started`]: PoolEngine::started
+//! [`tick`]: PoolEngine::tick
+//! [`retire`]: PoolEngine::retire
+//! [`fail`]: PoolEngine::fail
+//! [`stop`]: PoolEngine::stop
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forewarm_policy::{
+    AppContext, AppPolicy, AppPool, ContainerId, Millis, Placement, PolicySpec, PoolObserver,
+    WarmFloor,
+};
+use forewarm_runtime::{Container, ContainerSpec, SizeClass};
+use forewarm_store::Start;
+
+use crate::clock::PolicyClock;
+use crate::config::Capacity;
+use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolTarget};
+use crate::registry::{Code, CodeKey, SharedFloor};
+use crate::room::{self, Held, Quota, Short};
+
+/// Start-time estimate before any container started.
+pub const INITIAL_START: Duration = Duration::from_millis(800);
+
+/// A container handed to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// The engine's number for the container.
+    pub serial: u64,
+    /// The container.
+    pub container: Container,
+    /// How the request starts on it.
+    pub start: Start,
+}
+
+/// What a lease gives at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leased {
+    /// A container, now.
+    Ready(Lease),
+    /// Container `serial` once it has started (a cold start, or a pre-warm still starting):
+    /// a [`Command::Answer`] for it follows.
+    Wait(u64),
+    /// None.
+    Failed(PoolError),
+}
+
+/// What the engine asks the world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Create and start container `serial`, then report [`PoolEngine::started`].
+    Start {
+        /// The engine's number for it.
+        serial: u64,
+        /// What to create.
+        spec: ContainerSpec,
+        /// `tenant/code`, for its samples.
+        code: CodeKey,
+        /// Started by a prediction, before any request asked.
+        prewarmed: bool,
+    },
+    /// Remove container `serial` (stop its actor, which removes it); a request waiting for it
+    /// gets `StartFailed`.
+    Remove {
+        /// The engine's number for it.
+        serial: u64,
+    },
+    /// Hand the request waiting for container `serial` its answer.
+    Answer {
+        /// The engine's number for it.
+        serial: u64,
+        /// The lease, or why not.
+        result: Result<Lease, PoolError>,
+    },
+}
+
+/// The engine's fixed settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id (containers are labelled with it).
+    pub node_id: String,
+    /// The pool policy every code type gets.
+    pub policy: PolicySpec,
+    /// The node's capacity.
+    pub capacity: Capacity,
+    /// Real time to policy time.
+    pub clock: PolicyClock,
+}
+
+#[derive(Debug)]
+enum Effect {
+    Prewarm(ContainerId),
+    Removed(ContainerId),
+}
+
+/// Collects what a pool call did to containers, in order.
+#[derive(Debug, Default)]
+struct Effects(Vec<Effect>);
+
+impl PoolObserver for Effects {
+    fn idle(&mut self, _mib: u32, _from: Millis, _to: Millis) {}
+    fn prewarmed(&mut self, id: ContainerId, _at: Millis) {
+        self.0.push(Effect::Prewarm(id));
+    }
+    fn removed(&mut self, id: ContainerId) {
+        self.0.push(Effect::Removed(id));
+    }
+}
+
+struct CodePool {
+    code: Arc<Code>,
+    pool: AppPool<Box<dyn AppPolicy>>,
+    born: Millis,
+    slots: HashMap<ContainerId, u64>,
+}
+
+impl std::fmt::Debug for CodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodePool")
+            .field("code", &self.code.key())
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum RealState {
+    /// Being started; `waited`: a request waits for it.
+    Starting {
+        waited: bool,
+    },
+    Idle(Container),
+    Busy(Container),
+}
+
+#[derive(Debug)]
+struct Real {
+    code: CodeKey,
+    slot: ContainerId,
+    tenant: String,
+    version: u64,
+    class: SizeClass,
+    state: RealState,
+    prewarmed: bool,
+    since: Instant,
+}
+
+/// The pools and containers of a node, and every decision over them.
+#[derive(Debug)]
+pub struct PoolEngine {
+    config: EngineConfig,
+    pools: HashMap<CodeKey, CodePool>,
+    reals: HashMap<u64, Real>,
+    next_serial: u64,
+    start_ewma: Duration,
+    /// Stopped: no lease any more.
+    stopping: bool,
+}
+
+/// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
+/// code type's limit.
+pub fn class_for(mib: u32, code: &Code) -> SizeClass {
+    let memory_mib = mib.min(code.max_memory_mib).max(1);
+    let cpu = (u64::from(memory_mib) * 250 / 128).clamp(250, 4000) as u32;
+    SizeClass {
+        memory_mib,
+        cpu_millis: cpu.min(code.max_cpu_millis),
+    }
+}
+
+/// What one call of the engine asks for, in order.
+type Commands = Vec<Command>;
+
+impl PoolEngine {
+    /// An engine with no pool and no container.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            pools: HashMap::new(),
+            reals: HashMap::new(),
+            next_serial: 0,
+            start_ewma: INITIAL_START,
+            stopping: false,
+        }
+    }
+
+    /// The measured container start time (moving average).
+    pub fn start_time(&self) -> Duration {
+        self.start_ewma
+    }
+
+    fn lead(&self) -> Millis {
+        // Pre-warm ahead of the policy's time by the measured start time, with margin.
+        self.config.clock.scale_real(self.start_ewma.mul_f64(1.5))
+    }
+
+    fn pool_time(&self, key: &str, now: Instant) -> Millis {
+        let born = self.pools.get(key).map_or(0, |p| p.born);
+        self.config.clock.at(now).saturating_sub(born)
+    }
+
+    fn pool_for(&mut self, key: &CodeKey, code: &Arc<Code>, now: Instant) -> &mut CodePool {
+        let born = self.config.clock.at(now);
+        let spec = self.config.policy;
+        self.pools.entry(key.clone()).or_insert_with(|| {
+            let declared = f64::from(code.max_memory_mib);
+            let policy = spec
+                .build(AppContext {
+                    declared_mib: declared,
+                    past_costs_mib: &[],
+                })
+                .unwrap_or_else(|| Box::new(forewarm_policy::FixedKeepAlive::new(600_000)));
+            CodePool {
+                code: code.clone(),
+                pool: AppPool::new(policy, declared, true),
+                born,
+                slots: HashMap::new(),
+            }
+        })
+    }
+
+    /// Whether a container of `mib` for `tenant` fits; with `evict`, remove idle containers
+    /// (oldest first) so it does ([`room::plan`] decides).
+    fn make_room(
+        &mut self,
+        tenant: &str,
+        mib: u32,
+        evict: bool,
+        quota: Option<Quota>,
+        now: Instant,
+        out: &mut Commands,
+    ) -> Result<(), PoolError> {
+        let held: Vec<Held<'_, u64, Instant>> = self
+            .reals
+            .iter()
+            .map(|(serial, r)| Held {
+                id: *serial,
+                tenant: &r.tenant,
+                memory_mib: r.class.memory_mib,
+                idle_since: matches!(r.state, RealState::Idle(_)).then_some(r.since),
+            })
+            .collect();
+        match room::plan(&held, tenant, mib, quota, self.config.capacity, evict) {
+            Ok(victims) => {
+                for serial in victims {
+                    self.discard(serial, now, out);
+                }
+                Ok(())
+            }
+            Err(Short::Tenant { what }) => Err(PoolError::TenantQuota {
+                tenant: tenant.to_owned(),
+                what,
+            }),
+            Err(Short::Node { what }) => Err(PoolError::Capacity(what)),
+        }
+    }
+
+    /// Take `slot` out of `key`'s pool without asking the policy (its container failed, found
+    /// no room, or makes room), and remove its container if it has one.
+    fn discard_slot(&mut self, key: &CodeKey, slot: ContainerId, now: Instant, out: &mut Commands) {
+        let t = self.pool_time(key, now);
+        let mut fx = Effects::default();
+        if let Some(cp) = self.pools.get_mut(key) {
+            cp.pool.discard(t, slot, &mut fx);
+        }
+        // A discard only removes: `apply` has no pre-warm to hand back.
+        self.apply(key, fx, out);
+    }
+
+    /// Take container `serial` out of its pool (it failed, or makes room), and remove it.
+    fn discard(&mut self, serial: u64, now: Instant, out: &mut Commands) {
+        let Some(real) = self.reals.get(&serial) else {
+            return;
+        };
+        let key = real.code.clone();
+        let slot = real.slot;
+        self.discard_slot(&key, slot, now, out);
+        // Not in the pool any more (e.g. already released by it): remove it anyway.
+        if self.reals.contains_key(&serial) {
+            self.drop_real(serial, out);
+            if let Some(cp) = self.pools.get_mut(&key) {
+                cp.slots.remove(&slot);
+            }
+        }
+    }
+
+    fn drop_real(&mut self, serial: u64, out: &mut Commands) {
+        if self.reals.remove(&serial).is_some() {
+            out.push(Command::Remove { serial });
+        }
+    }
+
+    /// Enter a container of `class` for `slot` (starting; `waited` when a request waits for
+    /// it) and ask for its start.
+    fn spawn(
+        &mut self,
+        code: &Arc<Code>,
+        slot: ContainerId,
+        class: SizeClass,
+        waited: bool,
+        now: Instant,
+        out: &mut Commands,
+    ) -> u64 {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let spec = ContainerSpec {
+            node: self.config.node_id.clone(),
+            tenant: code.tenant.clone(),
+            code: code.name.clone(),
+            class,
+            image: code.image.clone(),
+            workload: code.workload,
+        };
+        let key = code.key();
+        let prewarmed = !waited;
+        self.reals.insert(
+            serial,
+            Real {
+                code: key.clone(),
+                slot,
+                tenant: code.tenant.clone(),
+                version: code.version,
+                class,
+                state: RealState::Starting { waited },
+                prewarmed,
+                since: now,
+            },
+        );
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.slots.insert(slot, serial);
+        }
+        out.push(Command::Start {
+            serial,
+            spec,
+            code: key,
+            prewarmed,
+        });
+        serial
+    }
+
+    /// Carry out what a pool call decided: remove containers; the pre-warms it asked for.
+    fn apply(
+        &mut self,
+        key: &CodeKey,
+        fx: Effects,
+        out: &mut Commands,
+    ) -> Vec<(ContainerId, SizeClass)> {
+        let mut prewarms = Vec::new();
+        for effect in fx.0 {
+            match effect {
+                Effect::Removed(slot) => {
+                    prewarms.retain(|(s, _)| *s != slot);
+                    let serial = self
+                        .pools
+                        .get_mut(key)
+                        .and_then(|cp| cp.slots.remove(&slot));
+                    if let Some(serial) = serial {
+                        self.drop_real(serial, out);
+                    }
+                }
+                Effect::Prewarm(slot) => {
+                    if let Some(cp) = self.pools.get_mut(key) {
+                        let class = class_for(cp.pool.predicted_mib(), &cp.code);
+                        prewarms.push((slot, class));
+                    }
+                }
+            }
+        }
+        prewarms
+    }
+
+    /// Start the pre-warms `apply` asked for, within quota and capacity (never evicting).
+    fn start_prewarms(
+        &mut self,
+        key: &CodeKey,
+        prewarms: Vec<(ContainerId, SizeClass)>,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        now: Instant,
+        out: &mut Commands,
+    ) {
+        for (slot, class) in prewarms {
+            let Some(code) = self.pools.get(key).map(|cp| cp.code.clone()) else {
+                return;
+            };
+            let q = quota(&code.tenant);
+            if self
+                .make_room(&code.tenant, class.memory_mib, false, q, now, out)
+                .is_ok()
+            {
+                self.spawn(&code, slot, class, false, now, out);
+            } else {
+                self.discard_slot(key, slot, now, out);
+            }
+        }
+    }
+
+    /// A request for `code` needing `need_mib` arrived at `now`. With `warm_only` (a request
+    /// forwarded from another region) only an idle container will do: no start on the
+    /// request path, no arrival recorded otherwise. `first_sight` is what other regions'
+    /// forecasts say to hold warm for a code type this node has no pool and no model of yet
+    /// (asked only then); `quota` reads a tenant's quota.
+    pub fn lease(
+        &mut self,
+        code: &Arc<Code>,
+        need_mib: f64,
+        warm_only: bool,
+        first_sight: impl FnOnce() -> Option<SharedFloor>,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        now: Instant,
+    ) -> (Leased, Commands) {
+        let mut out = Commands::new();
+        if self.stopping {
+            return (Leased::Failed(PoolError::Stopping), out);
+        }
+        let key = code.key();
+        if warm_only && !self.has_idle_fit(&key, code.version, need_mib) {
+            return (Leased::Failed(PoolError::NoWarmFit), out);
+        }
+        let lead = self.lead();
+        let floor = if self.pools.contains_key(&key) {
+            None
+        } else {
+            first_sight()
+        };
+        let cp = self.pool_for(&key, code, now);
+        if cp.code.version < code.version {
+            cp.code = code.clone();
+        }
+        let t = self.pool_time(&key, now);
+        let Some(cp) = self.pools.get_mut(&key) else {
+            return (Leased::Failed(PoolError::Stopping), out);
+        };
+        let mut fx = Effects::default();
+        while cp.pool.fire_due(t + lead, &mut fx) {}
+        let placement = cp.pool.arrive(t, need_mib, &mut fx);
+        if let Some(floor) = floor {
+            // Other regions forecast demand: keep their expected concurrency warm here too
+            // (the container serving this request counts) until the forecast's horizon.
+            tracing::info!(
+                "{key}: first sight; other regions' models forecast {} in flight: holding that \
+                 many warm for {} min",
+                floor.containers,
+                floor.minutes
+            );
+            let until = t + floor.minutes.max(1) * forewarm_policy::MINUTE_MS;
+            cp.pool.hold(
+                t,
+                WarmFloor {
+                    containers: floor.containers,
+                    until,
+                },
+                &mut fx,
+            );
+        }
+        let prewarms = self.apply(&key, fx, &mut out);
+        let leased = match placement {
+            Placement::Warm(slot) | Placement::Prewarmed(slot) => {
+                let serial = self
+                    .pools
+                    .get(&key)
+                    .and_then(|cp| cp.slots.get(&slot).copied());
+                match serial.and_then(|s| self.reals.get_mut(&s).map(|r| (s, r))) {
+                    Some((serial, real)) => match real.state.clone() {
+                        RealState::Idle(container) => {
+                            let start = if real.prewarmed {
+                                Start::Prewarmed
+                            } else {
+                                Start::Warm
+                            };
+                            real.prewarmed = false;
+                            real.state = RealState::Busy(container.clone());
+                            real.since = now;
+                            Leased::Ready(Lease {
+                                serial,
+                                container,
+                                start,
+                            })
+                        }
+                        // A pre-warm still starting: the request waits for it (and counts
+                        // as cold, since it waited for a start).
+                        RealState::Starting { waited: false } => {
+                            real.prewarmed = false;
+                            real.state = RealState::Starting { waited: true };
+                            Leased::Wait(serial)
+                        }
+                        RealState::Starting { waited: true } | RealState::Busy(_) => {
+                            Leased::Failed(PoolError::StartFailed(String::from(
+                                "pool bookkeeping: leased container is busy",
+                            )))
+                        }
+                    },
+                    None => {
+                        // The pool placed on a pre-warm the node could not start (no room
+                        // then): start it now, on the request path.
+                        let mib = self
+                            .pools
+                            .get_mut(&key)
+                            .map_or(0, |cp| cp.pool.predicted_mib());
+                        self.cold(code, slot, mib, quota, now, &mut out)
+                    }
+                }
+            }
+            Placement::Cold { id: slot, mib, .. } => {
+                self.cold(code, slot, mib, quota, now, &mut out)
+            }
+        };
+        self.start_prewarms(&key, prewarms, quota, now, &mut out);
+        (leased, out)
+    }
+
+    /// Start a container of `mib` for `slot` on the request path, evicting idle containers
+    /// if quota or capacity ask for it.
+    fn cold(
+        &mut self,
+        code: &Arc<Code>,
+        slot: ContainerId,
+        mib: u32,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        now: Instant,
+        out: &mut Commands,
+    ) -> Leased {
+        let class = class_for(mib, code);
+        let q = quota(&code.tenant);
+        match self.make_room(&code.tenant, class.memory_mib, true, q, now, out) {
+            Ok(()) => Leased::Wait(self.spawn(code, slot, class, true, now, out)),
+            Err(e) => {
+                self.discard_slot(&code.key(), slot, now, out);
+                Leased::Failed(e)
+            }
+        }
+    }
+
+    fn has_idle_fit(&self, key: &CodeKey, version: u64, need_mib: f64) -> bool {
+        self.reals.values().any(|r| {
+            r.code == *key
+                && r.version >= version
+                && matches!(r.state, RealState::Idle(_))
+                && f64::from(r.class.memory_mib) >= need_mib
+        })
+    }
+
+    /// The request on container `serial` is done at `now`; `ok = false` if the container
+    /// failed.
+    pub fn release(
+        &mut self,
+        serial: u64,
+        ok: bool,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        now: Instant,
+    ) -> Commands {
+        let mut out = Commands::new();
+        let Some(real) = self.reals.get_mut(&serial) else {
+            return out;
+        };
+        // Only a busy container is released; any other state is left as it is.
+        let RealState::Busy(container) = &real.state else {
+            return out;
+        };
+        real.state = RealState::Idle(container.clone());
+        real.since = now;
+        let key = real.code.clone();
+        let slot = real.slot;
+        let stale = self
+            .pools
+            .get(&key)
+            .is_some_and(|cp| cp.code.version > real.version);
+        if !ok || stale {
+            self.discard(serial, now, &mut out);
+            return out;
+        }
+        let t = self.pool_time(&key, now);
+        // Never remove an idle container sooner than starting one again takes.
+        let min_keep = self.config.clock.scale_real(self.start_ewma);
+        let mut fx = Effects::default();
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.pool.set_min_keep(min_keep);
+            cp.pool.complete(t, slot, &mut fx);
+        }
+        let prewarms = self.apply(&key, fx, &mut out);
+        self.start_prewarms(&key, prewarms, quota, now, &mut out);
+        out
+    }
+
+    /// Container `serial` started (`took` long) at `now`, or could not.
+    pub fn started(
+        &mut self,
+        serial: u64,
+        result: Result<Container, String>,
+        took: Duration,
+        now: Instant,
+    ) -> Commands {
+        let mut out = Commands::new();
+        let Some(real) = self.reals.get_mut(&serial) else {
+            return out; // removed while starting; its actor removes the container
+        };
+        match result {
+            Ok(container) => {
+                self.start_ewma = self.start_ewma.mul_f64(0.8) + took.mul_f64(0.2);
+                real.since = now;
+                if real.state == (RealState::Starting { waited: true }) {
+                    real.state = RealState::Busy(container.clone());
+                    let lease = Lease {
+                        serial,
+                        container,
+                        start: Start::Cold,
+                    };
+                    out.push(Command::Answer {
+                        serial,
+                        result: Ok(lease),
+                    });
+                } else {
+                    real.state = RealState::Idle(container);
+                }
+            }
+            Err(message) => {
+                if real.state == (RealState::Starting { waited: true }) {
+                    real.state = RealState::Starting { waited: false };
+                    out.push(Command::Answer {
+                        serial,
+                        result: Err(PoolError::StartFailed(message.clone())),
+                    });
+                }
+                tracing::warn!("container {serial} failed to start: {message}");
+                self.discard(serial, now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Container `serial` is gone on its own (its actor died, or the request waiting for it
+    /// gave up before it was leased): take it out of its pool.
+    pub fn fail(&mut self, serial: u64, now: Instant) -> Commands {
+        let mut out = Commands::new();
+        self.discard(serial, now, &mut out);
+        out
+    }
+
+    /// Reconcile at `now`: fire due pre-warms (ahead by the measured start time) and remove
+    /// containers whose keep-alive passed.
+    pub fn tick(&mut self, quota: &dyn Fn(&str) -> Option<Quota>, now: Instant) -> Commands {
+        let mut out = Commands::new();
+        let lead = self.lead();
+        let keys: Vec<CodeKey> = self.pools.keys().cloned().collect();
+        for key in keys {
+            let t = self.pool_time(&key, now);
+            let mut fx = Effects::default();
+            if let Some(cp) = self.pools.get_mut(&key) {
+                while cp.pool.fire_due(t + lead, &mut fx) {}
+                cp.pool.expire(t, &mut fx);
+            }
+            let prewarms = self.apply(&key, fx, &mut out);
+            self.start_prewarms(&key, prewarms, quota, now, &mut out);
+        }
+        out
+    }
+
+    /// `code` was updated: retire idle containers of older versions.
+    pub fn retire(&mut self, code: &Arc<Code>, now: Instant) -> Commands {
+        let mut out = Commands::new();
+        let key = code.key();
+        if let Some(cp) = self.pools.get_mut(&key) {
+            cp.code = code.clone();
+        }
+        let stale: Vec<u64> = self
+            .reals
+            .iter()
+            .filter(|(_, r)| r.code == key && r.version < code.version)
+            .filter(|(_, r)| matches!(r.state, RealState::Idle(_)))
+            .map(|(s, _)| *s)
+            .collect();
+        for serial in stale {
+            self.discard(serial, now, &mut out);
+        }
+        out
+    }
+
+    /// The node stops: no lease any more; every request waiting for a start is answered
+    /// `Stopping`. The containers are left to their actors (each removes its own).
+    pub fn stop(&mut self) -> Commands {
+        self.stopping = true;
+        self.reals
+            .drain()
+            .filter(|(_, r)| r.state == (RealState::Starting { waited: true }))
+            .map(|(serial, _)| Command::Answer {
+                serial,
+                result: Err(PoolError::Stopping),
+            })
+            .collect()
+    }
+
+    /// Whether container `serial` is still in the book.
+    pub fn holds(&self, serial: u64) -> bool {
+        self.reals.contains_key(&serial)
+    }
+
+    /// Containers starting, idle and busy.
+    pub fn counts(&self) -> [u64; 3] {
+        let mut counts = [0u64; 3];
+        for r in self.reals.values() {
+            counts[match r.state {
+                RealState::Starting { .. } => 0,
+                RealState::Idle(_) => 1,
+                RealState::Busy(_) => 2,
+            }] += 1;
+        }
+        counts
+    }
+
+    /// Idle containers' memory (MiB) per `tenant/code`: what this node holds warm.
+    pub fn idle_inventory(&self) -> HashMap<String, Vec<u32>> {
+        let mut idle: HashMap<String, Vec<u32>> = HashMap::new();
+        for r in self.reals.values() {
+            if matches!(r.state, RealState::Idle(_)) {
+                idle.entry(r.code.to_string())
+                    .or_default()
+                    .push(r.class.memory_mib);
+            }
+        }
+        idle
+    }
+
+    /// The containers as `/v1/pool` shows them, at `now`.
+    pub fn list(&self, now: Instant) -> Vec<PoolEntry> {
+        let mut out: Vec<PoolEntry> = self
+            .reals
+            .values()
+            .map(|r| {
+                let (id, state) = match &r.state {
+                    RealState::Starting { .. } => (String::new(), "starting"),
+                    RealState::Idle(c) => (c.id.clone(), "idle"),
+                    RealState::Busy(c) => (c.id.clone(), "busy"),
+                };
+                let (tenant, code) = r.code.split_once('/').unwrap_or(("", &r.code));
+                PoolEntry {
+                    id,
+                    state,
+                    class: r.class.name(),
+                    memory_mib: r.class.memory_mib,
+                    tenant: tenant.to_owned(),
+                    code: code.to_owned(),
+                    prewarmed: r.prewarmed,
+                    idle_ms: if state == "idle" {
+                        now.saturating_duration_since(r.since).as_millis() as u64
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.tenant, &a.code, &a.id).cmp(&(&b.tenant, &b.code, &b.id)));
+        out
+    }
+
+    /// The pool of code type `key` at `now`, for `/prediction`.
+    pub fn target(&mut self, key: &str, now: Instant) -> Option<PoolTarget> {
+        let t = self.pool_time(key, now);
+        let clock = self.config.clock;
+        let lead_ms = self.start_ewma.mul_f64(1.5).as_millis() as u64;
+        let policy = self.config.policy.to_string();
+        let starting = self
+            .reals
+            .values()
+            .filter(|r| &*r.code == key && matches!(r.state, RealState::Starting { .. }))
+            .count();
+        let cp = self.pools.get_mut(key)?;
+        let (busy, idle) = cp.pool.counts();
+        let prewarm = cp.pool.pending().map(|(at, floor)| PendingPrewarm {
+            containers: floor.containers,
+            in_ms: clock.to_real(at.saturating_sub(t)).as_millis() as u64,
+            until_ms: clock.to_real(floor.until.saturating_sub(t)).as_millis() as u64,
+        });
+        Some(PoolTarget {
+            policy,
+            busy,
+            idle: idle.saturating_sub(starting),
+            starting,
+            prewarm,
+            next_container_mib: class_for(cp.pool.predicted_mib(), &cp.code).memory_mib,
+            start_lead_ms: lead_ms,
+            why: cp.pool.policy().describe(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_engine_test.rs"]
+mod tests;

@@ -1,0 +1,339 @@
+//! The pool engine's decisions as command lists: no Docker, no tokio, no clock (every event
+//! carries its instant).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forewarm_policy::PolicySpec;
+use forewarm_runtime::{Container, ContainerSpec, Workload};
+use forewarm_store::Start;
+
+use super::*;
+
+const MIN: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    engine: PoolEngine,
+    t0: Instant,
+}
+
+fn code(name: &str, version: u64) -> Arc<Code> {
+    Arc::new(Code {
+        tenant: "acme".into(),
+        name: name.into(),
+        workload: Workload::default(),
+        image: "runner".into(),
+        max_memory_mib: 256,
+        max_cpu_millis: 1000,
+        version,
+    })
+}
+
+/// An engine with a 10-minute keep-alive, real time = policy time, 4 containers / 1 GiB.
+fn fixture() -> Fixture {
+    let t0 = Instant::now();
+    let engine = PoolEngine::new(EngineConfig {
+        node_id: "n1".into(),
+        policy: PolicySpec::KeepAlive { minutes: 10 },
+        capacity: Capacity {
+            memory_mib: 1024,
+            containers: 4,
+        },
+        clock: PolicyClock::starting_at(t0, 1.0),
+    });
+    Fixture { engine, t0 }
+}
+
+fn no_quota(_: &str) -> Option<Quota> {
+    None
+}
+
+fn one_container(_: &str) -> Option<Quota> {
+    Some(Quota {
+        max_warm: 1,
+        max_memory_mib: 1024,
+    })
+}
+
+fn container(spec: &ContainerSpec, serial: u64) -> Container {
+    Container {
+        id: format!("c{serial}"),
+        spec: spec.clone(),
+        endpoint: SocketAddr::from(([127, 0, 0, 1], 9000 + serial as u16)),
+    }
+}
+
+fn started_spec(commands: &[Command]) -> Vec<(u64, ContainerSpec, bool)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Start {
+                serial,
+                spec,
+                prewarmed,
+                ..
+            } => Some((*serial, spec.clone(), *prewarmed)),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Fixture {
+    fn at(&self, d: Duration) -> Instant {
+        self.t0 + d
+    }
+
+    /// Lease `code` at `d` and start what it asks for; the request's lease.
+    fn cold_lease(&mut self, code: &Arc<Code>, d: Duration) -> Lease {
+        let now = self.at(d);
+        let (leased, commands) = self
+            .engine
+            .lease(code, 64.0, false, || None, &no_quota, now);
+        let Leased::Wait(serial) = leased else {
+            panic!("expected a cold start, got {leased:?}");
+        };
+        let starts = started_spec(&commands);
+        assert_eq!(starts.len(), 1, "{commands:?}");
+        let (s, spec, prewarmed) = &starts[0];
+        assert_eq!((*s, *prewarmed), (serial, false));
+        let answered = self.engine.started(
+            serial,
+            Ok(container(spec, serial)),
+            Duration::from_millis(500),
+            now,
+        );
+        match answered.as_slice() {
+            [
+                Command::Answer {
+                    serial: s,
+                    result: Ok(lease),
+                },
+            ] if *s == serial => lease.clone(),
+            other => panic!("expected the waiting request's answer, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn t01_cold_then_warm_on_the_same_container() {
+    let mut f = fixture();
+    let c = code("resize", 1);
+    let lease = f.cold_lease(&c, Duration::ZERO);
+    assert_eq!(lease.start, Start::Cold);
+    assert_eq!(lease.container.spec.node, "n1");
+    assert_eq!(lease.container.spec.tenant, "acme");
+    // Released: kept alive, nothing to do.
+    assert_eq!(
+        f.engine.release(lease.serial, true, &no_quota, f.at(MIN)),
+        vec![]
+    );
+    assert_eq!(f.engine.counts(), [0, 1, 0]);
+    assert_eq!(
+        f.engine.idle_inventory().get("acme/resize"),
+        Some(&vec![256])
+    );
+    // The next request is warm on it, with no command.
+    let (leased, commands) = f
+        .engine
+        .lease(&c, 64.0, false, || None, &no_quota, f.at(2 * MIN));
+    assert_eq!(commands, vec![]);
+    match leased {
+        Leased::Ready(l) => {
+            assert_eq!((l.serial, l.start), (lease.serial, Start::Warm));
+        }
+        other => panic!("expected a warm lease, got {other:?}"),
+    }
+    assert_eq!(f.engine.counts(), [0, 0, 1]);
+}
+
+#[test]
+fn t02_an_idle_container_is_removed_when_its_keep_alive_ends() {
+    let mut f = fixture();
+    let c = code("resize", 1);
+    let lease = f.cold_lease(&c, Duration::ZERO);
+    f.engine.release(lease.serial, true, &no_quota, f.at(MIN));
+    assert_eq!(f.engine.tick(&no_quota, f.at(10 * MIN)), vec![]);
+    assert_eq!(
+        f.engine
+            .tick(&no_quota, f.at(11 * MIN + Duration::from_secs(1))),
+        vec![Command::Remove {
+            serial: lease.serial
+        }]
+    );
+    assert!(!f.engine.holds(lease.serial));
+}
+
+#[test]
+fn t03_a_request_over_the_tenant_quota_evicts_the_tenants_idle_container() {
+    let mut f = fixture();
+    let a = f.cold_lease(&code("a", 1), Duration::ZERO);
+    f.engine.release(a.serial, true, &one_container, f.at(MIN));
+    let (leased, commands) = f.engine.lease(
+        &code("b", 1),
+        64.0,
+        false,
+        || None,
+        &one_container,
+        f.at(2 * MIN),
+    );
+    let Leased::Wait(b) = leased else {
+        panic!("expected a cold start, got {leased:?}");
+    };
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert_eq!(commands[0], Command::Remove { serial: a.serial });
+    assert!(matches!(commands[1], Command::Start { serial, .. } if serial == b));
+}
+
+#[test]
+fn t04_a_quota_held_by_busy_containers_refuses_and_changes_nothing() {
+    let mut f = fixture();
+    let a = f.cold_lease(&code("a", 1), Duration::ZERO);
+    let (leased, commands) = f.engine.lease(
+        &code("b", 1),
+        64.0,
+        false,
+        || None,
+        &one_container,
+        f.at(MIN),
+    );
+    assert_eq!(
+        leased,
+        Leased::Failed(PoolError::TenantQuota {
+            tenant: "acme".into(),
+            what: "max_warm 1".into()
+        })
+    );
+    assert_eq!(commands, vec![]);
+    assert!(f.engine.holds(a.serial));
+}
+
+#[test]
+fn t05_a_warm_only_lease_with_nothing_idle_starts_nothing() {
+    let mut f = fixture();
+    let (leased, commands) =
+        f.engine
+            .lease(&code("a", 1), 64.0, true, || None, &no_quota, f.at(MIN));
+    assert_eq!(leased, Leased::Failed(PoolError::NoWarmFit));
+    assert_eq!(commands, vec![]);
+    assert_eq!(f.engine.counts(), [0, 0, 0]);
+}
+
+#[test]
+fn t06_a_failed_start_answers_the_request_and_removes_the_container() {
+    let mut f = fixture();
+    let (leased, _) = f
+        .engine
+        .lease(&code("a", 1), 64.0, false, || None, &no_quota, f.t0);
+    let Leased::Wait(serial) = leased else {
+        panic!("{leased:?}");
+    };
+    let commands = f.engine.started(
+        serial,
+        Err("image not found".into()),
+        Duration::ZERO,
+        f.at(Duration::from_secs(1)),
+    );
+    assert_eq!(
+        commands,
+        vec![
+            Command::Answer {
+                serial,
+                result: Err(PoolError::StartFailed("image not found".into()))
+            },
+            Command::Remove { serial }
+        ]
+    );
+    assert_eq!(f.engine.counts(), [0, 0, 0]);
+}
+
+#[test]
+fn t07_a_failed_invocation_or_a_new_version_retires_the_container() {
+    let mut f = fixture();
+    let v1 = code("a", 1);
+    let failed = f.cold_lease(&v1, Duration::ZERO);
+    assert_eq!(
+        f.engine.release(failed.serial, false, &no_quota, f.at(MIN)),
+        vec![Command::Remove {
+            serial: failed.serial
+        }]
+    );
+    let idle = f.cold_lease(&v1, 2 * MIN);
+    f.engine
+        .release(idle.serial, true, &no_quota, f.at(3 * MIN));
+    // Same version: nothing to retire; a new one retires the idle container.
+    assert_eq!(f.engine.retire(&v1, f.at(4 * MIN)), vec![]);
+    assert_eq!(
+        f.engine.retire(&code("a", 2), f.at(4 * MIN)),
+        vec![Command::Remove {
+            serial: idle.serial
+        }]
+    );
+}
+
+#[test]
+fn t08_stopping_answers_waiting_requests_and_refuses_new_ones() {
+    let mut f = fixture();
+    let (leased, _) = f
+        .engine
+        .lease(&code("a", 1), 64.0, false, || None, &no_quota, f.t0);
+    let Leased::Wait(serial) = leased else {
+        panic!("{leased:?}");
+    };
+    assert_eq!(
+        f.engine.stop(),
+        vec![Command::Answer {
+            serial,
+            result: Err(PoolError::Stopping)
+        }]
+    );
+    let (leased, commands) =
+        f.engine
+            .lease(&code("a", 1), 64.0, false, || None, &no_quota, f.at(MIN));
+    assert_eq!(
+        (leased, commands),
+        (Leased::Failed(PoolError::Stopping), vec![])
+    );
+}
+
+#[test]
+fn t09_first_sight_holds_other_regions_forecast_warm_within_capacity() {
+    let mut f = fixture();
+    let floor = SharedFloor {
+        containers: 3,
+        minutes: 5,
+    };
+    let (leased, commands) =
+        f.engine
+            .lease(&code("a", 1), 64.0, false, || Some(floor), &no_quota, f.t0);
+    let Leased::Wait(serial) = leased else {
+        panic!("{leased:?}");
+    };
+    let starts = started_spec(&commands);
+    // The request's container and two pre-warms.
+    assert_eq!(starts.len(), 3, "{commands:?}");
+    assert_eq!(starts.iter().filter(|(_, _, p)| *p).count(), 2);
+    assert!(starts.iter().any(|(s, _, p)| *s == serial && !p));
+    // A second lease of the same code type does not ask other regions again.
+    let (_, _) = f.engine.lease(
+        &code("a", 1),
+        64.0,
+        false,
+        || panic!("first sight asked twice"),
+        &no_quota,
+        f.at(Duration::from_secs(1)),
+    );
+}
+
+#[test]
+fn t10_a_size_class_follows_memory_within_the_code_types_limits() {
+    let c = code("a", 1);
+    assert_eq!(class_for(128, &c).cpu_millis, 250);
+    assert_eq!(
+        class_for(512, &c).memory_mib,
+        256,
+        "capped at the code's memory"
+    );
+    assert_eq!(class_for(256, &c).cpu_millis, 500);
+    assert_eq!(class_for(0, &c).memory_mib, 1);
+}
