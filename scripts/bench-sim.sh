@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
-# Simulator benchmarks recorded in docs/benchmarks.md: speed on one generated day of 2000
-# apps, and policy quality over several seeds. Prints markdown-ready lines.
+# Simulator benchmarks recorded in docs/benchmarks.md.
+#
+#   scripts/bench-sim.sh speed   one generated day of 2000 apps, all default policies
+#   scripts/bench-sim.sh train   policy quality on the TRAIN variants and seeds (tune here)
+#   scripts/bench-sim.sh test    policy quality on the TEST variants and seeds (report these)
+#   scripts/bench-sim.sh all     all three (default)
+#
+# Quality: for each variant and seed, a 2000-app, 1-day trace from `forewarm trace gen
+# --variant V --seed S`; `forewarm simulate --skip-minutes 600 --hours 8` over all apps with
+# `--per-app`, and the middle band (0.3:0.7) is computed from the per-app rows with the
+# simulator's own selection rule (rank by measured invocations, ties by trace position) and
+# nearest-rank percentiles, so both bands come from one run. Every row prints p50/p75/p90/p99
+# of per-app cold-start %, overall cold %, waste (MiB·s and / keepalive-10m) and pre-warms,
+# then the four goal checks of forewarm against hybrid-histogram-4h/1h, then forewarm's
+# breakdown by class against hybrid-histogram-4h.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release/forewarm
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/forewarm}
 OUT=target/bench
+APPS=${APPS:-2000}
 mkdir -p "$OUT"
-for seed in 1 2 3; do
-  dir=target/traces/bench-2000-s$seed
+TRAIN_VARIANTS=${TRAIN_VARIANTS:-"base exponential pareto timers shifts"}
+TRAIN_SEEDS=${TRAIN_SEEDS:-"1 2"}
+TEST_VARIANTS=${TEST_VARIANTS:-"lognormal onoff cycles rare"}
+TEST_SEEDS=${TEST_SEEDS:-"101"}
+POLICIES=${POLICIES:-"keepalive-10m keepalive-60m hybrid-histogram-1h hybrid-histogram-4h forewarm forewarm-keep79 oracle"}
+
+trace_dir() { echo "target/traces/$1-$APPS-s$2"; }
+
+gen() {
+  local dir
+  dir=$(trace_dir "$1" "$2")
   [ -f "$dir/invocations_per_function_md.anon.d01.csv" ] ||
-    $BIN trace gen --apps 2000 --days 1 --seed "$seed" --out "$dir"
-done
-echo "## speed: all default policies, one day, 2000 apps (seed 1)"
-/usr/bin/time -f "wall %e s, max RSS %M KiB" $BIN simulate --trace target/traces/bench-2000-s1 \
-  --json >"$OUT/day.json"
-python3 - "$OUT/day.json" <<'PY'
+    "$BIN" trace gen --apps "$APPS" --days 1 --seed "$2" --variant "$1" --out "$dir"
+}
+
+speed() {
+  gen base 1
+  echo "## speed: all default policies, one day, $APPS apps (base, seed 1)"
+  /usr/bin/time -f "wall %e s, max RSS %M KiB" "$BIN" simulate --trace "$(trace_dir base 1)" \
+    --json >"$OUT/day.json"
+  python3 - "$OUT/day.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"apps {r['trace']['apps']}, invocations {r['trace']['invocations']}")
@@ -22,27 +48,102 @@ for p in r["policies"]:
     rate = p["invocations"] / p["sim_seconds"] if p["sim_seconds"] else float("inf")
     print(f"{p['name']:<22} cpu {p['sim_seconds']:7.2f} s  {rate/1e6:7.2f} M invocations/s per core")
 PY
-for band in "0.3:0.7" "0:1"; do
-  echo "## quality: 8 h after a 10 h warm-up, --app-band $band"
-  for seed in 1 2 3; do
-    $BIN simulate --trace target/traces/bench-2000-s$seed --skip-minutes 600 --hours 8 \
-      --app-band "$band" --seed "$seed" --json \
-      --policy keepalive-10m --policy keepalive-60m --policy hybrid-histogram-1h \
-      --policy hybrid-histogram-4h --policy forewarm --policy forewarm-keep92 \
-      --policy forewarm-100000mib --policy no-unloading --policy oracle >"$OUT/q-$seed.json"
-    python3 - "$OUT/q-$seed.json" "$seed" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-ps = {p["name"]: p for p in r["policies"]}
-base = ps["keepalive-10m"]["wasted_memory_mib_s"]
-print(f"seed {sys.argv[2]}: {r['trace']['apps']} apps, {r['trace']['invocations']} invocations")
-for n, p in ps.items():
-    a = p["app_cold_start_pct"]
-    print(f"  {n:<22} p75 {a['p75']:6.2f}%  p50 {a['p50']:6.2f}%  cold {p['cold_start_pct']:6.3f}%  waste/ka10 {p['wasted_memory_mib_s']/base:6.3f}")
-fw, h4, h1 = ps["forewarm"], ps["hybrid-histogram-4h"], ps["hybrid-histogram-1h"]
-ok_cold = fw["app_cold_start_pct"]["p75"] <= 0.5 * h4["app_cold_start_pct"]["p75"]
-ok_waste = fw["wasted_memory_mib_s"] <= h1["wasted_memory_mib_s"]
-print(f"  goal: p75 <= 0.5 x hh-4h: {ok_cold}; waste <= hh-1h: {ok_waste}")
+}
+
+# analyse CSV SPLIT VARIANT SEED: both bands' tables, goal checks and class breakdown.
+analyse() {
+  python3 - "$@" <<'PY'
+import csv, math, sys
+from collections import defaultdict
+path, split, variant, seed = sys.argv[1:]
+rows = list(csv.DictReader(open(path)))
+policies = list(dict.fromkeys(r["policy"] for r in rows))
+apps = {}
+for r in rows:
+    apps.setdefault(int(r["app_index"]), int(r["invocations"]))
+# The simulator's band rule: most popular first, ties by trace position; q = rank / n.
+ranked = sorted(apps, key=lambda i: (-apps[i], i))
+def band(lo, hi):
+    n = len(ranked)
+    return {i for k, i in enumerate(ranked) if lo <= k / n < hi}
+def rank(sorted_v, q):
+    k = math.ceil(q * len(sorted_v))
+    return sorted_v[min(max(k, 1), len(sorted_v)) - 1] if sorted_v else 0.0
+def figures(sel):
+    out = {}
+    for p in policies:
+        rs = [r for r in rows if r["policy"] == p and int(r["app_index"]) in sel]
+        inv = sum(int(r["invocations"]) for r in rs)
+        cold = sum(int(r["cold_starts"]) for r in rs)
+        pct = sorted(100 * int(r["cold_starts"]) / int(r["invocations"]) for r in rs if int(r["invocations"]))
+        out[p] = dict(p50=rank(pct, .5), p75=rank(pct, .75), p90=rank(pct, .9), p99=rank(pct, .99),
+                      cold=100 * cold / max(inv, 1), cold_n=cold, inv=inv,
+                      waste=sum(float(r["idle_mib_s"]) for r in rs),
+                      prewarms=sum(int(r["prewarms"]) for r in rs),
+                      kept_cold=sum(r["reason"].startswith("cold") for r in rs), apps=len(rs),
+                      rows=rs)
+    return out
+def ratio(a, b):
+    return f"{a / b:.2f}" if b > 0 else ("1.00" if a == 0 else "inf")
+for name, (lo, hi) in [("0.3:0.7", (0.3, 0.7)), ("0:1", (0.0, 1.0))]:
+    f = figures(band(lo, hi))
+    ka10 = f.get("keepalive-10m", {}).get("waste", 0) or 1
+    print(f"### {split} {variant} seed {seed}, --app-band {name}: {f[policies[0]]['apps']} apps, {f[policies[0]]['inv']} invocations")
+    print("| policy | p50 | p75 | p90 | p99 | cold % | waste MiB·s | waste/ka10 | pre-warms | kept cold |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p in policies:
+        x = f[p]
+        print(f"| {p} | {x['p50']:.2f} | {x['p75']:.2f} | {x['p90']:.2f} | {x['p99']:.2f} | {x['cold']:.3f} | {x['waste']:.4g} | {x['waste']/ka10:.3f} | {x['prewarms']} | {x['kept_cold']} |")
+    if not all(k in f for k in ("forewarm", "hybrid-histogram-4h", "hybrid-histogram-1h")):
+        continue
+    fw, h4, h1 = f["forewarm"], f["hybrid-histogram-4h"], f["hybrid-histogram-1h"]
+    checks = [
+        ("p75 <= 0.5 x hh-4h", fw["p75"] <= 0.5 * h4["p75"], ratio(fw["p75"], h4["p75"])),
+        ("p90 <= hh-4h", fw["p90"] <= h4["p90"], ratio(fw["p90"], h4["p90"])),
+        ("cold % <= hh-4h", fw["cold"] <= h4["cold"], ratio(fw["cold"], h4["cold"])),
+        ("waste <= hh-1h", fw["waste"] <= h1["waste"], ratio(fw["waste"], h1["waste"])),
+    ]
+    print("goal: " + "; ".join(f"{n}: {'MET' if ok else 'NOT MET'} ({r}x)" for n, ok, r in checks))
+    # Breakdown by class: forewarm vs hybrid-histogram-4h.
+    cls = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0, 0]))
+    for p in ("forewarm", "hybrid-histogram-4h"):
+        for r in f[p]["rows"]:
+            c = cls[r["class"]][p]
+            c[0] += int(r["invocations"]); c[1] += int(r["cold_starts"]); c[2] += float(r["idle_mib_s"])
+            c[3] += r["reason"].startswith("cold")
+    order = ["1-2", "3-10", "11-100", "101-1000", ">1000", "timer"]
+    print("by class, forewarm vs hh-4h: " + "; ".join(
+        f"{k} cold {ratio(cls[k]['forewarm'][1], cls[k]['hybrid-histogram-4h'][1])}x waste "
+        f"{ratio(cls[k]['forewarm'][2], cls[k]['hybrid-histogram-4h'][2])}x"
+        + (f" ({cls[k]['forewarm'][3]} kept cold)" if cls[k]['forewarm'][3] else "")
+        for k in order if k in cls))
+    print()
 PY
+}
+
+quality() {
+  local split=$1 variants=$2 seeds=$3 v s args=()
+  for p in $POLICIES; do args+=(--policy "$p"); done
+  for v in $variants; do
+    for s in $seeds; do
+      gen "$v" "$s"
+      local csv="$OUT/$split-$v-s$s.csv"
+      "$BIN" simulate --trace "$(trace_dir "$v" "$s")" --skip-minutes 600 --hours 8 \
+        --seed "$s" --json --per-app "$csv" "${args[@]}" >"$OUT/$split-$v-s$s.json"
+      analyse "$csv" "$split" "$v" "$s"
+    done
   done
-done
+}
+
+case "${1:-all}" in
+  speed) speed ;;
+  train) quality train "$TRAIN_VARIANTS" "$TRAIN_SEEDS" ;;
+  test) quality test "$TEST_VARIANTS" "$TEST_SEEDS" ;;
+  all)
+    speed
+    quality train "$TRAIN_VARIANTS" "$TRAIN_SEEDS"
+    quality test "$TEST_VARIANTS" "$TEST_SEEDS"
+    ;;
+  analyse) shift; analyse "$@" ;;
+  *) echo "usage: $0 [speed|train|test|all|analyse CSV SPLIT VARIANT SEED]" >&2; exit 2 ;;
+esac

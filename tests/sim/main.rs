@@ -360,3 +360,67 @@ fn t11_no_policy_looks_ahead() {
     }
     assert!(checked >= 50, "only {checked} cases");
 }
+
+#[test]
+fn t12_per_app_rows_and_classes_add_up_to_the_totals() {
+    let (trace, config) = small_trace();
+    let config = SimConfig {
+        per_app: true,
+        ..config
+    };
+    let report = simulate(&trace, &config, &|_, _| {}).expect("simulates");
+    assert_eq!(
+        report.apps.len(),
+        report.trace.apps * report.policies.len(),
+        "one row per app and policy"
+    );
+    let csv = report.per_app_csv();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (policy, inv, cold, idle) = (
+        col("policy"),
+        col("invocations"),
+        col("cold_starts"),
+        col("idle_mib_s"),
+    );
+    for p in &report.policies {
+        let (mut i, mut c, mut w) = (0u64, 0u64, 0f64);
+        for line in csv.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells[policy] != p.name {
+                continue;
+            }
+            i += cells[inv].parse::<u64>().expect("invocations");
+            c += cells[cold].parse::<u64>().expect("cold starts");
+            w += cells[idle].parse::<f64>().expect("idle");
+        }
+        assert_eq!(i, p.invocations, "{}", p.name);
+        assert_eq!(c, p.cold_starts, "{}", p.name);
+        // Rows are rounded to 0.1 MiB·s each.
+        let slack = 0.05 * report.trace.apps as f64 + 1e-6 * p.wasted_memory_mib_s;
+        assert!(
+            (w - p.wasted_memory_mib_s).abs() <= slack,
+            "{}: {w}",
+            p.name
+        );
+        // The class summary partitions the same totals.
+        let apps: usize = p.by_class.iter().map(|c| c.apps).sum();
+        let cold_sum: u64 = p.by_class.iter().map(|c| c.cold_starts).sum();
+        let inv_sum: u64 = p.by_class.iter().map(|c| c.invocations).sum();
+        let waste_sum: f64 = p.by_class.iter().map(|c| c.wasted_memory_mib_s).sum();
+        assert_eq!(
+            (apps, inv_sum, cold_sum),
+            (report.trace.apps, p.invocations, p.cold_starts),
+            "{}",
+            p.name
+        );
+        assert!((waste_sum - p.wasted_memory_mib_s).abs() <= 1e-6 * waste_sum.max(1.0));
+    }
+    assert!(lines.count() > 0);
+    let table = report.class_table("hybrid-histogram-4h");
+    assert!(
+        table.contains("101-1000") || table.contains("11-100"),
+        "{table}"
+    );
+}

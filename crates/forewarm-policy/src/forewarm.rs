@@ -1,11 +1,12 @@
 //! forewarm's predictive policy.
 //!
 //! Three mechanisms, each where it pays:
-//! - **An idle memory budget.** Keeping an application warm costs its declared memory times
-//!   the containers it needs. Applications under the budget are kept warm through every idle
-//!   time seen recently (and then some); the few over it are given up to a cheap window. The
-//!   headline metric, p75 of per-app cold-start %, rewards exactly this; the price is paid in
-//!   those apps' cold starts (see `docs/benchmarks.md`).
+//! - **A price for cold starts** (`forewarm`), or an idle memory budget (`forewarm-keep<P>`,
+//!   `forewarm-<N>mib`). Under a price, each application's window ends where the cold starts
+//!   it saves stop paying for the idle memory-time they cost (one marginal rate across all
+//!   applications); an application nothing pays for is kept cold and says so
+//!   ([`AppPolicy::assigned`]). Under a budget, applications whose declared memory × peak
+//!   concurrency exceeds it are given up to a cheap window.
 //! - **Idle-time windows** for every application. A container that turns idle is the first
 //!   one the next arrival reuses (most recently used first), so the idle time that matters is
 //!   from a container turning idle to the arrival that takes it. The exact idle times of the
@@ -30,6 +31,10 @@ use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
 /// population to calibrate on (see `PolicySpec`'s `IdleBudget::KeepShare`).
 pub const DEFAULT_IDLE_BUDGET_MIB: u32 = 900;
 
+/// Default reference memory of the cold-start price (see [`ForewarmConfig::worth_mib_ms`]) when
+/// there is no population to take the median from.
+pub const DEFAULT_REFERENCE_MIB: u32 = 256;
+
 /// Idle containers tracked at once; beyond it the oldest is forgotten.
 const MAX_IDLE_TRACKED: usize = 4096;
 
@@ -52,6 +57,14 @@ pub struct ForewarmConfig {
     pub idle_budget_mib: f64,
     /// Miss share accepted for applications over the budget.
     pub give_up_miss: f64,
+    /// The price of a cold start in idle memory-time (MiB·ms): when set, it replaces the
+    /// budget. Each application's window is the one (among covers of all, 99, 95, 90, 80 and
+    /// 50% of its recent idle times, or none) that maximises cold starts saved minus idle
+    /// MiB·ms / `worth_mib_ms` on those idle times: the greedy across applications at one
+    /// marginal rate (cold starts saved per MiB·s), so memory goes where it saves the most.
+    /// `forewarm` sets it to what a typical application (median memory) costs for one hour:
+    /// the range at which hybrid-histogram-1h keeps any application warm.
+    pub worth_mib_ms: Option<f64>,
     /// Longest window kept per idle period; wider windows are clipped at this length.
     pub max_window_ms: Millis,
     /// Unloading for less than this is not worth a reload: keep alive instead.
@@ -81,6 +94,7 @@ impl Default for ForewarmConfig {
             default_keep_ms: 30 * MINUTE_MS,
             idle_budget_mib: f64::from(DEFAULT_IDLE_BUDGET_MIB),
             give_up_miss: 0.8,
+            worth_mib_ms: None,
             max_window_ms: 8 * 60 * MINUTE_MS,
             min_unload_ms: 2 * MINUTE_MS,
             margin: 0.03,
@@ -131,6 +145,9 @@ pub struct Forewarm {
     peak_seen: u32,
     /// Whether `window` was computed for an application over its idle budget.
     window_gave_up: bool,
+    /// With a price: the share of recent idle times the window covers (0: kept cold), and the
+    /// cold starts saved per idle MiB·s of covering all of them.
+    priced: Option<(f64, f64)>,
 }
 
 impl Forewarm {
@@ -152,6 +169,7 @@ impl Forewarm {
             declared_mib,
             peak_seen: 1,
             window_gave_up: false,
+            priced: None,
         }
     }
 
@@ -162,25 +180,96 @@ impl Forewarm {
         if n < self.config.min_samples {
             return None;
         }
-        let give_up = self.over_budget();
+        let give_up = self.config.worth_mib_ms.is_none() && self.over_budget();
         if self.window.is_none() || self.stale * 8 >= n || give_up != self.window_gave_up {
             self.window_gave_up = give_up;
-            self.window = Some(self.compute_window());
+            let mut sorted: Vec<Millis> = self.idle_times.iter().copied().collect();
+            sorted.sort_unstable();
+            self.window = Some(match self.config.worth_mib_ms {
+                Some(worth) => self.priced_window(&sorted, worth),
+                None => self.compute_window(&sorted),
+            });
             self.stale = 0;
         }
         self.window
     }
 
-    fn compute_window(&self) -> (Millis, Millis) {
-        let mut sorted: Vec<Millis> = self.idle_times.iter().copied().collect();
-        sorted.sort_unstable();
+    /// The window covering all of `sorted`, widened by its spread for idle times not seen yet.
+    fn widened(&self, sorted: &[Millis]) -> (Millis, Millis) {
+        let c = &self.config;
+        let (lo, hi) = shortest_cover(sorted, c.target_miss);
+        let spread = (hi - lo) as f64;
+        let margin = (hi as f64 * c.margin) as Millis + 1_000;
+        let hi = hi + (spread * c.spread_above) as Millis + margin;
+        let lo = lo.saturating_sub((spread * c.spread_below) as Millis + margin);
+        (lo, hi.min(lo + c.max_window_ms))
+    }
+
+    /// The window that saves the most cold starts net of their price in idle memory-time.
+    ///
+    /// The start is the widened window's; the end is the idle time `e` among those seen that
+    /// maximises (idle times in `[start, e]`) − (idle MiB·ms spent up to `e`) / worth: the
+    /// last idle time whose marginal cold starts saved per MiB·ms still beats the price (a
+    /// tail of long idle times that is not worth holding for is cut, the cheap head is kept).
+    /// When that is the longest idle time seen, the end is widened as in [`Self::widened`]
+    /// (insurance for idle times not seen yet); when nothing pays, the application is kept
+    /// cold.
+    fn priced_window(&mut self, sorted: &[Millis], worth_mib_ms: f64) -> (Millis, Millis) {
+        let c = &self.config;
+        let per_ms = self.declared_mib / worth_mib_ms;
+        let full = self.widened(sorted);
+        let lo = full.0;
+        let keep = lo < c.min_unload_ms;
+        let start = if keep { 0 } else { lo };
+        // Idle times that end before the start are cold whatever the end; the others cost
+        // (min(s, e) − start) each.
+        let inside: Vec<Millis> = sorted.iter().copied().filter(|s| *s >= start).collect();
+        let n = inside.len();
+        let (mut best_value, mut best_k) = (0.0, 0);
+        let mut below = 0.0; // Σ (s − start) over the first k idle times
+        for (k, &e) in inside.iter().enumerate() {
+            let hits = (k + 1) as f64;
+            let cost = below + (e - start) as f64 * (n - k) as f64;
+            let value = hits - per_ms * cost;
+            if value >= best_value {
+                (best_value, best_k) = (value, k + 1);
+            }
+            below += (e - start) as f64;
+        }
+        let total_idle: f64 = below;
+        let all = n as f64 / (total_idle * self.declared_mib / 1000.0).max(1e-9);
+        if best_k == 0 {
+            self.priced = Some((0.0, all));
+            return (0, 0);
+        }
+        let cover = best_k as f64 / sorted.len() as f64;
+        self.priced = Some((if best_k == n { 1.0 } else { cover.min(0.999) }, all));
+        if best_k == n {
+            // Widen past the longest idle time only when the tail's hazard pays: with an
+            // exponential tail, each further ms saves 1 / (mean excess over the median) cold
+            // starts per container-ms.
+            let tail = &inside[n / 2..];
+            let excess = tail.iter().map(|s| (s - tail[0]) as f64).sum::<f64>()
+                / (tail.len().max(2) - 1) as f64;
+            if excess * per_ms <= 1.0 {
+                return full;
+            }
+            let e = inside[n - 1];
+            return (lo, e + (e as f64 * c.margin) as Millis + 1_000);
+        }
+        let e = inside[best_k - 1];
+        let margin = (e as f64 * c.margin) as Millis + 1_000;
+        (lo, e + margin)
+    }
+
+    fn compute_window(&self, sorted: &[Millis]) -> (Millis, Millis) {
         let (miss, below, above) = if self.window_gave_up {
             (self.config.give_up_miss, 0.0, 0.0)
         } else {
             let c = &self.config;
             (c.target_miss, c.spread_below, c.spread_above)
         };
-        let (lo, hi) = shortest_cover(&sorted, miss);
+        let (lo, hi) = shortest_cover(sorted, miss);
         // Widen by the spread seen: a timer (tight spread) keeps a tight window, an irregular
         // app gets room for idle times beyond any seen yet. Widening the end is cheap: it costs
         // idle time only when an idle time exceeds the old end, the very miss it prevents.
@@ -199,7 +288,13 @@ impl Forewarm {
 
     fn demand_floor(&mut self, now: Millis) -> Option<WarmFloor> {
         let expected = self.plan.pop_front()?;
-        let containers = (expected * self.config.floor_headroom).ceil() as u32;
+        // With a price, the floor is the forecast peak itself: containers above it are held
+        // by their own priced idle windows, so headroom would pay twice for the same peaks.
+        let containers = if self.config.worth_mib_ms.is_some() {
+            expected.ceil() as u32
+        } else {
+            (expected * self.config.floor_headroom).ceil() as u32
+        };
         (containers > 0).then_some(WarmFloor {
             containers,
             until: now + MINUTE_MS,
@@ -281,6 +376,46 @@ impl AppPolicy for Forewarm {
         true
     }
 
+    fn assigned(&self) -> String {
+        let n = self.idle_times.len();
+        let floor = if self.plan.is_empty() {
+            ""
+        } else {
+            " + demand floor"
+        };
+        if n < self.config.min_samples {
+            return format!("learning ({n} idle times){floor}");
+        }
+        let shape = match self.window {
+            Some((lo, hi)) if lo < self.config.min_unload_ms => format!("keep {} s", hi / 1_000),
+            Some((lo, hi)) => format!("pre-warm {}..{} s", lo / 1_000, hi / 1_000),
+            None => String::from("no window"),
+        };
+        // Cold starts saved per GiB·h of idle memory.
+        let gib_h = 1024.0 * 3600.0;
+        match (self.priced, self.config.worth_mib_ms) {
+            (Some((0.0, per_mib_s)), Some(worth)) => format!(
+                "cold: covering its idle times saves {:.3} cold starts per GiB·h of idle memory, \
+                 below the price {:.3} ({} MiB)",
+                per_mib_s * gib_h,
+                gib_h * 1000.0 / worth,
+                self.declared_mib
+            ),
+            (Some((cover, _)), _) if cover < 1.0 => {
+                format!(
+                    "partial: {shape}, covers {:.0}% of idle times{floor}",
+                    cover * 100.0
+                )
+            }
+            (Some(_), _) => format!("kept: {shape}{floor}"),
+            (None, _) if self.over_budget() => format!(
+                "cold: over the budget ({:.0} MiB x {} > {:.0} MiB), {shape}",
+                self.declared_mib, self.peak_seen, self.config.idle_budget_mib
+            ),
+            (None, _) => format!("kept: {shape}{floor}"),
+        }
+    }
+
     fn describe(&self) -> String {
         let n = self.idle_times.len();
         let window = match self.window {
@@ -301,10 +436,12 @@ impl AppPolicy for Forewarm {
             ),
             None => format!("{n} idle times seen, window not computed yet"),
         };
-        let budget = if self.over_budget() {
-            "over its idle-memory budget (covers 20% of idle times)"
-        } else {
-            "within its idle-memory budget"
+        let budget = match self.priced {
+            Some(_) => self.assigned(),
+            None if self.over_budget() => {
+                "over its idle-memory budget (covers 20% of idle times)".to_owned()
+            }
+            None => "within its idle-memory budget".to_owned(),
         };
         let plan = if self.plan.is_empty() {
             String::from("no demand floor (not busy)")
@@ -345,6 +482,7 @@ pub(crate) fn held_after_spread_idle_times(policy: &mut dyn AppPolicy) -> Millis
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::HOUR_MS;
 
     fn run_periodic(p: &mut Forewarm, period: Millis, n: usize) -> IdleAction {
         let mut last = IdleAction::KeepAlive { until: 0 };
@@ -438,6 +576,70 @@ mod tests {
         let given_up = held(4096.0);
         assert!(kept > 100 * MINUTE_MS, "kept: {kept}");
         assert!(given_up < 30 * MINUTE_MS, "given up: {given_up}");
+    }
+
+    /// A priced forewarm: one cold start is worth 256 MiB for one hour.
+    fn priced(declared_mib: f64) -> Forewarm {
+        let config = ForewarmConfig {
+            worth_mib_ms: Some(256.0 * HOUR_MS as f64),
+            idle_budget_mib: f64::INFINITY,
+            ..ForewarmConfig::default()
+        };
+        Forewarm::new(config, declared_mib)
+    }
+
+    /// Feed idle times (ms) one after another; the last decision.
+    fn feed(p: &mut Forewarm, idle_times: impl Iterator<Item = Millis>) -> IdleAction {
+        let mut t = 0;
+        let mut last = IdleAction::KeepAlive { until: 0 };
+        for idle in idle_times {
+            p.on_arrival(t);
+            last = p.on_idle(t + 100);
+            t += 100 + idle;
+        }
+        last
+    }
+
+    #[test]
+    fn price_keeps_a_frequent_app_warm_whatever_its_memory() {
+        // Every 2 minutes, 4 GiB: a budget by cost gives it up; a price sees that keeping it
+        // warm saves a cold start per 2 minutes of 4 GiB, far above one per 256 MiB·h.
+        let mut p = priced(4096.0);
+        let last = feed(&mut p, std::iter::repeat_n(2 * MINUTE_MS, 40));
+        match last {
+            IdleAction::KeepAlive { until } => assert!(until > 2 * MINUTE_MS, "{until}"),
+            IdleAction::Prewarm { at, until, .. } => assert!(at < 2 * MINUTE_MS && until > at),
+        }
+        assert!(p.assigned().starts_with("kept"), "{}", p.assigned());
+    }
+
+    #[test]
+    fn price_keeps_an_app_cold_when_nothing_pays_and_says_why() {
+        // Idle times spread over 3..9 hours at 8 GiB: a cold start saved would cost hours of
+        // 8 GiB, much more than the price.
+        let mut p = priced(8192.0);
+        feed(&mut p, (0..20).map(|i| (3 + i % 7) * HOUR_MS));
+        assert_eq!(p.window(), Some((0, 0)));
+        let reason = p.assigned();
+        assert!(reason.starts_with("cold"), "{reason}");
+        assert!(reason.contains("GiB·h"), "{reason}");
+    }
+
+    #[test]
+    fn price_cuts_a_tail_not_worth_holding_for() {
+        // 1 GiB; nine idle times in ten are 30 s, one in ten 3 hours. Holding through the
+        // 3-hour gaps saves one cold start per 3 GiB·h, below the price of 4 per GiB·h; the
+        // short ones are cheap.
+        let mut p = priced(1024.0);
+        let idle = (0..60).map(|i| if i % 10 == 9 { 3 * HOUR_MS } else { 30_000 });
+        let last = feed(&mut p, idle);
+        assert!(matches!(last, IdleAction::KeepAlive { .. }), "{last:?}");
+        let (lo, hi) = p.window().expect("a window");
+        assert!(
+            lo < MINUTE_MS && (30_000..10 * MINUTE_MS).contains(&hi),
+            "{lo}..{hi}"
+        );
+        assert!(p.assigned().starts_with("partial"), "{}", p.assigned());
     }
 
     #[test]

@@ -76,6 +76,13 @@ pub trait AppPolicy: Send {
     fn describe(&self) -> String {
         String::new()
     }
+
+    /// The class the policy has put this application in, and why, in a few words (the
+    /// simulator's `--per-app` breakdown). A reason that starts with `cold` means the policy
+    /// keeps the application cold on purpose, and says what keeping it warm would cost.
+    fn assigned(&self) -> String {
+        String::new()
+    }
 }
 
 /// A policy behind a pointer is a policy: a pool can drive one it borrows (`&mut P`, the
@@ -100,6 +107,9 @@ macro_rules! forward_policy {
             }
             fn describe(&self) -> String {
                 (**self).describe()
+            }
+            fn assigned(&self) -> String {
+                (**self).assigned()
             }
         }
     )*};

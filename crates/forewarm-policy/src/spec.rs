@@ -3,10 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::forewarm::{DEFAULT_IDLE_BUDGET_MIB, Forewarm, ForewarmConfig};
+use crate::forewarm::{DEFAULT_IDLE_BUDGET_MIB, DEFAULT_REFERENCE_MIB, Forewarm, ForewarmConfig};
 use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
-use crate::policy::{AppPolicy, MINUTE_MS, Millis};
+use crate::policy::{AppPolicy, HOUR_MS, MINUTE_MS, Millis};
 
 /// How much speculative idle memory forewarm may hold for one application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,6 +17,13 @@ pub enum IdleBudget {
     /// quantile of their costs (`forewarm-keep<P>`). Without such history, the default fixed
     /// budget applies.
     KeepShare(u8),
+    /// No budget: a price. One cold start is worth keeping the median application of the past
+    /// (median of the past costs; without history 256 MiB) warm for `hours`
+    /// (`forewarm-price<H>h`; `forewarm` = 4 hours). See `ForewarmConfig::worth_mib_ms`.
+    Price {
+        /// Hours of the median application's memory one cold start is worth.
+        hours: u32,
+    },
 }
 
 /// What a policy may know about an application (and its peers) when it is set up.
@@ -44,8 +51,8 @@ pub enum PolicySpec {
         /// Histogram range in hours (≥ 1).
         hours: u32,
     },
-    /// forewarm's predictive policy with its idle memory budget per application
-    /// (`forewarm` = keep the cheapest 79% warm).
+    /// forewarm's predictive policy with its idle memory budget or price per application
+    /// (`forewarm` = a cold start is worth four hours of the median application's memory).
     Forewarm {
         /// See `ForewarmConfig::idle_budget_mib`.
         budget: IdleBudget,
@@ -58,15 +65,17 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P> or oracle"
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
     pub name: String,
 }
 
-/// The share of applications `forewarm` keeps warm by default.
-const DEFAULT_KEEP_SHARE: u8 = 79;
+/// Hours of the median application's memory a cold start is worth in `forewarm`: the range of
+/// hybrid-histogram-4h, the baseline that keeps any application whose idle times fall within
+/// it warm. Chosen among 1, 2 and 4 hours on the train variants only (docs/benchmarks.md).
+const DEFAULT_PRICE_HOURS: u32 = 4;
 
 impl PolicySpec {
     /// The policies compared when none is named.
@@ -81,7 +90,9 @@ impl PolicySpec {
 
     /// forewarm with its default settings.
     pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
-        budget: IdleBudget::KeepShare(DEFAULT_KEEP_SHARE),
+        budget: IdleBudget::Price {
+            hours: DEFAULT_PRICE_HOURS,
+        },
     };
 
     /// Whether building this policy uses [`AppContext::past_costs_mib`].
@@ -89,7 +100,7 @@ impl PolicySpec {
         matches!(
             self,
             PolicySpec::Forewarm {
-                budget: IdleBudget::KeepShare(_)
+                budget: IdleBudget::KeepShare(_) | IdleBudget::Price { .. }
             }
         )
     }
@@ -106,7 +117,19 @@ impl PolicySpec {
             )),
             PolicySpec::Forewarm { budget } => {
                 let costs = app.past_costs_mib;
+                let worth_mib_ms = match budget {
+                    IdleBudget::Price { hours } => {
+                        let reference = if costs.is_empty() {
+                            f64::from(DEFAULT_REFERENCE_MIB)
+                        } else {
+                            costs[costs.len() / 2]
+                        };
+                        Some(reference * (Millis::from(hours) * HOUR_MS) as f64)
+                    }
+                    _ => None,
+                };
                 let idle_budget_mib = match budget {
+                    IdleBudget::Price { .. } => f64::INFINITY,
                     IdleBudget::Mib(mib) => f64::from(mib),
                     IdleBudget::KeepShare(_) if costs.is_empty() => {
                         f64::from(DEFAULT_IDLE_BUDGET_MIB)
@@ -119,6 +142,7 @@ impl PolicySpec {
                 Box::new(Forewarm::new(
                     ForewarmConfig {
                         idle_budget_mib,
+                        worth_mib_ms,
                         ..ForewarmConfig::default()
                     },
                     app.declared_mib,
@@ -145,7 +169,11 @@ impl FromStr for PolicySpec {
             "forewarm" => Ok(PolicySpec::FOREWARM),
             "oracle" => Ok(PolicySpec::Oracle),
             _ => {
-                if let Some(n) = param("forewarm-keep", "") {
+                if let Some(n) = param("forewarm-price", "h") {
+                    n.map(|hours| PolicySpec::Forewarm {
+                        budget: IdleBudget::Price { hours },
+                    })
+                } else if let Some(n) = param("forewarm-keep", "") {
                     let percent =
                         n.and_then(|p| u8::try_from(p).ok().filter(|p| *p <= 100).ok_or_else(err))?;
                     Ok(PolicySpec::Forewarm {
@@ -180,6 +208,9 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Forewarm {
                 budget: IdleBudget::Mib(mib),
             } => write!(f, "forewarm-{mib}mib"),
+            PolicySpec::Forewarm {
+                budget: IdleBudget::Price { hours },
+            } => write!(f, "forewarm-price{hours}h"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -200,6 +231,8 @@ mod tests {
             "forewarm",
             "forewarm-2000mib",
             "forewarm-keep90",
+            "forewarm-price1h",
+            "forewarm-keep79",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);

@@ -21,6 +21,8 @@ pub struct SimConfig {
     pub cold_start_ms: u64,
     /// Per-invocation memory and size classes from the predicted profile.
     pub profiles: bool,
+    /// Keep one row per application and policy in the report (`Report::apps`).
+    pub per_app: bool,
 }
 
 impl Default for SimConfig {
@@ -34,6 +36,7 @@ impl Default for SimConfig {
             seed: 1,
             cold_start_ms: 1_000,
             profiles: false,
+            per_app: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! This crate owns the simulation and its report; decisions belong to `forewarm-policy`, files
 //! to `forewarm-trace`.
 
+mod app_class;
 mod config;
 mod engine;
 mod plot;
@@ -16,9 +17,10 @@ mod report;
 mod simulate;
 mod workload;
 
+pub use app_class::AppClass;
 pub use config::{ConfigError, SimConfig};
 pub use engine::{AppOutcome, AppSim, SimParams};
 pub use plot::pareto_svg;
-pub use report::{AppColdStartPct, PolicyReport, Report, TraceSummary};
+pub use report::{AppColdStartPct, AppRow, ClassSummary, PolicyReport, Report, TraceSummary};
 pub use simulate::{select_apps, simulate};
 pub use workload::{Invocation, Workload};

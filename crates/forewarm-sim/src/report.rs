@@ -1,9 +1,10 @@
 //! The result of a simulation run: per policy totals and per-application percentiles.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::app_class::AppClass;
 use crate::engine::AppOutcome;
 
 /// What was simulated.
@@ -53,6 +54,46 @@ pub struct PolicyReport {
     pub misfits: u64,
     /// CPU seconds spent simulating this policy (summed over threads).
     pub sim_seconds: f64,
+    /// The same figures by application class (classes without applications left out).
+    pub by_class: Vec<ClassSummary>,
+}
+
+/// One policy's figures over the applications of one class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassSummary {
+    /// The class.
+    pub class: AppClass,
+    /// Applications in it.
+    pub apps: usize,
+    /// Invocations measured.
+    pub invocations: u64,
+    /// Of which cold.
+    pub cold_starts: u64,
+    /// Idle container memory-time, MiB·s.
+    pub wasted_memory_mib_s: f64,
+    /// Containers spawned by prediction.
+    pub prewarms: u64,
+    /// Applications the policy said it keeps cold on purpose (its reason starts `cold`).
+    pub kept_cold: usize,
+}
+
+/// One application under one policy: a row of `--per-app`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRow {
+    /// Position of the application in the trace.
+    pub index: usize,
+    /// HashOwner.
+    pub owner: String,
+    /// HashApp.
+    pub app: String,
+    /// Its class.
+    pub class: AppClass,
+    /// Policy name.
+    pub policy: String,
+    /// What happened.
+    pub outcome: AppOutcome,
+    /// The class or reason the policy gave for it at the end (`AppPolicy::assigned`).
+    pub reason: String,
 }
 
 /// The whole run.
@@ -62,6 +103,9 @@ pub struct Report {
     pub trace: TraceSummary,
     /// One entry per policy, in the order asked.
     pub policies: Vec<PolicyReport>,
+    /// One row per application and policy (`--per-app`; not in the JSON).
+    #[serde(skip)]
+    pub apps: Vec<AppRow>,
 }
 
 /// Nearest-rank percentile of sorted values (0 for none).
@@ -72,6 +116,40 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl PolicyReport {
     /// Fold the outcomes of every application under one policy.
     pub fn from_outcomes(name: String, outcomes: &[AppOutcome], sim_seconds: f64) -> Self {
+        Self::from_classified(name, outcomes, &[], sim_seconds)
+    }
+
+    /// Fold the outcomes of every application under one policy, with each application's class
+    /// and whether the policy kept it cold on purpose (`classes` empty: no breakdown).
+    pub fn from_classified(
+        name: String,
+        outcomes: &[AppOutcome],
+        classes: &[(AppClass, bool)],
+        sim_seconds: f64,
+    ) -> Self {
+        let mut by_class: Vec<ClassSummary> = AppClass::ALL
+            .iter()
+            .map(|&class| ClassSummary {
+                class,
+                apps: 0,
+                invocations: 0,
+                cold_starts: 0,
+                wasted_memory_mib_s: 0.0,
+                prewarms: 0,
+                kept_cold: 0,
+            })
+            .collect();
+        for (o, (class, cold)) in outcomes.iter().zip(classes) {
+            if let Some(c) = by_class.iter_mut().find(|c| c.class == *class) {
+                c.apps += 1;
+                c.invocations += o.invocations;
+                c.cold_starts += o.cold_starts;
+                c.wasted_memory_mib_s += o.wasted_mib_ms / 1000.0;
+                c.prewarms += o.prewarms;
+                c.kept_cold += usize::from(*cold);
+            }
+        }
+        by_class.retain(|c| c.apps > 0);
         let mut total = AppOutcome::default();
         let mut per_app: Vec<f64> = Vec::with_capacity(outcomes.len());
         for o in outcomes {
@@ -98,11 +176,98 @@ impl PolicyReport {
             prewarms: total.prewarms,
             misfits: total.misfits,
             sim_seconds,
+            by_class,
+        }
+    }
+}
+
+impl ClassSummary {
+    /// Cold starts over invocations, % (0 without invocations).
+    pub fn cold_start_pct(&self) -> f64 {
+        if self.invocations == 0 {
+            0.0
+        } else {
+            100.0 * self.cold_starts as f64 / self.invocations as f64
         }
     }
 }
 
 impl Report {
+    /// The per-application rows as CSV, header first.
+    pub fn per_app_csv(&self) -> String {
+        let mut out = String::from(
+            "app_index,owner,app,class,policy,invocations,cold_starts,cold_pct,prewarmed_starts,\
+             idle_mib_s,prewarms,misfits,reason\n",
+        );
+        for r in &self.apps {
+            let o = &r.outcome;
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{:.3},{},{:.1},{},{},\"{}\"",
+                r.index,
+                r.owner,
+                r.app,
+                r.class.label(),
+                r.policy,
+                o.invocations,
+                o.cold_starts,
+                o.cold_start_pct().unwrap_or(0.0),
+                o.prewarmed_starts,
+                o.wasted_mib_ms / 1000.0,
+                o.prewarms,
+                o.misfits,
+                r.reason.replace('"', "'")
+            );
+        }
+        out
+    }
+
+    /// The breakdown by class: per class and policy, cold % and waste, and both relative to
+    /// `reference` (a policy name) when it ran.
+    pub fn class_table(&self, reference: &str) -> String {
+        let mut out = String::new();
+        let reference = self.policies.iter().find(|p| p.name == reference);
+        let _ = writeln!(
+            out,
+            "{:<9} {:<22} {:>5} {:>10} {:>7} {:>13} {:>9} {:>9} {:>9}",
+            "class",
+            "policy",
+            "apps",
+            "invocations",
+            "cold%",
+            "waste MiB·s",
+            "cold/ref",
+            "waste/ref",
+            "kept cold"
+        );
+        for class in AppClass::ALL {
+            let r = reference.and_then(|p| p.by_class.iter().find(|c| c.class == class));
+            for p in &self.policies {
+                let Some(c) = p.by_class.iter().find(|c| c.class == class) else {
+                    continue;
+                };
+                let ratio = |a: f64, b: Option<f64>| {
+                    b.filter(|b| *b > 0.0)
+                        .map_or("-".to_owned(), |b| format!("{:.2}", a / b))
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<9} {:<22} {:>5} {:>10} {:>7.2} {:>13.4e} {:>9} {:>9} {:>9}",
+                    class.label(),
+                    p.name,
+                    c.apps,
+                    c.invocations,
+                    c.cold_start_pct(),
+                    c.wasted_memory_mib_s,
+                    ratio(c.cold_starts as f64, r.map(|r| r.cold_starts as f64)),
+                    ratio(c.wasted_memory_mib_s, r.map(|r| r.wasted_memory_mib_s)),
+                    c.kept_cold
+                );
+            }
+        }
+        out
+    }
+
     /// keepalive-10m's wasted memory-time, the unit waste is normalised to; `None` when it did
     /// not run or wasted nothing.
     pub fn waste_baseline(&self) -> Option<f64> {

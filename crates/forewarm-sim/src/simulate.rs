@@ -11,9 +11,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
+use crate::app_class::AppClass;
 use crate::config::{ConfigError, SimConfig};
 use crate::engine::{AppOutcome, AppSim, SimParams};
-use crate::report::{PolicyReport, Report, TraceSummary};
+use crate::report::{AppRow, PolicyReport, Report, TraceSummary};
 use crate::workload::Workload;
 
 /// Memory used for applications without memory rows: the median of those with them.
@@ -160,7 +161,8 @@ pub fn simulate(
     }
     let total = apps.len() as u64;
     let done = AtomicU64::new(0);
-    let per_app: Vec<(Vec<AppOutcome>, Vec<f64>)> = apps
+    type PerApp = (Vec<AppOutcome>, Vec<f64>, Vec<String>);
+    let per_app: Vec<PerApp> = apps
         .par_iter()
         .map(|&index| {
             let workload = draw(index);
@@ -170,6 +172,7 @@ pub fn simulate(
             };
             let mut outcomes = Vec::with_capacity(config.policies.len());
             let mut seconds = Vec::with_capacity(config.policies.len());
+            let mut reasons = Vec::with_capacity(config.policies.len());
             for spec in &config.policies {
                 let started = Instant::now();
                 let mut policy: Box<dyn AppPolicy> = match spec.build(context) {
@@ -178,9 +181,20 @@ pub fn simulate(
                 };
                 outcomes.push(AppSim::run(policy.as_mut(), &workload, params));
                 seconds.push(started.elapsed().as_secs_f64());
+                reasons.push(policy.assigned());
             }
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-            (outcomes, seconds)
+            (outcomes, seconds, reasons)
+        })
+        .collect();
+    // Classes by measured invocations (the same under every policy) and timer-only apps.
+    let classes: Vec<AppClass> = apps
+        .iter()
+        .zip(&per_app)
+        .map(|(&index, (o, _, _))| {
+            let app = &trace.apps[index];
+            let timer_only = app.functions.iter().all(|f| f.trigger == "timer");
+            AppClass::of(o.first().map_or(0, |o| o.invocations), timer_only)
         })
         .collect();
     let policies = config
@@ -188,11 +202,33 @@ pub fn simulate(
         .iter()
         .enumerate()
         .map(|(k, spec): (usize, &PolicySpec)| {
-            let outcomes: Vec<AppOutcome> = per_app.iter().map(|(o, _)| o[k]).collect();
-            let seconds: f64 = per_app.iter().map(|(_, s)| s[k]).sum();
-            PolicyReport::from_outcomes(spec.to_string(), &outcomes, seconds)
+            let outcomes: Vec<AppOutcome> = per_app.iter().map(|(o, _, _)| o[k]).collect();
+            let seconds: f64 = per_app.iter().map(|(_, s, _)| s[k]).sum();
+            let classified: Vec<(AppClass, bool)> = classes
+                .iter()
+                .zip(&per_app)
+                .map(|(c, (_, _, r))| (*c, r[k].starts_with("cold")))
+                .collect();
+            PolicyReport::from_classified(spec.to_string(), &outcomes, &classified, seconds)
         })
         .collect::<Vec<_>>();
+    let mut rows = Vec::new();
+    if config.per_app {
+        for ((&index, (outcomes, _, reasons)), class) in apps.iter().zip(&per_app).zip(&classes) {
+            let app = &trace.apps[index];
+            for ((spec, outcome), reason) in config.policies.iter().zip(outcomes).zip(reasons) {
+                rows.push(AppRow {
+                    index,
+                    owner: app.owner.clone(),
+                    app: app.app.clone(),
+                    class: *class,
+                    policy: spec.to_string(),
+                    outcome: *outcome,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
     Ok(Report {
         trace: TraceSummary {
             dir: trace.dir.display().to_string(),
@@ -201,6 +237,7 @@ pub fn simulate(
             minutes: measured_minutes,
         },
         policies,
+        apps: rows,
     })
 }
 

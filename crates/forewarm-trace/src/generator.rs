@@ -18,13 +18,14 @@ use std::path::Path;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Exp, Gamma, LogNormal, Normal};
+use rand_distr::{Distribution, Exp, Gamma, LogNormal, Normal, Pareto, Poisson};
 
 use crate::error::TraceError;
 use crate::model::DAY_MINUTES;
 use crate::reader::{
     DURATION_HEADER, DURATIONS, INVOCATIONS, MEMORY, MEMORY_HEADER, day_path, invocation_header,
 };
+use crate::variant::{GapLaw, Variant};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +60,6 @@ const TRIGGERS: [(&str, f64); 7] = [
 /// Timer periods in minutes, as cron schedules are usually written.
 const TIMER_PERIODS: [u32; 13] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440];
 
-/// Share of all applications that are bursty.
-const BURSTY_SHARE: f64 = 0.40;
-/// Diurnal amplitude: (1 + A) / (1 − A) = 2.
-const DIURNAL_AMPLITUDE: f64 = 1.0 / 3.0;
 /// Standard normal quantiles of the duration percentile columns 0, 1, 25, 50, 75, 99, 100.
 const DURATION_Z: [f64; 7] = [-3.0, -2.326, -0.674, 0.0, 0.674, 2.326, 3.0];
 /// Standard normal quantiles of the memory percentile columns 1, 5, 25, 50, 75, 95, 99, 100.
@@ -119,21 +116,43 @@ fn burr(rng: &mut SmallRng) -> f64 {
     lambda * ((1.0 - u).powf(-1.0 / k) - 1.0).powf(1.0 / c)
 }
 
-struct Arrivals {
+struct Arrivals<'a> {
     end: f64,
     diurnal_phase: f64,
+    variant: &'a Variant,
 }
 
-impl Arrivals {
+impl Arrivals<'_> {
+    /// Rate factor at minute `t`: the diurnal cycle times the weekly one.
     fn diurnal(&self, t: f64) -> f64 {
-        1.0 + DIURNAL_AMPLITUDE * (2.0 * PI * (t / DAY_MINUTES as f64 - self.diurnal_phase)).sin()
+        let day = t / DAY_MINUTES as f64;
+        let daily =
+            1.0 + self.variant.diurnal_amplitude() * (2.0 * PI * (day - self.diurnal_phase)).sin();
+        daily * self.variant.weekly(day.max(0.0) as u64)
     }
 
-    /// Steady load: a gamma(2) renewal process (CV ≈ 0.7) following the diurnal rate.
+    /// Steady load: a renewal process with the variant's gap law (gamma(2), CV ≈ 0.7, in
+    /// `base`) following the diurnal rate.
     fn steady(&self, rng: &mut SmallRng, per_minute: f64, out: &mut Vec<f64>) {
+        let law = self.variant.gaps;
         let gap = |rng: &mut SmallRng, t: f64| {
             let rate = per_minute * self.diurnal(t);
-            Gamma::new(2.0, 1.0 / (2.0 * rate)).map_or(f64::INFINITY, |g| g.sample(rng))
+            let mean = 1.0 / rate;
+            let g = match law {
+                GapLaw::Gamma2 => Gamma::new(2.0, 1.0 / (2.0 * rate))
+                    .map(|g| g.sample(rng))
+                    .ok(),
+                GapLaw::Exponential => Exp::new(1.0 / mean).map(|e| e.sample(rng)).ok(),
+                GapLaw::LogNormal { sigma } => {
+                    LogNormal::new(mean.ln() - sigma * sigma / 2.0, sigma)
+                        .map(|l| l.sample(rng))
+                        .ok()
+                }
+                GapLaw::Pareto { alpha } => Pareto::new(mean * (alpha - 1.0) / alpha, alpha)
+                    .map(|p| p.sample(rng))
+                    .ok(),
+            };
+            g.unwrap_or(f64::INFINITY)
         };
         let mut t = -rng.random::<f64>() * gap(rng, 0.0);
         loop {
@@ -149,20 +168,24 @@ impl Arrivals {
 
     /// Bursty load: on/off periods, Poisson within a burst at ten times the mean rate.
     fn bursty(&self, rng: &mut SmallRng, per_minute: f64, out: &mut Vec<f64>) {
-        let on_share = 0.1;
+        let on_share = self.variant.on_share;
         let on_rate = per_minute / on_share;
         let mean_on = (4.0 / on_rate).max(2.0);
         let mean_off = mean_on * (1.0 - on_share) / on_share;
-        let (Ok(on_len), Ok(off_len)) = (Exp::new(1.0 / mean_on), Exp::new(1.0 / mean_off)) else {
+        let (Ok(on_len), Ok(exp_off)) = (Exp::new(1.0 / mean_on), Exp::new(1.0 / mean_off)) else {
             return;
+        };
+        let pareto_off = self
+            .variant
+            .off_pareto
+            .and_then(|alpha| Pareto::new(mean_off * (alpha - 1.0) / alpha, alpha).ok());
+        let off_len = |rng: &mut SmallRng| match &pareto_off {
+            Some(p) => p.sample(rng),
+            None => exp_off.sample(rng),
         };
         let mut on = rng.random::<f64>() < on_share;
         let mut t = 0.0;
-        let mut switch = if on {
-            on_len.sample(rng)
-        } else {
-            off_len.sample(rng)
-        };
+        let mut switch = if on { on_len.sample(rng) } else { off_len(rng) };
         while t < self.end {
             if !on {
                 t = switch;
@@ -175,7 +198,7 @@ impl Arrivals {
             if next >= switch {
                 t = switch;
                 on = false;
-                switch = t + off_len.sample(rng);
+                switch = t + off_len(rng);
             } else {
                 t = next;
                 if t < self.end {
@@ -199,7 +222,63 @@ fn to_counts(times: &mut [f64]) -> Vec<(u32, u32)> {
     counts
 }
 
-fn gen_app(rng: &mut SmallRng, days: u32) -> GenApp {
+/// How an application's behaviour changes mid-trace (variant knob `change_share`).
+#[derive(Clone, Copy)]
+enum Change {
+    /// The rate is multiplied by this factor.
+    Rate(f64),
+    /// Steady becomes bursty or the reverse.
+    Swap,
+}
+
+fn timer_counts(rng: &mut SmallRng, period: u32, variant: &Variant, end: f64) -> Vec<(u32, u32)> {
+    let phase = rng.random_range(0..period);
+    if variant.timer_jitter == 0.0 && variant.timer_drift == 0.0 {
+        return (0..)
+            .map(|k| phase + k * period)
+            .take_while(|m| f64::from(*m) < end)
+            .map(|m| (m, 1))
+            .collect();
+    }
+    let p = f64::from(period);
+    let jitter = Normal::new(0.0, variant.timer_jitter * p).ok();
+    let mut times = Vec::new();
+    let mut nominal = f64::from(phase);
+    while nominal < end {
+        let noise = jitter.map_or(0.0, |n| n.sample(rng));
+        let t = nominal + noise;
+        if (0.0..end).contains(&t) {
+            times.push(t);
+        }
+        // The period drifts: it grows by `timer_drift` of itself per day.
+        nominal += p * (1.0 + variant.timer_drift * nominal / DAY_MINUTES as f64);
+    }
+    to_counts(&mut times)
+}
+
+/// A rare function: `expected` clusters a day (Poisson), each of 1–3 invocations within five
+/// minutes at a uniform time.
+fn rare_times(rng: &mut SmallRng, expected: f64, end: f64, out: &mut Vec<f64>) {
+    let days = (end / DAY_MINUTES as f64).ceil() as u32;
+    let Ok(clusters) = Poisson::new(expected.max(1e-9)) else {
+        return;
+    };
+    for day in 0..days {
+        let start = f64::from(day) * DAY_MINUTES as f64;
+        let n = clusters.sample(rng) as u32;
+        for _ in 0..n {
+            let at = start + rng.random_range(0.0..DAY_MINUTES as f64);
+            for _ in 0..rng.random_range(1..=3) {
+                let t = at + rng.random_range(0.0..5.0);
+                if t < end {
+                    out.push(t);
+                }
+            }
+        }
+    }
+}
+
+fn gen_app(rng: &mut SmallRng, days: u32, variant: &Variant) -> GenApp {
     let per_day = daily_rate(rng.random());
     let n_functions = if rng.random::<f64>() < 0.54 {
         1
@@ -209,22 +288,40 @@ fn gen_app(rng: &mut SmallRng, days: u32) -> GenApp {
     let triggers: Vec<&'static str> = (0..n_functions).map(|_| pick_trigger(rng)).collect();
     let timers_only = triggers.iter().all(|t| *t == "timer");
     // Timer-only applications are periodic, so the bursty share is drawn among the others.
-    let bursty = !timers_only && rng.random::<f64>() < BURSTY_SHARE / 0.91;
+    let bursty = !timers_only && rng.random::<f64>() < variant.bursty_share;
     let weight = Normal::<f64>::new(0.0, 1.5).map_or(Vec::new(), |n| {
         (0..n_functions)
             .map(|_| n.sample(rng).exp())
             .collect::<Vec<f64>>()
     });
     let total_weight: f64 = weight.iter().sum();
+    let spread = variant.phase_spread;
     let arrivals = Arrivals {
         end: f64::from(days) * DAY_MINUTES as f64,
-        diurnal_phase: 0.3 + rng.random_range(-0.05..0.05),
+        diurnal_phase: 0.3 + rng.random_range(-spread..spread),
+        variant,
     };
+    // Knobs beyond `base` draw only when set, so `base` keeps its bytes.
+    let draw = |rng: &mut SmallRng, share: f64| share > 0.0 && rng.random::<f64>() < share;
+    let rare = !timers_only && draw(rng, variant.rare_share);
+    let change = (!timers_only && !rare && draw(rng, variant.change_share)).then(|| {
+        let at = rng.random_range(0.2..0.8) * arrivals.end;
+        let kind = match rng.random_range(0..3) {
+            // The busiest apps slow down rather than reach 10^7 a day.
+            0 if per_day < 1e5 => Change::Rate(10.0),
+            0 => Change::Rate(0.1),
+            1 => Change::Rate(0.1),
+            _ => Change::Swap,
+        };
+        (at, kind)
+    });
+    let appear = draw(rng, variant.appear_share).then(|| rng.random_range(0.1..0.7) * arrivals.end);
     let average_lognormal = LogNormal::<f64>::new(-0.38, 2.36).ok();
     let mut functions = Vec::with_capacity(n_functions);
     for (i, trigger) in triggers.into_iter().enumerate() {
-        let per_minute = per_day * weight[i] / total_weight / DAY_MINUTES as f64;
-        let counts = if trigger == "timer" {
+        let share = weight[i] / total_weight;
+        let per_minute = per_day * share / DAY_MINUTES as f64;
+        let mut counts = if trigger == "timer" {
             let wanted = (1.0 / per_minute.max(1e-9)).ln();
             let period = TIMER_PERIODS
                 .iter()
@@ -235,21 +332,37 @@ fn gen_app(rng: &mut SmallRng, days: u32) -> GenApp {
                         .total_cmp(&(f64::from(*b).ln() - wanted).abs())
                 })
                 .unwrap_or(60);
-            let phase = rng.random_range(0..period);
-            (0..)
-                .map(|k| phase + k * period)
-                .take_while(|m| f64::from(*m) < arrivals.end)
-                .map(|m| (m, 1))
-                .collect()
+            timer_counts(rng, period, variant, arrivals.end)
         } else {
             let mut times = Vec::new();
-            if bursty {
-                arrivals.bursty(rng, per_minute, &mut times);
+            let process = |rng: &mut SmallRng, bursty: bool, rate: f64, out: &mut Vec<f64>| {
+                if bursty {
+                    arrivals.bursty(rng, rate, out);
+                } else {
+                    arrivals.steady(rng, rate, out);
+                }
+            };
+            if rare {
+                // At least one cluster a day for the app, spread over its functions.
+                let expected = 2.0 * share + if i == 0 { 1.0 } else { 0.0 };
+                rare_times(rng, expected, arrivals.end, &mut times);
             } else {
-                arrivals.steady(rng, per_minute, &mut times);
+                process(rng, bursty, per_minute, &mut times);
+            }
+            if let Some((at, kind)) = change {
+                let mut after = Vec::new();
+                match kind {
+                    Change::Rate(k) => process(rng, bursty, per_minute * k, &mut after),
+                    Change::Swap => process(rng, !bursty, per_minute, &mut after),
+                }
+                times.retain(|t| *t < at);
+                times.extend(after.into_iter().filter(|t| *t >= at));
             }
             to_counts(&mut times)
         };
+        if let Some(at) = appear {
+            counts.retain(|(m, _)| f64::from(*m) >= at);
+        }
         let average_s = average_lognormal
             .map_or(1.0, |d| d.sample(rng))
             .clamp(0.001, 600.0);
@@ -272,8 +385,18 @@ fn gen_app(rng: &mut SmallRng, days: u32) -> GenApp {
     }
 }
 
-/// Write `config.days` days of `config.apps` applications into `out` (created if missing).
+/// Write `config.days` days of `config.apps` applications into `out` (created if missing), in
+/// the `base` variant.
 pub fn generate(config: &GenConfig, out: &Path) -> Result<(), TraceError> {
+    generate_variant(config, &Variant::BASE, out)
+}
+
+/// Write `config.days` days of `config.apps` applications of workload `variant` into `out`.
+pub fn generate_variant(
+    config: &GenConfig,
+    variant: &Variant,
+    out: &Path,
+) -> Result<(), TraceError> {
     if config.apps == 0 || config.days == 0 || config.days > 99 {
         return Err(TraceError::InvalidConfig(format!(
             "need at least one app and 1..=99 days, got {} apps and {} days",
@@ -286,7 +409,7 @@ pub fn generate(config: &GenConfig, out: &Path) -> Result<(), TraceError> {
     })?;
     let mut rng = SmallRng::seed_from_u64(config.seed);
     let apps: Vec<GenApp> = (0..config.apps)
-        .map(|_| gen_app(&mut rng, config.days))
+        .map(|_| gen_app(&mut rng, config.days, variant))
         .collect();
     for day in 1..=config.days {
         write_day(out, day, &apps)?;
@@ -372,6 +495,151 @@ mod tests {
         assert!((daily_rate(0.45) - 24.0).abs() < 0.01);
         assert!((daily_rate(0.81) - 1440.0).abs() < 0.1);
         assert!(daily_rate(0.0) < 0.04 && daily_rate(1.0) > 999_999.0);
+    }
+
+    /// Inter-arrival CV (minute resolution) of each generated single-function, non-timer app
+    /// with 30..300 invocations a day, over `days`.
+    fn app_cvs(variant: &str, apps: u32, days: u32) -> Vec<f64> {
+        let variant: Variant = variant.parse().expect("known variant");
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut cvs = Vec::new();
+        for _ in 0..apps {
+            let app = gen_app(&mut rng, days, &variant);
+            let [f] = app.functions.as_slice() else {
+                continue;
+            };
+            let n: u32 = f.counts.iter().map(|(_, c)| c).sum();
+            if f.trigger == "timer" || !(30 * days..300 * days).contains(&n) {
+                continue;
+            }
+            let mut gaps = Vec::new();
+            let mut last = None;
+            for (m, c) in &f.counts {
+                if let Some(l) = last {
+                    gaps.push(f64::from(m - l));
+                }
+                gaps.extend(std::iter::repeat_n(0.0, *c as usize - 1));
+                last = Some(*m);
+            }
+            let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+            cvs.push(var.sqrt() / mean);
+        }
+        cvs.sort_by(f64::total_cmp);
+        cvs
+    }
+
+    fn median(v: &[f64]) -> f64 {
+        v[v.len() / 2]
+    }
+
+    #[test]
+    fn gap_laws_give_their_variability() {
+        // Steady apps only dominate below the bursty share's median, so compare the 30th
+        // percentile: gamma(2) ≈ 0.7 < exponential ≈ 1 < log-normal(σ 1.5) and Pareto(1.5).
+        let q30 = |v: &[f64]| v[v.len() * 3 / 10];
+        let base = q30(&app_cvs("base", 2000, 2));
+        let exp = q30(&app_cvs("exponential", 2000, 2));
+        let logn = q30(&app_cvs("lognormal", 2000, 2));
+        let pareto = q30(&app_cvs("pareto", 2000, 2));
+        assert!((0.55..0.85).contains(&base), "base {base}");
+        assert!((0.85..1.15).contains(&exp), "exponential {exp}");
+        assert!(logn > 1.5, "lognormal {logn}");
+        assert!(pareto > 1.2, "pareto {pareto}");
+        // On/off bursts are far more variable than any renewal law above.
+        let onoff = median(&app_cvs("onoff", 2000, 2));
+        assert!(onoff > 2.0, "onoff {onoff}");
+    }
+
+    #[test]
+    fn timer_jitter_and_drift_move_the_firings() {
+        let gaps = |variant: &str| {
+            let v: Variant = variant.parse().expect("known");
+            let mut rng = SmallRng::seed_from_u64(3);
+            let counts = timer_counts(&mut rng, 60, &v, 2.0 * DAY_MINUTES as f64);
+            counts
+                .windows(2)
+                .map(|w| w[1].0 - w[0].0)
+                .collect::<Vec<u32>>()
+        };
+        let base = gaps("base");
+        assert!(base.iter().all(|g| *g == 60), "{base:?}");
+        let timers = gaps("timers");
+        assert!(timers.iter().any(|g| *g != 60), "jitter: {timers:?}");
+        // Drift of 10% a day: the second day's gaps are ~10% longer than the first's.
+        let half = timers.len() / 2;
+        let early: u32 = timers[..half].iter().sum::<u32>() / half as u32;
+        let late: u32 = timers[half..].iter().sum::<u32>() / (timers.len() - half) as u32;
+        assert!(late > early + 3, "early {early}, late {late}");
+    }
+
+    #[test]
+    fn rare_shifts_and_cycles_do_what_they_say() {
+        let gen_all = |variant: &str| {
+            let v: Variant = variant.parse().expect("known");
+            let mut rng = SmallRng::seed_from_u64(5);
+            (0..2000)
+                .map(|_| gen_app(&mut rng, 1, &v))
+                .collect::<Vec<GenApp>>()
+        };
+        let total = |a: &GenApp| -> u32 {
+            a.functions
+                .iter()
+                .flat_map(|f| f.counts.iter().map(|(_, c)| c))
+                .sum()
+        };
+        let few = |apps: &[GenApp]| apps.iter().filter(|a| (1..=10).contains(&total(a))).count();
+        let (base, rare) = (gen_all("base"), gen_all("rare"));
+        assert!(
+            few(&rare) > few(&base) + 200,
+            "{} vs {}",
+            few(&rare),
+            few(&base)
+        );
+        // Apps that appear late: no invocation in the first 10% of the day.
+        let late = |apps: &[GenApp]| {
+            apps.iter()
+                .filter(|a| {
+                    let first = a
+                        .functions
+                        .iter()
+                        .filter_map(|f| f.counts.first())
+                        .map(|c| c.0)
+                        .min();
+                    total(a) > 100 && first.is_some_and(|m| m > 144)
+                })
+                .count()
+        };
+        let shifts = gen_all("shifts");
+        assert!(
+            late(&shifts) > late(&base) + 50,
+            "{} vs {}",
+            late(&shifts),
+            late(&base)
+        );
+        // Diurnal swing per busy app (busiest over quietest hour); apps' phases differ more in
+        // `cycles`, so the summed load would hide it.
+        let swings = |apps: &[GenApp]| {
+            let mut v: Vec<f64> = apps
+                .iter()
+                .filter(|a| total(a) > 20_000)
+                .map(|a| {
+                    let mut hours = [0f64; 24];
+                    for f in &a.functions {
+                        for (m, c) in &f.counts {
+                            hours[(*m / 60) as usize % 24] += f64::from(*c);
+                        }
+                    }
+                    let max = hours.iter().copied().fold(0.0, f64::max);
+                    let min = hours.iter().copied().fold(f64::INFINITY, f64::min);
+                    max / min.max(1.0)
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            median(&v)
+        };
+        let (b, c) = (swings(&base), swings(&gen_all("cycles")));
+        assert!(c > b + 1.0, "base {b}, cycles {c}");
     }
 
     #[test]

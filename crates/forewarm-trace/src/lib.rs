@@ -12,11 +12,13 @@ mod generator;
 mod model;
 mod reader;
 mod stats;
+mod variant;
 
 pub use error::TraceError;
-pub use generator::{GenConfig, generate};
+pub use generator::{GenConfig, generate, generate_variant};
 pub use model::{
     App, DAY_MINUTES, DurationPercentiles, Function, MemoryPercentiles, Trace, Window,
 };
 pub use reader::{day_files, read_trace};
 pub use stats::TraceStats;
+pub use variant::{GapLaw, Variant, VariantError};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use forewarm_policy::PolicySpec;
+use forewarm_trace::Variant;
 
 /// forewarm: spawn containers before requests arrive.
 #[derive(Debug, Parser)]
@@ -266,7 +267,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub sample: Option<usize>,
     /// Policy to run (repeatable): no-unloading, keepalive-<N>m, hybrid-histogram-<H>h,
-    /// forewarm, oracle. Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
+    /// forewarm (= forewarm-price4h), forewarm-price<H>h, forewarm-keep<P>, forewarm-<N>mib,
+    /// oracle. Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
     /// hybrid-histogram-4h, forewarm, oracle.
     #[arg(long = "policy")]
     pub policies: Vec<PolicySpec>,
@@ -285,6 +287,13 @@ pub struct SimulateArgs {
     /// Write an SVG Pareto chart (waste vs p75 app cold-start %).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Write one CSV row per application and policy: class, invocations, cold starts, idle
+    /// memory-time, pre-warms and the class/reason the policy assigned.
+    #[arg(long, value_name = "FILE.csv")]
+    pub per_app: Option<PathBuf>,
+    /// The policy the by-class summary compares every policy to.
+    #[arg(long, default_value = "hybrid-histogram-4h")]
+    pub class_reference: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +309,10 @@ pub enum TraceCommand {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Workload variant (docs/simulator.md): base, exponential, lognormal, pareto, timers,
+        /// onoff, cycles, shifts, rare.
+        #[arg(long, default_value = "base")]
+        variant: Variant,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -347,8 +360,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             apps,
             days,
             seed,
+            variant,
             out,
-        }) => crate::trace_cmd::generate(apps, days, seed, &out),
+        }) => crate::trace_cmd::generate(apps, days, seed, &variant, &out),
         Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
         Command::Bench(BenchCommand::Node(args)) => {
             crate::bench_cmd::node(args.options(), args.json)

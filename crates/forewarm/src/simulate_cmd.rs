@@ -22,6 +22,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         cold_start_ms: args.cold_start_ms,
         profiles: args.profiles,
+        per_app: args.per_app.is_some(),
     };
     config.validate()?;
     let window = Window {
@@ -43,10 +44,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         std::fs::write(path, pareto_svg(&report))
             .with_context(|| format!("writing the plot to {}", path.display()))?;
     }
+    if let Some(path) = &args.per_app {
+        std::fs::write(path, report.per_app_csv())
+            .with_context(|| format!("writing the per-app breakdown to {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{report}");
+        println!();
+        print!("{}", report.class_table(&args.class_reference));
     }
     Ok(())
 }

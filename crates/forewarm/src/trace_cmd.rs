@@ -2,11 +2,20 @@
 
 use std::path::Path;
 
-use forewarm_trace::{GenConfig, TraceStats, Window, generate as write_trace, read_trace};
+use forewarm_trace::{GenConfig, TraceStats, Variant, Window, generate_variant, read_trace};
 
-pub fn generate(apps: u32, days: u32, seed: u64, out: &Path) -> anyhow::Result<()> {
-    write_trace(&GenConfig { apps, days, seed }, out)?;
-    eprintln!("wrote {days} day(s) of {apps} apps to {}", out.display());
+pub fn generate(
+    apps: u32,
+    days: u32,
+    seed: u64,
+    variant: &Variant,
+    out: &Path,
+) -> anyhow::Result<()> {
+    generate_variant(&GenConfig { apps, days, seed }, variant, out)?;
+    eprintln!(
+        "wrote {days} day(s) of {apps} apps (variant {variant}) to {}",
+        out.display()
+    );
     Ok(())
 }
 
