@@ -630,7 +630,6 @@ impl PoolEngine {
             }
             Err(message) => {
                 if real.state == (RealState::Starting { waited: true }) {
-                    real.state = RealState::Starting { waited: false };
                     out.push(Command::Answer {
                         serial,
                         result: Err(PoolError::StartFailed(message.clone())),

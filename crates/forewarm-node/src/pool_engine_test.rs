@@ -84,15 +84,26 @@ impl Fixture {
         self.t0 + d
     }
 
-    /// Lease `code` at `d` and start what it asks for; the request's lease.
-    fn cold_lease(&mut self, code: &Arc<Code>, d: Duration) -> Lease {
+    /// Lease `code` at `d` (no first sight), expecting the request to wait for a start: the
+    /// container's serial and the commands.
+    fn waiting_lease(
+        &mut self,
+        code: &Arc<Code>,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        d: Duration,
+    ) -> (u64, Vec<Command>) {
         let now = self.at(d);
-        let (leased, commands) = self
-            .engine
-            .lease(code, 64.0, false, || None, &no_quota, now);
+        let (leased, commands) = self.engine.lease(code, 64.0, false, || None, quota, now);
         let Leased::Wait(serial) = leased else {
             panic!("expected a cold start, got {leased:?}");
         };
+        (serial, commands)
+    }
+
+    /// Lease `code` at `d` and start what it asks for; the request's lease.
+    fn cold_lease(&mut self, code: &Arc<Code>, d: Duration) -> Lease {
+        let now = self.at(d);
+        let (serial, commands) = self.waiting_lease(code, &no_quota, d);
         let starts = started_spec(&commands);
         assert_eq!(starts.len(), 1, "{commands:?}");
         let (s, spec, prewarmed) = &starts[0];
@@ -169,17 +180,7 @@ fn t03_a_request_over_the_tenant_quota_evicts_the_tenants_idle_container() {
     let mut f = fixture();
     let a = f.cold_lease(&code("a", 1), Duration::ZERO);
     f.engine.release(a.serial, true, &one_container, f.at(MIN));
-    let (leased, commands) = f.engine.lease(
-        &code("b", 1),
-        64.0,
-        false,
-        || None,
-        &one_container,
-        f.at(2 * MIN),
-    );
-    let Leased::Wait(b) = leased else {
-        panic!("expected a cold start, got {leased:?}");
-    };
+    let (b, commands) = f.waiting_lease(&code("b", 1), &one_container, 2 * MIN);
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert_eq!(commands[0], Command::Remove { serial: a.serial });
     assert!(matches!(commands[1], Command::Start { serial, .. } if serial == b));
@@ -222,12 +223,7 @@ fn t05_a_warm_only_lease_with_nothing_idle_starts_nothing() {
 #[test]
 fn t06_a_failed_start_answers_the_request_and_removes_the_container() {
     let mut f = fixture();
-    let (leased, _) = f
-        .engine
-        .lease(&code("a", 1), 64.0, false, || None, &no_quota, f.t0);
-    let Leased::Wait(serial) = leased else {
-        panic!("{leased:?}");
-    };
+    let (serial, _) = f.waiting_lease(&code("a", 1), &no_quota, Duration::ZERO);
     let commands = f.engine.started(
         serial,
         Err("image not found".into()),
@@ -274,12 +270,7 @@ fn t07_a_failed_invocation_or_a_new_version_retires_the_container() {
 #[test]
 fn t08_stopping_answers_waiting_requests_and_refuses_new_ones() {
     let mut f = fixture();
-    let (leased, _) = f
-        .engine
-        .lease(&code("a", 1), 64.0, false, || None, &no_quota, f.t0);
-    let Leased::Wait(serial) = leased else {
-        panic!("{leased:?}");
-    };
+    let (serial, _) = f.waiting_lease(&code("a", 1), &no_quota, Duration::ZERO);
     assert_eq!(
         f.engine.stop(),
         vec![Command::Answer {
