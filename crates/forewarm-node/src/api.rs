@@ -23,13 +23,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cluster::ClusterError;
 use crate::collector::CollectorMsg;
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::registry::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
+use forewarm_cluster::ClusterError;
 use forewarm_raft::{Applied, Command};
 
 /// Memory the runner needs besides what a workload touches, MiB (checked at registration).
@@ -356,7 +356,7 @@ async fn get_tenant(
 async fn cluster(
     State(api): State<Api>,
     headers: HeaderMap,
-) -> ApiResult<Json<crate::cluster::ClusterView>> {
+) -> ApiResult<Json<forewarm_cluster::ClusterView>> {
     api.principal(&headers)?;
     let mesh = api.shared.mesh.get();
     let groups = |name: &str| mesh.map(|m| m.groups(name)).unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use forewarm_runtime::{Bytes, HttpAnswer, HttpClient, Method};
+use forewarm_http::{Bytes, HttpAnswer, HttpClient, HttpError, Method};
 
 /// A node's API, with a bearer token.
 #[derive(Debug, Clone)]
@@ -57,13 +57,13 @@ impl NodeClient {
         self.token.as_deref()
     }
 
-    /// One request; an error is a transport failure.
+    /// One request; an error is a call that got no answer.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<HttpAnswer, String> {
+    ) -> Result<HttpAnswer, HttpError> {
         self.http
             .call(
                 method,
@@ -73,7 +73,6 @@ impl NodeClient {
                 Bytes::from(body),
             )
             .await
-            .map_err(|e| format!("http://{}{path}: {e}", self.addr))
     }
 
     /// One request whose answer is JSON: (status, value).
@@ -82,7 +81,7 @@ impl NodeClient {
         method: Method,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<(u16, serde_json::Value), String> {
+    ) -> Result<(u16, serde_json::Value), HttpError> {
         let (status, _, bytes) = self.call(method, path, body).await?;
         let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
@@ -91,7 +90,7 @@ impl NodeClient {
     }
 
     /// `POST /v1/invoke/{code}` with optional overrides (JSON).
-    pub async fn invoke(&self, code: &str, overrides: &str) -> Result<InvokeAnswer, String> {
+    pub async fn invoke(&self, code: &str, overrides: &str) -> Result<InvokeAnswer, HttpError> {
         let path = format!("/v1/invoke/{code}");
         let (status, headers, bytes) = self
             .call(Method::POST, &path, overrides.as_bytes().to_vec())

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use forewarm_cluster::ClusterConfig;
 use forewarm_policy::PolicySpec;
 use serde::Deserialize;
 
@@ -42,47 +43,6 @@ pub struct NodeConfig {
     pub container: Option<String>,
     /// Membership of a cluster (a lone node is a cluster of one).
     pub cluster: ClusterConfig,
-}
-
-/// How the node takes part in the replicated state.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterConfig {
-    /// `host:port` other nodes reach this node's API at; default: `listen`.
-    pub advertise: Option<String>,
-    /// Shared secret of the internal endpoints (`/raft/*`); `None` means
-    /// FOREWARM_CLUSTER_SECRET, and a lone node without one admits no other node.
-    pub secret: Option<String>,
-    /// Local address this node's calls to other members leave from; `None`: the system's
-    /// choice. `forewarm up --regions` sets one loopback address per node so that the delay
-    /// proxies know which region a call comes from.
-    pub source_addr: Option<std::net::IpAddr>,
-    /// Members to join through (any member; it forwards to the leader). Empty: a node that
-    /// never was a member starts a cluster of its own.
-    pub join: Vec<String>,
-    /// Leader heartbeat, ms.
-    pub heartbeat_ms: u64,
-    /// Election timeout range, ms (a follower that hears no leader for this long stands).
-    pub election_min_ms: u64,
-    /// Upper end of the election timeout range, ms.
-    pub election_max_ms: u64,
-    /// A snapshot is taken after this many log entries.
-    pub snapshot_every: u64,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        Self {
-            advertise: None,
-            secret: None,
-            source_addr: None,
-            join: Vec::new(),
-            heartbeat_ms: 50,
-            election_min_ms: 200,
-            election_max_ms: 400,
-            snapshot_every: 1000,
-        }
-    }
 }
 
 /// What one node may hold.
@@ -236,24 +196,7 @@ impl NodeConfig {
         if self.max_body_bytes == 0 || self.max_inflight == 0 {
             return Err(String::from("max_body_bytes and max_inflight must be > 0"));
         }
-        let c = &self.cluster;
-        if !(c.heartbeat_ms >= 10
-            && c.election_min_ms > 2 * c.heartbeat_ms
-            && c.election_max_ms > c.election_min_ms)
-        {
-            return Err(format!(
-                "cluster: need heartbeat_ms >= 10, election_min_ms > 2 x heartbeat_ms and election_max_ms > election_min_ms (got {}, {}, {})",
-                c.heartbeat_ms, c.election_min_ms, c.election_max_ms
-            ));
-        }
-        if c.snapshot_every == 0 {
-            return Err(String::from("cluster.snapshot_every must be > 0"));
-        }
-        if !c.join.is_empty() && c.secret.as_deref().unwrap_or("").is_empty() {
-            return Err(String::from(
-                "cluster.join needs cluster.secret (or FOREWARM_CLUSTER_SECRET): members only admit nodes that know it",
-            ));
-        }
+        self.cluster.validate()?;
         if matches!(self.policy, PolicySpec::Oracle) {
             return Err(String::from(
                 "policy oracle needs the future: it exists in the simulator only",

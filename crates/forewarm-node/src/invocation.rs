@@ -29,7 +29,7 @@ pub struct Invocation {
     pub forwarded_need_mib: Option<f64>,
 }
 
-/// An invocation as forwarded to another region's node (its RouterLink, [`crate::mesh`]).
+/// An invocation as forwarded to another region's node (its RouterLink, [`crate::router_link`]).
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Forwarded {
     /// Tenant.

@@ -24,12 +24,10 @@ mod actors;
 pub mod api;
 pub mod client;
 pub mod clock;
-pub mod cluster;
 pub mod collector;
 pub mod config;
 pub mod container;
 pub mod invocation;
-pub mod mesh;
 pub mod metrics;
 pub mod pool;
 pub mod pool_engine;
@@ -38,6 +36,7 @@ pub mod predictor;
 pub mod registry;
 pub mod room;
 pub mod router;
+pub mod router_link;
 pub mod routing;
 pub mod shared;
 pub mod topology;
@@ -59,13 +58,13 @@ pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig};
 pub use shared::NodeShared;
 
 use crate::clock::PolicyClock;
-use crate::cluster::{Cluster, ClusterError};
 use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolBook, PoolMsg, PoolSupervisor};
 use crate::predictor::{Predictor, PredictorArgs, PredictorMsg};
 use crate::registry::{Registry, hash_token};
 use crate::router::{Router, RouterArgs, RouterMsg};
+use forewarm_cluster::{Cluster, ClusterError, mesh};
 
 /// How long a new node tries to join (or a lone one to elect itself) before giving up.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
@@ -180,7 +179,13 @@ impl Node {
             .advertise
             .clone()
             .unwrap_or_else(|| addr.to_string());
-        let cluster = Cluster::start(&config, advertise).await?;
+        let me = forewarm_raft::ClusterNode {
+            addr: advertise,
+            region: config.region.clone(),
+            name: config.node_id.clone(),
+        };
+        let raft_store = config.data_dir.join("raft.redb");
+        let cluster = Cluster::start(&config.cluster, &raft_store, me).await?;
         let registry = Arc::new(Registry::new(cluster.state().clone()));
         let reaped = Sweep::new(runtime.clone(), config.node_id.clone())
             .0
@@ -250,7 +255,7 @@ impl Node {
             collector: collector.clone(),
             inflight: inflight.clone(),
         })
-        .merge(cluster::routes(cluster.clone()))
+        .merge(forewarm_cluster::routes(cluster.clone()))
         .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -288,7 +293,7 @@ impl Node {
         match mesh::start(&cluster, &node.shared.mesh, source).await {
             Ok(Some(mesh)) => {
                 let config = &node.shared.config;
-                let args = mesh::RouterLinkArgs {
+                let args = router_link::RouterLinkArgs {
                     region: config.region.clone(),
                     node_id: config.node_id.clone(),
                     registry: node.shared.registry.clone(),
@@ -296,7 +301,7 @@ impl Node {
                     router: node.router.clone(),
                     inflight,
                 };
-                match Actor::spawn(None, mesh::RouterLink, args).await {
+                match Actor::spawn(None, router_link::RouterLink, args).await {
                     Ok((link, _)) => mesh.own(link.get_cell()),
                     Err(e) => {
                         node.shutdown().await;

@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use crate::actors::off_worker;
 use crate::clock::unix_ms;
-use crate::cluster::Cluster;
 use crate::registry::{CodeKey, Registry};
+use forewarm_cluster::Cluster;
 
 /// Samples a model is trained on at most (the most recent).
 const MAX_SAMPLES: usize = 2_000;

@@ -34,7 +34,7 @@ const RUNNER_BASE_MIB: f64 = 8.0;
 #[derive(Debug, Clone)]
 pub struct RouteChoice {
     /// The member to forward to.
-    pub target: crate::cluster::RemoteView,
+    pub target: forewarm_cluster::RemoteView,
     /// The local score: the expected cold start, ms.
     pub local_ms: f64,
 }
@@ -99,14 +99,13 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         need_mib: f64,
         choice: &RouteChoice,
     ) -> Option<Invoked> {
-        let body = serde_json::to_vec(&Forwarded {
+        let forwarded = Forwarded {
             tenant: inv.code.tenant.clone(),
             code: inv.code.name.clone(),
             overrides: inv.overrides,
             payload_bytes: inv.payload_bytes,
             need_mib,
-        })
-        .ok()?;
+        };
         let node = &choice.target.node;
         // Waiting longer than a local cold start would defeat the purpose.
         let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
@@ -114,7 +113,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let mesh = self.shared.mesh.get()?;
         let id = choice.target.id;
         let reserved = cluster.reserve_remote(id, key, need_mib);
-        match mesh.invoke(&node.name, body, budget).await {
+        match crate::router_link::invoke_on(mesh, &node.name, &forwarded, budget).await {
             Ok(mut invoked) => {
                 if let Some(class) = reserved {
                     cluster.unreserve_remote(id, key, class);

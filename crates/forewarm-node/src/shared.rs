@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use crate::clock::PolicyClock;
-use crate::cluster::Cluster;
 use crate::config::NodeConfig;
-use crate::mesh::MeshSlot;
 use crate::metrics::Metrics;
 use crate::predictor::ModelTable;
 use crate::registry::Registry;
+use forewarm_cluster::Cluster;
+use forewarm_cluster::MeshSlot;
 
 /// What every actor and handler of a node shares (read-mostly).
 #[derive(Debug)]

@@ -366,9 +366,9 @@ impl ContainerRuntime for DockerRuntime {
         self.client
             .invoke(container.endpoint, overrides)
             .await
-            .map_err(|message| RuntimeError::Invoke {
+            .map_err(|error| RuntimeError::Invoke {
                 id: container.id.clone(),
-                message,
+                error,
             })
     }
 

@@ -87,12 +87,17 @@ impl ContainerRuntime for FakeRuntime {
         })?;
         alive?;
         if killed {
+            // As on Docker: the kernel kills the container mid-invocation, and the
+            // connection to its runner breaks without an answer.
             return Err(RuntimeError::Invoke {
                 id: container.id.clone(),
-                message: format!(
-                    "killed: {} MiB touched over the {} MiB limit",
-                    w.mem_mib, container.spec.class.memory_mib
-                ),
+                error: crate::RunnerError::Http(forewarm_http::HttpError::NoAnswer {
+                    endpoint: container.endpoint.to_string(),
+                    reason: format!(
+                        "killed: {} MiB touched over the {} MiB limit",
+                        w.mem_mib, container.spec.class.memory_mib
+                    ),
+                }),
             });
         }
         let duration = Duration::from_millis(w.cpu_ms + w.sleep_ms);

@@ -10,7 +10,6 @@ pub mod conformance;
 mod docker;
 mod fake;
 mod runner_client;
-mod wire;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -19,10 +18,7 @@ use std::net::SocketAddr;
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
 pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};
-/// HTTP types of [`HttpClient`].
-pub use hyper::{Method, StatusCode, body::Bytes};
-pub use runner_client::{HttpAnswer, HttpClient, RunnerClient};
-pub use wire::{WireAnswer, WirePool};
+pub use runner_client::{RunnerClient, RunnerError};
 
 /// Label keys set on every container.
 pub const LABEL_NODE: &str = "forewarm.node";
@@ -135,13 +131,15 @@ pub enum RuntimeError {
         /// How long it was given.
         waited_ms: u64,
     },
-    /// The invocation failed in the container (e.g. killed over its memory limit).
-    #[error("invocation in {id} failed: {message}")]
+    /// The invocation failed in the container (e.g. killed over its memory limit), or its
+    /// runner could not be reached (see [`RunnerError::not_run`]).
+    #[error("invocation in {id}: {error}")]
     Invoke {
         /// The container.
         id: String,
         /// What happened.
-        message: String,
+        #[source]
+        error: RunnerError,
     },
 }
 

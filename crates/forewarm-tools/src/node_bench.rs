@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cold_warm::{Percentiles, percentiles};
+use forewarm_http::Method;
 use forewarm_runtime::{
-    Container, ContainerRuntime, ContainerSpec, Method, SizeClass, Workload, WorkloadOverrides,
+    Container, ContainerRuntime, ContainerSpec, SizeClass, Workload, WorkloadOverrides,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -262,7 +263,8 @@ impl Tenant {
                     .to_string()
                     .into_bytes(),
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         if status != 201 {
             return Err(format!("creating the bench tenant: {status} {created}"));
         }
@@ -289,7 +291,8 @@ impl Tenant {
                 &format!("/v1/codes/{name}"),
                 self.code_body.clone(),
             )
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         if status >= 300 {
             return Err(format!("registering {name}: {status} {answer}"));
         }
@@ -299,7 +302,11 @@ impl Tenant {
     /// Invoke `name`: how it started and the latency the client saw, ms.
     async fn invoke(&self, name: &str) -> Result<(String, f64), String> {
         let t = Instant::now();
-        let a = self.client.invoke(name, "").await?;
+        let a = self
+            .client
+            .invoke(name, "")
+            .await
+            .map_err(|e| e.to_string())?;
         if a.status != 200 {
             return Err(format!("invoking {name}: {} {}", a.status, a.body));
         }
@@ -544,7 +551,7 @@ async fn closed_loops(
     duration: Duration,
     request: &impl Fn(usize) -> Exchange,
 ) -> Load {
-    let wire = forewarm_runtime::WirePool::default();
+    let wire = forewarm_http::InTaskClient::default();
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let (ok, errors) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -564,7 +571,7 @@ async fn closed_loops(
                     failed => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         let e = failed.map_or_else(
-                            |e| e,
+                            |e| e.to_string(),
                             |a| format!("{} {}", a.status, String::from_utf8_lossy(&a.body)),
                         );
                         first_error

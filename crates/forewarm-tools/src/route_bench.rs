@@ -21,7 +21,7 @@ use crate::cold_warm::{Percentiles, percentiles};
 use forewarm_raft::{Code, Command, ModelSummary, Tenant};
 use forewarm_runtime::FakeRuntime;
 
-use forewarm_node::cluster::Cluster;
+use forewarm_cluster::Cluster;
 use forewarm_node::{ClusterConfig, Node, NodeConfig};
 
 const NODES: usize = 2;
@@ -132,7 +132,7 @@ async fn timed(nodes: &[Node]) -> Result<(Percentiles, bool), String> {
     let (home, far) = (&nodes[0], &nodes[1]);
     let client =
         forewarm_node::client::NodeClient::new(&far.addr().to_string(), Some(BENCH_TOKEN.into()))?;
-    let answer = client.invoke("f", "").await?;
+    let answer = client.invoke("f", "").await.map_err(|e| e.to_string())?;
     if answer.status != 200 {
         return Err(format!(
             "warming a container on {}: {}",

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use forewarm_http::Method;
 use forewarm_node::ClusterConfig;
 use forewarm_node::client::NodeClient;
-use forewarm_runtime::Method;
 use forewarm_tools::cold_warm::{Percentiles, percentiles};
 use serde::Serialize;
 

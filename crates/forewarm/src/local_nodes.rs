@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use forewarm_http::Method;
 use forewarm_node::client::NodeClient;
-use forewarm_runtime::Method;
 
 /// How long one node may take to answer `/healthz`, and the cluster to hold every node.
 pub(crate) const START_DEADLINE: Duration = Duration::from_secs(90);

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use forewarm_http::Method;
 use forewarm_node::client::NodeClient;
-use forewarm_runtime::Method;
 use forewarm_trace::{App, Window, read_trace};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

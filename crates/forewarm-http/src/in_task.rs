@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client for the runner protocol, run inside the calling task.
+//! A minimal HTTP/1.1 client run inside the calling task (the runner protocol, and the load
+//! generator's requests to a node).
 //!
 //! A runner serves one invocation at a time and a lease gives its container to one request,
 //! so there is nothing to multiplex: the request task writes the request and reads the answer
@@ -18,21 +19,24 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Largest answer head or body accepted from a runner.
+use crate::HttpError;
+
+/// Largest answer head or body accepted.
 const MAX_ANSWER: usize = 4 << 20;
-/// Idle connections kept per runner.
+/// Idle connections kept per endpoint.
 const IDLE_PER_ENDPOINT: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Kept-alive connections to runners, by endpoint.
+/// A client that runs each exchange in the calling task, with kept-alive connections by
+/// endpoint.
 #[derive(Debug, Default)]
-pub struct WirePool {
+pub struct InTaskClient {
     idle: Mutex<HashMap<SocketAddr, Vec<TcpStream>>>,
 }
 
-/// A runner's answer: status code and body.
+/// An answer: status code and body.
 #[derive(Debug)]
-pub struct WireAnswer {
+pub struct Answer {
     /// HTTP status code.
     pub status: u16,
     /// The body, de-chunked.
@@ -43,13 +47,29 @@ pub struct WireAnswer {
 #[derive(Debug)]
 enum Failure {
     /// The connection was closed before any byte of an answer came: a kept-alive connection
-    /// the runner had closed, so the request was not handled and can be sent again.
+    /// the server had closed, so the request was not handled and can be sent again.
     ClosedBeforeAnswer,
-    /// Anything else.
-    Other(String),
+    /// The connection broke (or closed) after the request was written.
+    Broken(String),
+    /// The answer is not HTTP this client reads.
+    Bad(String),
 }
 
-impl WirePool {
+impl Failure {
+    fn at(self, endpoint: SocketAddr) -> HttpError {
+        let endpoint = endpoint.to_string();
+        match self {
+            Failure::ClosedBeforeAnswer => HttpError::NoAnswer {
+                endpoint,
+                reason: String::from("the connection closed without an answer"),
+            },
+            Failure::Broken(reason) => HttpError::NoAnswer { endpoint, reason },
+            Failure::Bad(reason) => HttpError::Protocol { endpoint, reason },
+        }
+    }
+}
+
+impl InTaskClient {
     fn take(&self, endpoint: SocketAddr) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.get_mut(&endpoint).and_then(Vec::pop)
@@ -63,7 +83,7 @@ impl WirePool {
         }
     }
 
-    /// Forget the connections to a runner that is gone.
+    /// Forget the connections to an endpoint that is gone.
     pub fn forget(&self, endpoint: SocketAddr) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.remove(&endpoint);
@@ -76,7 +96,7 @@ impl WirePool {
         method: &str,
         path: &str,
         body: &[u8],
-    ) -> Result<WireAnswer, String> {
+    ) -> Result<Answer, HttpError> {
         self.exchange_as(endpoint, method, path, None, body).await
     }
 
@@ -88,7 +108,7 @@ impl WirePool {
         path: &str,
         bearer: Option<&str>,
         body: &[u8],
-    ) -> Result<WireAnswer, String> {
+    ) -> Result<Answer, HttpError> {
         let auth = bearer.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
         let head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {endpoint}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -106,18 +126,22 @@ impl WirePool {
                     }
                     return Ok(answer);
                 }
-                // A stale kept-alive connection: the request never reached the runner.
+                // A stale kept-alive connection: the request never reached the server.
                 Err(Failure::ClosedBeforeAnswer) => {}
-                Err(Failure::Other(e)) => return Err(e),
+                Err(other) => return Err(other.at(endpoint)),
             }
         }
+        let connect = |reason: String| HttpError::Connect {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
             .await
-            .map_err(|_| format!("connect to {endpoint}: timed out"))?
-            .map_err(|e| format!("connect to {endpoint}: {e}"))?;
+            .map_err(|_| connect(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| connect(e.to_string()))?;
         stream
             .set_nodelay(true)
-            .map_err(|e| format!("connect to {endpoint}: {e}"))?;
+            .map_err(|e| connect(e.to_string()))?;
         match exchange_on(stream, &request).await {
             Ok((answer, stream)) => {
                 if let Some(s) = stream {
@@ -125,10 +149,7 @@ impl WirePool {
                 }
                 Ok(answer)
             }
-            Err(Failure::ClosedBeforeAnswer) => Err(format!(
-                "{endpoint} closed the connection without an answer"
-            )),
-            Err(Failure::Other(e)) => Err(e),
+            Err(failure) => Err(failure.at(endpoint)),
         }
     }
 }
@@ -138,8 +159,8 @@ impl WirePool {
 async fn exchange_on(
     mut stream: TcpStream,
     request: &[u8],
-) -> Result<(WireAnswer, Option<TcpStream>), Failure> {
-    let io = |e: std::io::Error| Failure::Other(format!("runner connection: {e}"));
+) -> Result<(Answer, Option<TcpStream>), Failure> {
+    let io = |e: std::io::Error| Failure::Broken(e.to_string());
     if let Err(e) = stream.write_all(request).await {
         return Err(match e.kind() {
             std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
@@ -157,7 +178,7 @@ async fn exchange_on(
             Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
                 return Err(Failure::ClosedBeforeAnswer);
             }
-            Ok(0) => return Err(Failure::Other(String::from("runner closed mid-answer"))),
+            Ok(0) => return Err(Failure::Broken(String::from("closed mid-answer"))),
             Err(e) => return Err(io(e)),
             Ok(_) => {}
         }
@@ -171,9 +192,9 @@ async fn exchange_on(
                 for h in parsed.headers.iter() {
                     let value = std::str::from_utf8(h.value).unwrap_or("").trim();
                     if h.name.eq_ignore_ascii_case("content-length") {
-                        let n = value.parse().map_err(|_| {
-                            Failure::Other(format!("runner sent content-length {value:?}"))
-                        })?;
+                        let n = value
+                            .parse()
+                            .map_err(|_| Failure::Bad(format!("content-length {value:?}")))?;
                         framing = Framing::Length(n);
                     } else if h.name.eq_ignore_ascii_case("transfer-encoding")
                         && value.eq_ignore_ascii_case("chunked")
@@ -187,20 +208,20 @@ async fn exchange_on(
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_ANSWER => {}
             Ok(httparse::Status::Partial) => {
-                return Err(Failure::Other(String::from("runner answer head too large")));
+                return Err(Failure::Bad(String::from("head too large")));
             }
-            Err(e) => return Err(Failure::Other(format!("runner answer: {e}"))),
+            Err(e) => return Err(Failure::Bad(e.to_string())),
         }
     };
     buf.drain(..head_len);
     let body = match framing {
         Framing::Length(n) if n > MAX_ANSWER => {
-            return Err(Failure::Other(format!("runner answer of {n} bytes")));
+            return Err(Failure::Bad(format!("{n} bytes")));
         }
         Framing::Length(n) => {
             while buf.len() < n {
                 if read_some(&mut stream, &mut buf).await.map_err(io)? == 0 {
-                    return Err(Failure::Other(String::from("runner closed mid-answer")));
+                    return Err(Failure::Broken(String::from("closed mid-answer")));
                 }
             }
             buf.truncate(n);
@@ -210,14 +231,14 @@ async fn exchange_on(
         Framing::UntilClose => {
             while read_some(&mut stream, &mut buf).await.map_err(io)? != 0 {
                 if buf.len() > MAX_ANSWER {
-                    return Err(Failure::Other(String::from("runner answer too large")));
+                    return Err(Failure::Bad(String::from("answer too large")));
                 }
             }
-            return Ok((WireAnswer { status, body: buf }, None));
+            return Ok((Answer { status, body: buf }, None));
         }
     };
     let stream = keep_alive.then_some(stream);
-    Ok((WireAnswer { status, body }, stream))
+    Ok((Answer { status, body }, stream))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -234,7 +255,7 @@ async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 
 /// Decode a chunked body whose first bytes are in `buf`.
 async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, Failure> {
-    let io = |e: std::io::Error| Failure::Other(format!("runner connection: {e}"));
+    let io = |e: std::io::Error| Failure::Broken(e.to_string());
     let mut body = Vec::new();
     loop {
         // A size line.
@@ -243,21 +264,21 @@ async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8
                 break i;
             }
             if buf.len() > 1024 || read_some(stream, &mut buf).await.map_err(io)? == 0 {
-                return Err(Failure::Other(String::from("bad chunk size line")));
+                return Err(Failure::Bad(String::from("bad chunk size line")));
             }
         };
         let line = std::str::from_utf8(&buf[..line_end]).unwrap_or("");
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| Failure::Other(format!("bad chunk size {size_text:?}")))?;
+            .map_err(|_| Failure::Bad(format!("bad chunk size {size_text:?}")))?;
         buf.drain(..line_end + 2);
         if body.len() + size > MAX_ANSWER {
-            return Err(Failure::Other(String::from("runner answer too large")));
+            return Err(Failure::Bad(String::from("answer too large")));
         }
         // The chunk and its CRLF (the last chunk is followed by an empty trailer line).
         while buf.len() < size + 2 {
             if read_some(stream, &mut buf).await.map_err(io)? == 0 {
-                return Err(Failure::Other(String::from("runner closed mid-chunk")));
+                return Err(Failure::Broken(String::from("closed mid-chunk")));
             }
         }
         body.extend_from_slice(&buf[..size]);
@@ -295,7 +316,7 @@ mod tests {
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad",
         ])
         .await;
-        let pool = WirePool::default();
+        let pool = InTaskClient::default();
         let a = pool
             .exchange(addr, "POST", "/invoke", b"{}")
             .await
@@ -315,7 +336,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
         ])
         .await;
-        let a = WirePool::default()
+        let a = InTaskClient::default()
             .exchange(addr, "POST", "/invoke", b"{}")
             .await
             .expect("chunked");
@@ -341,7 +362,7 @@ mod tests {
                 .await
                 .expect("write 2");
         });
-        let pool = WirePool::default();
+        let pool = InTaskClient::default();
         let a = pool
             .exchange(addr, "POST", "/invoke", b"{}")
             .await
@@ -357,12 +378,13 @@ mod tests {
     #[tokio::test]
     async fn t04_garbage_and_refused_are_errors() {
         let addr = serve(vec![b"SMTP ready\r\n\r\n"]).await;
-        let pool = WirePool::default();
+        let pool = InTaskClient::default();
         let e = pool
             .exchange(addr, "GET", "/ready", b"")
             .await
             .expect_err("garbage is an error");
-        assert!(e.contains("runner answer"), "{e}");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
+        assert!(!e.not_sent() && !e.is_retryable(), "{e}");
         let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let gone = closed.local_addr().expect("addr");
         drop(closed);
@@ -370,6 +392,18 @@ mod tests {
             .exchange(gone, "GET", "/ready", b"")
             .await
             .expect_err("nothing listens");
-        assert!(e.contains("connect to"), "{e}");
+        assert!(matches!(e, HttpError::Connect { .. }), "{e}");
+        assert!(e.not_sent() && e.is_retryable(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn t05_an_answer_cut_off_may_have_run() {
+        let addr = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf"]).await;
+        let e = InTaskClient::default()
+            .exchange(addr, "POST", "/invoke", b"{}")
+            .await
+            .expect_err("cut off");
+        assert!(matches!(e, HttpError::NoAnswer { .. }), "{e}");
+        assert!(!e.not_sent() && e.is_retryable(), "{e}");
     }
 }

@@ -33,7 +33,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -49,11 +48,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::cluster::{
-    Cluster, ClusterError, Inventory, PROBE_TIMEOUT, Refused, RemoteView, authorized,
-};
-use crate::invocation::{Forwarded, Invocation, Invoked, RouterMsg};
-use crate::registry::{Registry, code_key};
+use crate::inventory::{Inventory, RemoteView};
+use crate::server::{Refused, authorized};
+use crate::{Cluster, ClusterError};
+
+/// How long a ping (or a dial) of another member may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where a node keeps its transport once started: the Router forwards through it, the API
 /// shows what it reached, `/raft/mesh` hands it upgraded connections.
@@ -167,103 +167,14 @@ impl Actor for PoolLink {
     }
 }
 
-/// What a node's RouterLink is told by the other members.
+/// What a node's RouterLink (the node's actor that runs forwarded invocations) is told by
+/// the other members. The transport carries bytes: what an invocation and its answer are is
+/// the node's business.
 #[derive(Debug, RactorClusterMessage)]
 pub enum RouterLinkMsg {
-    /// An invocation forwarded by another region (JSON [`Forwarded`]); the answer is JSON
-    /// `Result<Invoked, String>` (an error: the home region runs it itself).
+    /// An invocation forwarded by another region (JSON); the answer is JSON too.
     #[rpc]
     Invoke(Vec<u8>, RpcReplyPort<Vec<u8>>),
-}
-
-/// What the RouterLink needs.
-#[derive(Debug)]
-pub struct RouterLinkArgs {
-    /// This node's region.
-    pub region: String,
-    /// This node's name.
-    pub node_id: String,
-    /// The code types forwarded invocations name.
-    pub registry: Arc<Registry>,
-    /// Most invocations in flight on this node.
-    pub max_inflight: usize,
-    /// The local Router.
-    pub router: ActorRef<RouterMsg>,
-    /// Invocations in flight on this node (the API's count: the same limit applies).
-    pub inflight: Arc<AtomicUsize>,
-}
-
-/// The Router's remote face: runs invocations forwarded by other regions through the local
-/// Router, on an idle container that fits only (never a start: the home region falls back to
-/// its own).
-#[derive(Debug)]
-pub struct RouterLink;
-
-impl Actor for RouterLink {
-    type Msg = RouterLinkMsg;
-    type State = Arc<RouterLinkArgs>;
-    type Arguments = RouterLinkArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        args: RouterLinkArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let cell = myself.get_cell();
-        let (region, name) = (&args.region, &args.node_id);
-        for group in [router_region(region), router_node(name)] {
-            pg::join_scoped(SCOPE.into(), group, vec![cell.clone()]);
-        }
-        Ok(Arc::new(args))
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        args: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let RouterLinkMsg::Invoke(body, reply) = msg;
-        let args = args.clone();
-        // Each in its own task: a slow invocation does not hold up the next.
-        tokio::spawn(async move {
-            let answer = run_forwarded(&args, &body).await;
-            let _ = reply.send(serde_json::to_vec(&answer).unwrap_or_default());
-        });
-        Ok(())
-    }
-}
-
-/// Run one forwarded invocation here.
-async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, String> {
-    let received = Instant::now();
-    let f: Forwarded =
-        serde_json::from_slice(body).map_err(|e| format!("forwarded invocation: {e}"))?;
-    let code = args
-        .registry
-        .code(&code_key(&f.tenant, &f.code))
-        .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
-    let max = args.max_inflight;
-    if args.inflight.fetch_add(1, Ordering::Relaxed) >= max {
-        args.inflight.fetch_sub(1, Ordering::Relaxed);
-        return Err(format!("{max} invocations in flight on this node"));
-    }
-    let inv = Invocation {
-        code,
-        overrides: f.overrides,
-        payload_bytes: f.payload_bytes,
-        received,
-        forwarded_need_mib: Some(f.need_mib),
-    };
-    let called = args
-        .router
-        .call(|reply| RouterMsg::Invoke(inv, reply), None)
-        .await;
-    args.inflight.fetch_sub(1, Ordering::Relaxed);
-    match called {
-        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| e.to_string()),
-        _ => Err(String::from("node stopping")),
-    }
 }
 
 /// A TCP connection (after the HTTP upgrade) as a ractor_cluster stream.
@@ -292,18 +203,44 @@ pub struct Mesh {
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Why a call over the transport got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MeshError {
+    /// No session with the member (not dialed yet, or dropped): nothing was sent.
+    #[error("no session with {0}")]
+    NoSession(String),
+    /// A session, but the member's link is not in its group yet: nothing was sent.
+    #[error("no router link of {0} yet")]
+    NoLink(String),
+    /// Sent, and no answer within the budget: it may have run (and may still be running).
+    #[error("{name}: no answer within {budget:?}")]
+    TimedOut {
+        /// The member.
+        name: String,
+        /// How long it was given.
+        budget: Duration,
+    },
+    /// Sent, and the session ended before the answer: it may have run.
+    #[error("{0}: session lost")]
+    SessionLost(String),
+}
+
+impl MeshError {
+    /// Whether the call certainly did not reach the member (so it did not run there).
+    pub fn not_sent(&self) -> bool {
+        matches!(self, MeshError::NoSession(_) | MeshError::NoLink(_))
+    }
+}
+
 /// Why the transport could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("node transport: {0}")]
-pub struct MeshError(String);
+fn spawn_failed(what: &str) -> impl FnOnce(ractor::SpawnErr) -> ClusterError {
+    let what = what.to_owned();
+    move |e| ClusterError::Start(format!("node transport: {what}: {e}"))
+}
 
 impl Mesh {
     /// Start the NodeServer (cookie: `secret`) and this node's PoolLink.
-    pub async fn start(cluster: &Arc<Cluster>, secret: &str) -> Result<Self, MeshError> {
-        let err = |what: &str| {
-            let what = what.to_owned();
-            move |e: ractor::SpawnErr| MeshError(format!("{what}: {e}"))
-        };
+    pub async fn start(cluster: &Arc<Cluster>, secret: &str) -> Result<Self, ClusterError> {
         // Its own listener is never advertised (sessions come in over the API port): bind
         // it to loopback on a port of the system's choice.
         let server = NodeServer::new(
@@ -317,10 +254,10 @@ impl Mesh {
         .with_listen_addr(IpAddr::from([127, 0, 0, 1]));
         let (server, _) = Actor::spawn(None, server, ())
             .await
-            .map_err(err("node server"))?;
+            .map_err(spawn_failed("node server"))?;
         let (pool_link, _) = Actor::spawn(None, PoolLink, Arc::downgrade(cluster))
             .await
-            .map_err(err("pool link"))?;
+            .map_err(spawn_failed("pool link"))?;
         Ok(Self {
             server,
             pool_link,
@@ -389,37 +326,33 @@ impl Mesh {
             .collect()
     }
 
-    /// Run `body` (a [`Forwarded`] invocation) on member `name` through its RouterLink,
-    /// waiting at most `budget`; an error when there is no session with it, it declined, or
-    /// no answer came in time.
+    /// Send `body` (a forwarded invocation) to member `name`'s RouterLink and wait at most
+    /// `budget` for its answer.
     pub async fn invoke(
         &self,
         name: &str,
         body: Vec<u8>,
         budget: Duration,
-    ) -> Result<Invoked, String> {
+    ) -> Result<Vec<u8>, MeshError> {
         let sessions = self.sessions().await;
         let session = sessions
             .get(name)
-            .ok_or_else(|| format!("no session with {name}"))?;
+            .ok_or_else(|| MeshError::NoSession(name.to_owned()))?;
         let link = Self::reached(session, &router_node(name))
             .into_iter()
             .next()
-            .ok_or_else(|| format!("no router link of {name} yet"))?;
+            .ok_or_else(|| MeshError::NoLink(name.to_owned()))?;
         let link = ActorRef::<RouterLinkMsg>::from(link);
         match link
             .call(|r| RouterLinkMsg::Invoke(body, r), Some(budget))
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(bytes)) => {
-                serde_json::from_slice::<Result<Invoked, String>>(&bytes)
-                    .map_err(|e| format!("answer of {name}: {e}"))?
-                    .map_err(|e| format!("{name} declined: {e}"))
-            }
-            Ok(ractor::rpc::CallResult::Timeout) => {
-                Err(format!("{name}: no answer within {budget:?}"))
-            }
-            _ => Err(format!("{name}: session lost")),
+            Ok(ractor::rpc::CallResult::Success(bytes)) => Ok(bytes),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(MeshError::TimedOut {
+                name: name.to_owned(),
+                budget,
+            }),
+            _ => Err(MeshError::SessionLost(name.to_owned())),
         }
     }
 
@@ -644,11 +577,7 @@ pub async fn start(
     if secret.is_empty() {
         return Ok(None);
     }
-    let mesh = Arc::new(
-        Mesh::start(cluster, &secret)
-            .await
-            .map_err(|e| ClusterError::Start(e.to_string()))?,
-    );
+    let mesh = Arc::new(Mesh::start(cluster, &secret).await?);
     mesh.spawn_loop(cluster, secret, source);
     let _ = slot.set(mesh.clone());
     Ok(Some(mesh))

@@ -1,0 +1,377 @@
+//! This node as a member: the Raft node over its store, starting a cluster or joining one,
+//! adding and removing members, the election guard, the applied state the request path reads.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use forewarm_http::HttpClient;
+use forewarm_raft::{AppliedState, ClusterNode, NodeId, Raft, SharedState};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, SnapshotPolicy};
+
+use crate::config::ClusterConfig;
+use crate::error::ClusterError;
+use crate::forward::LEADER_WAIT;
+use crate::inventory::{Inventory, RemoteView};
+use crate::network::HttpNetwork;
+use crate::rtt::{RttTable, ewma};
+
+/// This node in the cluster.
+pub struct Cluster {
+    /// The Raft node.
+    pub raft: Raft,
+    /// Its id.
+    pub id: NodeId,
+    /// Its membership record.
+    pub me: ClusterNode,
+    state: SharedState,
+    /// A handle on the store, to know when Raft has let go of it; dropped at shutdown so the
+    /// file is closed even while handlers still hold the cluster.
+    store: std::sync::Mutex<Option<forewarm_raft::LogStore>>,
+    /// Authenticated calls to the other members (Raft's network too).
+    pub(crate) net: HttpNetwork,
+    /// Round trips to the other members.
+    pub rtt: RttTable,
+    /// This node's warm inventory (written by the PoolSupervisor).
+    pub local: RwLock<Inventory>,
+    /// The other members' inventories.
+    pub remote: RwLock<HashMap<NodeId, RemoteView>>,
+    /// Moving average of the wait before a warm request runs here, ms (bits of an f64).
+    queue_ms: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("id", &self.id)
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A member whose last inventory arrived longer ago than this does not count towards the
+/// majority a node needs before it stands for election (three push periods).
+const QUORUM_STALE: Duration = Duration::from_millis(750);
+
+impl Cluster {
+    /// Open the Raft store at `store` and start this node's Raft member `me` (it serves
+    /// nothing yet: mount [`crate::routes`], then call [`Cluster::bootstrap_or_join`]).
+    pub async fn start(
+        config: &ClusterConfig,
+        store: &Path,
+        me: ClusterNode,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let (log, sm) =
+            forewarm_raft::store::open(store).map_err(|e| ClusterError::Start(e.to_string()))?;
+        let state = sm.shared();
+        let c = config;
+        let raft_config = openraft::Config {
+            cluster_name: String::from("forewarm"),
+            heartbeat_interval: c.heartbeat_ms,
+            election_timeout_min: c.election_min_ms,
+            election_timeout_max: c.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_every),
+            max_in_snapshot_log_to_keep: 100,
+            install_snapshot_timeout: 5_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Start(format!("raft config: {e}")))?;
+        let net = HttpNetwork::new(
+            HttpClient::from_source(c.source_addr),
+            Arc::from(c.secret.clone().unwrap_or_default()),
+        );
+        let id = forewarm_raft::raft_id(&me.name);
+        let store = log.clone();
+        let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm)
+            .await
+            .map_err(|e| ClusterError::Start(format!("raft: {e}")))?;
+        Ok(Arc::new(Self {
+            raft,
+            id,
+            me,
+            state,
+            store: std::sync::Mutex::new(Some(store)),
+            net,
+            rtt: RttTable::default(),
+            local: RwLock::new(Inventory::default()),
+            remote: RwLock::new(HashMap::new()),
+            queue_ms: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// Fold one measured wait of a warm request (from arrival at the Router to its lease)
+    /// into this node's queue-wait average.
+    pub fn record_queue_wait(&self, waited: Duration) {
+        use std::sync::atomic::Ordering;
+        let ms = waited.as_secs_f64() * 1e3;
+        // One writer at a time is not guaranteed: a lost update only loses one sample.
+        let old = f64::from_bits(self.queue_ms.load(Ordering::Relaxed));
+        self.queue_ms
+            .store(ewma(old, ms).to_bits(), Ordering::Relaxed);
+    }
+
+    /// This node's queue-wait average, ms.
+    pub fn queue_ms(&self) -> f64 {
+        f64::from_bits(self.queue_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The applied state (what the request path reads).
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    pub(crate) fn applied(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// On a node that never was a member: start a cluster of one when `join` is empty, else
+    /// ask the seeds in `join` (any member; it forwards to the leader) to add it, retrying
+    /// until `deadline`. A node that was a member (restart) just resumes.
+    pub async fn bootstrap_or_join(
+        self: &Arc<Self>,
+        join: &[String],
+        deadline: Duration,
+    ) -> Result<(), ClusterError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        if initialized {
+            // A member of a larger cluster cannot talk to the others without the secret.
+            let members = self.applied().membership.membership().nodes().count();
+            if self.secret().is_empty() && members > 1 {
+                return Err(ClusterError::Start(String::from(
+                    "this node is a member of a cluster but has no cluster secret: set cluster.secret or FOREWARM_CLUSTER_SECRET",
+                )));
+            }
+            self.update_own_record();
+            return Ok(());
+        }
+        if join.is_empty() {
+            let members = BTreeMap::from([(self.id, self.me.clone())]);
+            match self.raft.initialize(members).await {
+                Ok(())
+                | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(ClusterError::Raft(e.to_string())),
+            }
+            self.leader(deadline).await?;
+            return Ok(());
+        }
+        let seed = self.join_through(join, deadline).await?;
+        tracing::info!("joined the cluster through {seed}");
+        Ok(())
+    }
+
+    /// Ask the members at `addrs`, in turn and again every 500 ms until `deadline`, to add
+    /// this node to the membership (or update its record); the address that did it.
+    async fn join_through(
+        &self,
+        addrs: &[String],
+        deadline: Duration,
+    ) -> Result<String, ClusterError> {
+        let begun = Instant::now();
+        let mut last = String::new();
+        while begun.elapsed() < deadline {
+            for addr in addrs {
+                match self
+                    .post::<_, ()>(addr, "/raft/join", &self.me, LEADER_WAIT)
+                    .await
+                {
+                    Ok(()) => return Ok(addr.clone()),
+                    Err(e) => last = format!("{addr}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(ClusterError::NotJoined {
+            seeds: addrs.to_vec(),
+            deadline,
+            last,
+        })
+    }
+
+    /// When the membership records this node under another address or region (it came back
+    /// elsewhere), ask the other members, in the background, to update the record: until
+    /// then the leader cannot reach it.
+    fn update_own_record(self: &Arc<Self>) {
+        let others: Vec<String> = {
+            let applied = self.applied();
+            let membership = applied.membership.membership();
+            let recorded = membership.get_node(&self.id);
+            if recorded.is_none_or(|r| *r == self.me) {
+                return;
+            }
+            membership
+                .nodes()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, n)| n.addr.clone())
+                .collect()
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.join_through(&others, Duration::from_secs(60)).await {
+                Ok(_) => tracing::info!("membership now records {}", me.me),
+                Err(e) => tracing::warn!("updating this node's membership record: {e}"),
+            }
+        });
+    }
+
+    /// Add `node` as a voter (on the leader; forwarded otherwise).
+    pub async fn add_member(&self, node: ClusterNode) -> Result<(), ClusterError> {
+        let id = forewarm_raft::raft_id(&node.name);
+        let known = self.members().into_iter().find(|(i, _)| *i == id);
+        if let Some((_, recorded)) = known {
+            if recorded == node {
+                return Ok(());
+            }
+            // A member back on another address (or region): update its record.
+            let update = ChangeMembers::SetNodes(BTreeMap::from([(id, node.clone())]));
+            return match self.raft.change_membership(update, false).await {
+                Ok(_) => {
+                    tracing::info!("{node}: membership record updated");
+                    Ok(())
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    self.on_leader("/raft/join", &node).await
+                }
+                Err(e) => Err(ClusterError::Raft(e.to_string())),
+            };
+        }
+        match self.raft.add_learner(id, node.clone(), true).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                return self.on_leader("/raft/join", &node).await;
+            }
+            Err(e) => return Err(ClusterError::Raft(e.to_string())),
+        }
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        tracing::info!("{node} is a voter");
+        Ok(())
+    }
+
+    /// Remove the member named `name` (on the leader; forwarded otherwise).
+    pub async fn remove_member(&self, name: &str) -> Result<bool, ClusterError> {
+        let id = forewarm_raft::raft_id(name);
+        if !self.members().iter().any(|(i, _)| *i == id) {
+            return Ok(false);
+        }
+        match self
+            .raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                self.on_leader("/raft/remove", &name).await
+            }
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
+    }
+
+    /// Members (id, node) as of the last applied membership.
+    pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+
+    /// Let this node stand for election only while it hears from a majority of the voters
+    /// (itself included) through the node transport: a member cut off from the others
+    /// would otherwise raise its term election after election and, once back, make the
+    /// leader step down for nothing (openraft 0.9 has no pre-vote). Checked every 100 ms;
+    /// a member counts as heard when its inventory arrived, or it answered a ping, within
+    /// [`QUORUM_STALE`].
+    pub fn spawn_quorum_watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut electing = true;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let Some(me) = weak.upgrade() else { return };
+                let voters: BTreeSet<NodeId> = {
+                    let metrics = me.raft.metrics();
+                    let m = metrics.borrow();
+                    m.membership_config.membership().voter_ids().collect()
+                };
+                let heard = {
+                    let remote = me.remote.read().unwrap_or_else(|e| e.into_inner());
+                    voters
+                        .iter()
+                        .filter(|id| {
+                            **id == me.id
+                                || me.rtt.heard(**id, QUORUM_STALE)
+                                || remote
+                                    .get(id)
+                                    .is_some_and(|v| v.fetched.elapsed() < QUORUM_STALE)
+                        })
+                        .count()
+                };
+                let majority = heard * 2 > voters.len();
+                if majority != electing {
+                    electing = majority;
+                    me.raft.runtime_config().elect(majority);
+                    if majority {
+                        tracing::info!(
+                            "a majority of the voters answers again: may stand for election"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "{heard} of {} voters answer: not standing for election until a majority does",
+                            voters.len()
+                        );
+                    }
+                }
+            }
+        })
+    }
+
+    /// The cluster secret (empty on a lone node without one).
+    pub fn secret(&self) -> &Arc<str> {
+        self.net.secret()
+    }
+
+    /// Whether `headers` carry the cluster secret (internal endpoints outside this module).
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let secret = self.secret();
+        !secret.is_empty() && token == Some(&**secret)
+    }
+
+    /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
+    /// the node can be started again in the same process.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        let handles = || {
+            let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            store.as_ref().map_or(0, |s| s.handles())
+        };
+        let begun = Instant::now();
+        while handles() > 1 && begun.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// The tenant with id `id`, read at a linearizable point.
+    pub async fn tenant(&self, id: &str) -> Result<Option<forewarm_raft::Tenant>, ClusterError> {
+        self.linearizable().await?;
+        Ok(self.applied().state.tenants.get(id).cloned())
+    }
+}
