@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// Invocations in flight on this node before new ones get 503.
     pub max_inflight: usize,
+    /// How often the pool is compared with what the container engine lists (containers
+    /// removed or exited behind the node's back leave the pool; leaked ones are removed), ms.
+    pub reconcile_every_ms: u64,
     /// Image of code types that name none.
     pub runner_image: String,
     /// Raw samples are kept this many hours.
@@ -77,6 +80,7 @@ impl Default for NodeConfig {
             capacity: Capacity::default(),
             max_body_bytes: 64 * 1024,
             max_inflight: 4096,
+            reconcile_every_ms: 10_000,
             runner_image: format!("forewarm/runner:{}", env!("CARGO_PKG_VERSION")),
             raw_retention_hours: 24,
             rollup_retention_days: 30,
@@ -195,6 +199,12 @@ impl NodeConfig {
         }
         if self.max_body_bytes == 0 || self.max_inflight == 0 {
             return Err(String::from("max_body_bytes and max_inflight must be > 0"));
+        }
+        if self.reconcile_every_ms < 100 {
+            return Err(format!(
+                "reconcile_every_ms {} must be >= 100 (every pass lists the node's containers)",
+                self.reconcile_every_ms
+            ));
         }
         self.cluster.validate()?;
         if matches!(self.policy, PolicySpec::Oracle) {

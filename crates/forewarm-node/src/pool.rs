@@ -10,10 +10,13 @@
 //! container (starts happen in the children, so a cold start never blocks the mailbox); a
 //! removal stops the container's actor; an answer goes to the request waiting for a start. A
 //! reconcile tick fires the pools' due events, removes containers whose keep-alive passed,
-//! updates the gauges and publishes the warm inventory.
+//! updates the gauges and publishes the warm inventory. On a slower schedule
+//! (`reconcile_every_ms`), the book is compared with what the container engine lists by the
+//! node's label ([`PoolEngine::reconcile`]): containers gone behind the node's back leave
+//! the pool, leaked ones are removed.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::collector::CollectorMsg;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
-use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine};
+use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine, Reconciled};
+use crate::pool_msg::Seen;
 use crate::registry::{Code, CodeKey};
 use crate::room::Quota;
 use crate::shared::NodeShared;
@@ -88,6 +92,8 @@ pub struct PoolBook<R> {
     args: PoolArgs<R>,
     book: Mutex<Book>,
     supervisor: OnceLock<ActorRef<PoolMsg>>,
+    /// A list of the node's containers is being asked for.
+    listing: AtomicBool,
 }
 
 impl<R: ContainerRuntime + 'static> PoolBook<R> {
@@ -110,6 +116,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                 to_start: Vec::new(),
             }),
             supervisor: OnceLock::new(),
+            listing: AtomicBool::new(false),
         })
     }
 
@@ -257,6 +264,72 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         self.update(|engine, quota| engine.release(serial, ok, quota, Instant::now()));
     }
 
+    /// Ask the container engine, off the actor, for every container of this node; the
+    /// answer comes back as [`PoolMsg::Listed`]. At most one such request at a time.
+    fn list_containers(&self, myself: &ActorRef<PoolMsg>) {
+        if self.listing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let runtime = self.args.runtime.clone();
+        let node = self.args.shared.config.node_id.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let at = Instant::now();
+            let listed = runtime
+                .list(&node)
+                .await
+                .map(|all| {
+                    all.into_iter()
+                        .map(|c| Seen {
+                            id: c.id,
+                            running: c.running,
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string());
+            let _ = myself.cast(PoolMsg::Listed { at, listed });
+        });
+    }
+
+    /// Compare the book with what the engine listed at `at`; remove the leaks it finds.
+    fn reconcile(&self, listed: Result<Vec<Seen>, String>, at: Instant) {
+        self.listing.store(false, Ordering::Release);
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!("reconcile: listing this node's containers: {e}");
+                return;
+            }
+        };
+        let (gone, unowned) = {
+            let mut book = self.lock();
+            let Reconciled {
+                gone,
+                commands,
+                unowned,
+            } = book.engine.reconcile(&listed, at);
+            self.carry_out(&mut book, commands);
+            (gone, unowned)
+        };
+        if !gone.is_empty() {
+            tracing::warn!(
+                "reconcile: {} idle containers gone from the container engine left the pool",
+                gone.len()
+            );
+        }
+        for id in unowned {
+            tracing::warn!(
+                "reconcile: removing container {id}, labelled with this node but in no pool"
+            );
+            let runtime = self.args.runtime.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runtime.remove(&id).await {
+                    tracing::warn!("reconcile: removing {id}: {e}");
+                }
+            });
+        }
+    }
+
     /// Reconcile, then update the gauges and publish what this node holds warm, for the
     /// Router and the other regions.
     fn tick(&self) {
@@ -332,6 +405,8 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
     ) -> Result<Self::State, ActorProcessingErr> {
         let _ = book.supervisor.set(myself.clone());
         myself.send_interval(TICK, || PoolMsg::Tick);
+        let every = Duration::from_millis(book.args.shared.config.reconcile_every_ms);
+        myself.send_interval(every, || PoolMsg::Reconcile);
         Ok(book)
     }
 
@@ -349,6 +424,8 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
                 took,
             } => pool.update(|engine, _| engine.started(serial, result, took, Instant::now())),
             PoolMsg::Tick => pool.tick(),
+            PoolMsg::Reconcile => pool.list_containers(&myself),
+            PoolMsg::Listed { at, listed } => pool.reconcile(listed, at),
             PoolMsg::Retire(code) => pool.update(|engine, _| engine.retire(&code, Instant::now())),
             PoolMsg::List(reply) => {
                 let _ = reply.send(pool.lock().engine.list(Instant::now()));

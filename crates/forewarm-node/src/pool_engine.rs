@@ -18,7 +18,7 @@
 //! [`fail`]: PoolEngine::fail
 //! [`stop`]: PoolEngine::stop
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use forewarm_store::Start;
 
 use crate::clock::PolicyClock;
 use crate::config::Capacity;
-use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolTarget};
+use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolTarget, Seen};
 use crate::registry::{Code, CodeKey, SharedFloor};
 use crate::room::{self, Held, Quota, Short};
 
@@ -88,6 +88,23 @@ pub enum Command {
         /// The lease, or why not.
         result: Result<Lease, PoolError>,
     },
+}
+
+/// How long a container labelled with this node may be listed without being in the book
+/// before a reconcile removes it: longer than a start may take (the runtime gives a runner
+/// 60 s to be ready), so a container being started is never taken for a leak.
+pub const UNOWNED_GRACE: Duration = Duration::from_secs(120);
+
+/// What [`PoolEngine::reconcile`] found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// Containers of the book that are gone, by serial.
+    pub gone: Vec<u64>,
+    /// What taking them out of the book asks for.
+    pub commands: Vec<Command>,
+    /// Containers labelled with this node that are in no book (for longer than
+    /// [`UNOWNED_GRACE`]): remove them.
+    pub unowned: Vec<String>,
 }
 
 /// The engine's fixed settings.
@@ -171,6 +188,9 @@ pub struct PoolEngine {
     start_ewma: Duration,
     /// Stopped: no lease any more.
     stopping: bool,
+    /// Containers the engine lists with this node's label that no container of the book
+    /// is, by id: when a reconcile first saw each so.
+    unowned_since: HashMap<String, Instant>,
 }
 
 /// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
@@ -197,6 +217,7 @@ impl PoolEngine {
             next_serial: 0,
             start_ewma: INITIAL_START,
             stopping: false,
+            unowned_since: HashMap::new(),
         }
     }
 
@@ -687,6 +708,70 @@ impl PoolEngine {
             self.discard(serial, now, &mut out);
         }
         out
+    }
+
+    /// Compare the book with what the container engine listed (every container labelled
+    /// with this node; the list was asked for at `listed_at`), kube-rs's reconcile:
+    ///
+    /// - an idle container of the book the engine does not list as running is gone (removed
+    ///   or exited outside forewarm): it leaves the book, so no request is handed a dead
+    ///   container (`Remove` commands). Only containers idle since before `listed_at` are
+    ///   judged: one that became idle later may not have been listed yet. A busy one is left
+    ///   to its request, which fails and releases it.
+    /// - a listed container that no container of the book is, for [`UNOWNED_GRACE`] (longer
+    ///   than any start: a starting container is in the engine before the book knows its
+    ///   id), is a leak (a removal that failed): its id is returned, to be removed.
+    pub fn reconcile(&mut self, listed: &[Seen], listed_at: Instant) -> Reconciled {
+        let running: HashSet<&str> = listed
+            .iter()
+            .filter(|c| c.running)
+            .map(|c| c.id.as_str())
+            .collect();
+        let mut gone: Vec<u64> = self
+            .reals
+            .iter()
+            .filter(|(_, r)| r.since <= listed_at)
+            .filter_map(|(serial, r)| match &r.state {
+                RealState::Idle(c) if !running.contains(c.id.as_str()) => Some(*serial),
+                _ => None,
+            })
+            .collect();
+        gone.sort_unstable();
+        let mut commands = Commands::new();
+        for &serial in &gone {
+            self.discard(serial, listed_at, &mut commands);
+        }
+        let booked: HashSet<&str> = self
+            .reals
+            .values()
+            .filter_map(|r| match &r.state {
+                RealState::Idle(c) | RealState::Busy(c) => Some(c.id.as_str()),
+                RealState::Starting { .. } => None,
+            })
+            .collect();
+        let unbooked: HashSet<&str> = listed
+            .iter()
+            .map(|c| c.id.as_str())
+            .filter(|id| !booked.contains(id))
+            .collect();
+        self.unowned_since
+            .retain(|id, _| unbooked.contains(id.as_str()));
+        let mut unowned = Vec::new();
+        for id in unbooked {
+            let since = *self.unowned_since.entry(id.to_owned()).or_insert(listed_at);
+            if listed_at.saturating_duration_since(since) >= UNOWNED_GRACE {
+                unowned.push(id.to_owned());
+            }
+        }
+        for id in &unowned {
+            self.unowned_since.remove(id);
+        }
+        unowned.sort();
+        Reconciled {
+            gone,
+            commands,
+            unowned,
+        }
     }
 
     /// The node stops: no lease any more; every request waiting for a start is answered

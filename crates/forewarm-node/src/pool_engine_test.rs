@@ -10,6 +10,7 @@ use forewarm_runtime::{Container, ContainerSpec, Workload};
 use forewarm_store::Start;
 
 use super::*;
+use crate::pool_msg::Seen;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -327,4 +328,74 @@ fn t10_a_size_class_follows_memory_within_the_code_types_limits() {
     );
     assert_eq!(class_for(256, &c).cpu_millis, 500);
     assert_eq!(class_for(0, &c).memory_mib, 1);
+}
+
+fn seen(ids: &[(&str, bool)]) -> Vec<Seen> {
+    ids.iter()
+        .map(|(id, running)| Seen {
+            id: (*id).to_owned(),
+            running: *running,
+        })
+        .collect()
+}
+
+#[test]
+fn t11_reconcile_takes_out_idle_containers_the_engine_lost() {
+    let mut f = fixture();
+    let (a, b, c) = (code("a", 1), code("b", 1), code("c", 1));
+    let la = f.cold_lease(&a, Duration::ZERO);
+    let lb = f.cold_lease(&b, Duration::ZERO);
+    let lc = f.cold_lease(&c, Duration::ZERO);
+    f.engine.release(la.serial, true, &no_quota, f.at(MIN));
+    f.engine.release(lb.serial, true, &no_quota, f.at(MIN));
+    // Listed at 2 min: a's container exited, b's is gone, c's is busy and gone too.
+    let ida = la.container.id.clone();
+    let r = f.engine.reconcile(&seen(&[(&ida, false)]), f.at(2 * MIN));
+    assert_eq!(r.gone, vec![la.serial, lb.serial]);
+    assert_eq!(
+        r.commands,
+        vec![
+            Command::Remove { serial: la.serial },
+            Command::Remove { serial: lb.serial }
+        ]
+    );
+    assert!(r.unowned.is_empty(), "{r:?}");
+    // The busy one is left to its request; once released it is judged by the next pass.
+    assert!(f.engine.holds(lc.serial));
+    f.engine.release(lc.serial, true, &no_quota, f.at(3 * MIN));
+    let r = f
+        .engine
+        .reconcile(&[], f.at(2 * MIN + Duration::from_secs(30)));
+    assert!(
+        r.gone.is_empty(),
+        "idle only since after the listing: {r:?}"
+    );
+    let r = f.engine.reconcile(&[], f.at(4 * MIN));
+    assert_eq!(r.gone, vec![lc.serial]);
+    // The next lease of a starts a container again (cold), not the lost one.
+    let (_, commands) = f.waiting_lease(&a, &no_quota, 5 * MIN);
+    assert_eq!(started_spec(&commands).len(), 1, "{commands:?}");
+}
+
+#[test]
+fn t12_reconcile_removes_unbooked_containers_after_the_grace_only() {
+    let mut f = fixture();
+    let c = code("a", 1);
+    let lease = f.cold_lease(&c, Duration::ZERO);
+    let mine = lease.container.id.clone();
+    // A leak (its removal failed) and a container whose start the book has not heard of yet.
+    let listed = seen(&[(&mine, true), ("leak", false), ("starting", true)]);
+    let r = f.engine.reconcile(&listed, f.at(MIN));
+    assert_eq!((r.gone.len(), r.unowned.len()), (0, 0), "{r:?}");
+    let r = f.engine.reconcile(&listed, f.at(MIN + UNOWNED_GRACE / 2));
+    assert!(r.unowned.is_empty(), "{r:?}");
+    // "starting" is no longer listed (its start failed and it was removed); the leak stays.
+    let listed = seen(&[(&mine, true), ("leak", false)]);
+    let r = f.engine.reconcile(&listed, f.at(MIN + UNOWNED_GRACE));
+    assert_eq!(r.unowned, vec![String::from("leak")]);
+    assert!(r.commands.is_empty() && r.gone.is_empty(), "{r:?}");
+    // Reported once; seen again, its grace starts over.
+    let r = f.engine.reconcile(&listed, f.at(MIN + UNOWNED_GRACE * 2));
+    assert!(r.unowned.is_empty(), "{r:?}");
+    assert!(f.engine.holds(lease.serial));
 }

@@ -3,7 +3,7 @@
 //! logic so that those files depend on these few types and not on one another.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use forewarm_runtime::Container;
 use ractor::RpcReplyPort;
@@ -36,6 +36,15 @@ pub enum PoolError {
     NoWarmFit,
 }
 
+/// A container as the container engine lists it, for [`crate::pool_engine::PoolEngine::reconcile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Engine id.
+    pub id: String,
+    /// Whether it runs.
+    pub running: bool,
+}
+
 /// What the PoolSupervisor is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum PoolMsg {
@@ -52,6 +61,15 @@ pub enum PoolMsg {
     },
     /// Reconcile: fire due events, remove expired containers.
     Tick,
+    /// Compare the book with what the container engine lists (on a schedule).
+    Reconcile,
+    /// What the container engine listed, asked for at `at` (or why it could not).
+    Listed {
+        /// When the list was asked for.
+        at: Instant,
+        /// Every container labelled with this node.
+        listed: Result<Vec<Seen>, String>,
+    },
     /// `code` was updated: retire idle containers of older versions.
     Retire(Arc<Code>),
     /// The containers, for `/v1/pool`.

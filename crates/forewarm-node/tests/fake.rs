@@ -434,3 +434,50 @@ async fn t05_tenants_codes_and_samples_survive_a_restart() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t06_a_container_removed_behind_the_nodes_back_leaves_the_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(FakeRuntime::new());
+    let config = NodeConfig {
+        reconcile_every_ms: 100,
+        ..config(dir.path(), 1.0)
+    };
+    let node = Node::start(config, runtime.clone())
+        .await
+        .expect("node starts");
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "resize", FAST).await;
+    let first = invoke(addr, &token, "resize", "").await;
+    assert_eq!(
+        first.header("x-forewarm-start"),
+        Some("cold"),
+        "{}",
+        first.body
+    );
+    let listed = runtime.list("fake-node").await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    // Gone behind the node's back (an operator's `docker rm -f`, an OOM kill).
+    runtime.remove(&listed[0].id).await.expect("remove");
+    // Within a few reconcile passes the pool no longer holds it: the next request is not
+    // handed a dead container (warm, then failing).
+    let gone = &listed[0].id;
+    let mut held = true;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pool = json(&call(addr, "GET", "/v1/pool", Some(&token), "").await);
+        let ids: Vec<&str> = pool["containers"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|c| c["id"].as_str()).collect())
+            .unwrap_or_default();
+        held = ids.contains(&gone.as_str());
+        if !held {
+            break;
+        }
+    }
+    assert!(!held, "the pool still holds the removed container {gone}");
+    let second = invoke(addr, &token, "resize", "").await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    node.shutdown().await;
+}
