@@ -1,11 +1,11 @@
 //! Shared fixtures for the integration tests: small traces written to temporary directories,
-//! and a minimal HTTP client for the runner protocol.
+//! and HTTP calls to runners and nodes over forewarm's own client (`forewarm-http`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use forewarm_http::{Bytes, HttpClient, Method};
 use forewarm_trace::{GenConfig, generate};
 
 /// Write a generated trace of `apps` applications and `days` days into `dir`.
@@ -13,8 +13,8 @@ pub fn gen_trace(dir: &Path, apps: u32, days: u32, seed: u64) {
     generate(&GenConfig { apps, days, seed }, dir).expect("generating a trace");
 }
 
-/// One HTTP/1.1 request to `127.0.0.1:port` (connection closed after it); returns
-/// (status, body), or `None` when nothing answers. Enough for the runner protocol.
+/// One HTTP/1.1 request to `127.0.0.1:port` from sync code; returns (status, body), or
+/// `None` when nothing answers.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let r = request(addr, method, path, None, body.map(str::as_bytes))?;
@@ -28,7 +28,7 @@ pub struct Answer {
     pub status: u16,
     /// Header lines, names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// Body (responses with a content length; enough for forewarm's JSON).
+    /// Body.
     pub body: String,
 }
 
@@ -42,7 +42,11 @@ impl Answer {
     }
 }
 
-/// One HTTP/1.1 request with an optional bearer token and body; `None` when nothing answers.
+/// How long a test waits for an answer (a cold start on a loaded machine included).
+const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+
+/// One HTTP/1.1 request with an optional bearer token and body, from sync code (a runtime
+/// of its own for the call); `None` when nothing answers.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -50,42 +54,49 @@ pub fn request(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Option<Answer> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: forewarm\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or(b"");
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    // The server may answer (413) before reading a large body: ignore write errors.
-    let _ = s.write_all(&bytes);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    let mut lines = head.lines();
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?
+        .block_on(exchange(addr, method, path, token, body.unwrap_or(b"")))
+}
+
+/// One request over forewarm's own client ([`forewarm_http::HttpClient`], a fresh pool per
+/// call, so no test depends on another's connections); `None` when nothing answers.
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Option<Answer> {
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    let (status, headers, bytes) = HttpClient::default()
+        .call_within(
+            ANSWER_WITHIN,
+            method,
+            addr,
+            path,
+            token,
+            Bytes::copy_from_slice(body),
+        )
+        .await
+        .ok()?;
+    let headers = headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_owned(), value)
+        })
         .collect();
     Some(Answer {
-        status,
+        status: status.as_u16(),
         headers,
-        body: body.to_owned(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
 
-/// [`request`] from async code (on the blocking pool); panics when nothing answers.
+/// One request from async code; panics when nothing answers.
 pub async fn call(
     addr: SocketAddr,
     method: &str,
@@ -98,7 +109,7 @@ pub async fn call(
         .unwrap_or_else(|| panic!("nothing answers on {addr}"))
 }
 
-/// [`request`] from async code (on the blocking pool); `None` when nothing answers.
+/// One request from async code; `None` when nothing answers.
 pub async fn try_call(
     addr: SocketAddr,
     method: &str,
@@ -106,18 +117,7 @@ pub async fn try_call(
     token: Option<&str>,
     body: &str,
 ) -> Option<Answer> {
-    let (method, path, token, body) = (
-        method.to_owned(),
-        path.to_owned(),
-        token.map(str::to_owned),
-        body.to_owned(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let body = (!body.is_empty()).then_some(body.as_bytes());
-        request(addr, &method, &path, token.as_deref(), body)
-    })
-    .await
-    .expect("request task")
+    exchange(addr, method, path, token, body.as_bytes()).await
 }
 
 /// The body of `a` as JSON; panics (showing the body) when it is not.
