@@ -90,6 +90,9 @@ pub enum Command {
     },
 }
 
+/// The longest a tick goes without walking the pools, however far their next events are.
+pub const LONGEST_WALK_GAP: Duration = Duration::from_secs(60);
+
 /// How long a container labelled with this node may be listed without being in the book
 /// before a reconcile removes it: longer than a start may take (the runtime gives a runner
 /// 60 s to be ready), so a container being started is never taken for a leak.
@@ -191,6 +194,10 @@ pub struct PoolEngine {
     /// Containers the engine lists with this node's label that no container of the book
     /// is, by id: when a reconcile first saw each so.
     unowned_since: HashMap<String, Instant>,
+    /// When a tick next has something to do (a pool's due event, an idle container's
+    /// expiry), as the last tick that walked the pools computed it; `None` after any event,
+    /// so the next tick walks every pool again.
+    due: Option<Instant>,
 }
 
 /// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
@@ -218,6 +225,7 @@ impl PoolEngine {
             start_ewma: INITIAL_START,
             stopping: false,
             unowned_since: HashMap::new(),
+            due: None,
         }
     }
 
@@ -445,6 +453,7 @@ impl PoolEngine {
         quota: &dyn Fn(&str) -> Option<Quota>,
         now: Instant,
     ) -> (Leased, Commands) {
+        self.due = None;
         let mut out = Commands::new();
         if self.stopping {
             return (Leased::Failed(PoolError::Stopping), out);
@@ -585,6 +594,7 @@ impl PoolEngine {
         quota: &dyn Fn(&str) -> Option<Quota>,
         now: Instant,
     ) -> Commands {
+        self.due = None;
         let mut out = Commands::new();
         let Some(real) = self.reals.get_mut(&serial) else {
             return out;
@@ -626,6 +636,7 @@ impl PoolEngine {
         took: Duration,
         now: Instant,
     ) -> Commands {
+        self.due = None;
         let mut out = Commands::new();
         let Some(real) = self.reals.get_mut(&serial) else {
             return out; // removed while starting; its actor removes the container
@@ -666,17 +677,25 @@ impl PoolEngine {
     /// Container `serial` is gone on its own (its actor died, or the request waiting for it
     /// gave up before it was leased): take it out of its pool.
     pub fn fail(&mut self, serial: u64, now: Instant) -> Commands {
+        self.due = None;
         let mut out = Commands::new();
         self.discard(serial, now, &mut out);
         out
     }
 
     /// Reconcile at `now`: fire due pre-warms (ahead by the measured start time) and remove
-    /// containers whose keep-alive passed.
+    /// containers whose keep-alive passed. Walks the pools only when something is due (the
+    /// earliest of the pools' `next_due()` and idle expiries, as of the last walk) or an
+    /// event came since: a node with many quiet code types does not walk them ten times a
+    /// second.
     pub fn tick(&mut self, quota: &dyn Fn(&str) -> Option<Quota>, now: Instant) -> Commands {
         let mut out = Commands::new();
+        if self.due.is_some_and(|at| now < at) {
+            return out;
+        }
         let lead = self.lead();
         let keys: Vec<CodeKey> = self.pools.keys().cloned().collect();
+        let mut due: Option<Instant> = None;
         for key in keys {
             let t = self.pool_time(&key, now);
             let mut fx = Effects::default();
@@ -686,12 +705,45 @@ impl PoolEngine {
             }
             let prewarms = self.apply(&key, fx, &mut out);
             self.start_prewarms(&key, prewarms, quota, now, &mut out);
+            if let Some(at) = self.pool_due(&key, lead, now) {
+                due = Some(due.map_or(at, |d| d.min(at)));
+            }
         }
+        // What this walk started or removed is an event of its own.
+        self.due = if out.is_empty() { due } else { None };
         out
+    }
+
+    /// When a tick next has something to do, as the last walk computed it (`None`: the next
+    /// tick walks every pool).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// When pool `key` next has something due: its own next event (fired `lead` early) or
+    /// the first expiry of an idle container, whichever is first.
+    fn pool_due(&self, key: &str, lead: Millis, now: Instant) -> Option<Instant> {
+        let cp = self.pools.get(key)?;
+        let expiry = cp
+            .slots
+            .keys()
+            .filter_map(|&slot| cp.pool.idle_until(slot))
+            // `expire` removes a container once its expiry is in the past.
+            .map(|expires| expires.saturating_add(1))
+            .min()
+            .unwrap_or(Millis::MAX);
+        let at = cp.pool.next_due().saturating_sub(lead).min(expiry);
+        if at == Millis::MAX {
+            return None;
+        }
+        let t = self.pool_time(key, now);
+        let wait = self.config.clock.to_real(at.saturating_sub(t));
+        Some(now + wait.min(LONGEST_WALK_GAP))
     }
 
     /// `code` was updated: retire idle containers of older versions.
     pub fn retire(&mut self, code: &Arc<Code>, now: Instant) -> Commands {
+        self.due = None;
         let mut out = Commands::new();
         let key = code.key();
         if let Some(cp) = self.pools.get_mut(&key) {
@@ -722,6 +774,7 @@ impl PoolEngine {
     ///   than any start: a starting container is in the engine before the book knows its
     ///   id), is a leak (a removal that failed): its id is returned, to be removed.
     pub fn reconcile(&mut self, listed: &[Seen], listed_at: Instant) -> Reconciled {
+        self.due = None;
         let running: HashSet<&str> = listed
             .iter()
             .filter(|c| c.running)

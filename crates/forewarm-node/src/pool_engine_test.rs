@@ -399,3 +399,46 @@ fn t12_reconcile_removes_unbooked_containers_after_the_grace_only() {
     assert!(r.unowned.is_empty(), "{r:?}");
     assert!(f.engine.holds(lease.serial));
 }
+
+#[test]
+fn t13_ticks_walk_the_pools_only_when_something_is_due_or_happened() {
+    let mut f = fixture();
+    let c = code("resize", 1);
+    let lease = f.cold_lease(&c, Duration::ZERO);
+    assert_eq!(f.engine.next_due(), None, "an event: the next tick walks");
+    f.engine.release(lease.serial, true, &no_quota, f.at(MIN));
+    assert_eq!(f.engine.tick(&no_quota, f.at(MIN)), vec![]);
+    // Keep-alive 10 min, no minute events: the next thing due is the idle container's
+    // expiry, 10 min after its release; walks come at least once a minute until then.
+    let due = f
+        .engine
+        .next_due()
+        .expect("a walk computes when it is next due");
+    assert_eq!(due, f.at(MIN) + LONGEST_WALK_GAP);
+    // Before then a tick does nothing and leaves the due time alone.
+    assert_eq!(
+        f.engine.tick(&no_quota, due - Duration::from_millis(1)),
+        vec![]
+    );
+    assert_eq!(f.engine.next_due(), Some(due));
+    // Following the due times: the container is removed when its keep-alive ends, as with
+    // the 100 ms tick (which walked the pools 6000 times in those ten minutes).
+    let mut walks = 0;
+    let (at, out) = loop {
+        let now = f.engine.next_due().expect("due");
+        walks += 1;
+        let out = f.engine.tick(&no_quota, now);
+        if !out.is_empty() || walks > 20 {
+            break (now, out);
+        }
+    };
+    assert_eq!(
+        out,
+        vec![Command::Remove {
+            serial: lease.serial
+        }]
+    );
+    assert_eq!(at, f.at(11 * MIN + Duration::from_millis(1)));
+    assert_eq!(walks, 11, "one a minute (2 to 11 min), then the expiry");
+    assert_eq!(f.engine.next_due(), None, "the removal is an event");
+}
