@@ -6,6 +6,11 @@
 #   scripts/bench-sim.sh test    policy quality on the TEST variants and seeds (report these)
 #   scripts/bench-sim.sh all     all three (default)
 #
+# Without the `forewarm` binary (it relinks the node): EXAMPLES=1 uses the release builds of
+# crates/forewarm-trace/examples/gen.rs and crates/forewarm-sim/examples/sim.rs (the same
+# generate_variant and simulate calls) for `train` and `test`; build them first with
+# `cargo build --release -p forewarm-trace --example gen -p forewarm-sim --example sim`.
+#
 # Quality: for each variant and seed, a 2000-app, 1-day trace from `forewarm trace gen
 # --variant V --seed S`; `forewarm simulate --skip-minutes 600 --hours 8` over all apps with
 # `--per-app`, and the middle band (0.3:0.7) is computed from the per-app rows with the
@@ -17,6 +22,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/forewarm}
+EXAMPLES=${EXAMPLES:-}
+EX=${CARGO_TARGET_DIR:-target}/release/examples
 OUT=target/bench
 APPS=${APPS:-2000}
 mkdir -p "$OUT"
@@ -31,8 +38,12 @@ trace_dir() { echo "target/traces/$1-$APPS-s$2"; }
 gen() {
   local dir
   dir=$(trace_dir "$1" "$2")
-  [ -f "$dir/invocations_per_function_md.anon.d01.csv" ] ||
+  [ -f "$dir/invocations_per_function_md.anon.d01.csv" ] && return
+  if [ -n "$EXAMPLES" ]; then
+    "$EX/gen" "$APPS" 1 "$2" "$1" "$dir"
+  else
     "$BIN" trace gen --apps "$APPS" --days 1 --seed "$2" --variant "$1" --out "$dir"
+  fi
 }
 
 speed() {
@@ -122,14 +133,19 @@ PY
 }
 
 quality() {
-  local split=$1 variants=$2 seeds=$3 v s args=()
-  for p in $POLICIES; do args+=(--policy "$p"); done
+  local split=$1 variants=$2 seeds=$3 v s args=() names=()
+  read -ra names <<<"$POLICIES"
+  for p in "${names[@]}"; do args+=(--policy "$p"); done
   for v in $variants; do
     for s in $seeds; do
       gen "$v" "$s"
       local csv="$OUT/$split-$v-s$s.csv"
-      "$BIN" simulate --trace "$(trace_dir "$v" "$s")" --skip-minutes 600 --hours 8 \
-        --seed "$s" --json --per-app "$csv" "${args[@]}" >"$OUT/$split-$v-s$s.json"
+      if [ -n "$EXAMPLES" ]; then
+        "$EX/sim" "$(trace_dir "$v" "$s")" 600 8 "$s" "$csv" "${names[@]}" >"$OUT/$split-$v-s$s.txt"
+      else
+        "$BIN" simulate --trace "$(trace_dir "$v" "$s")" --skip-minutes 600 --hours 8 \
+          --seed "$s" --json --per-app "$csv" "${args[@]}" >"$OUT/$split-$v-s$s.json"
+      fi
       analyse "$csv" "$split" "$v" "$s"
     done
   done
