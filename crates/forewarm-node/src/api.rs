@@ -23,10 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::catalog::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::collector::CollectorMsg;
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
-use crate::registry::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
 use forewarm_cluster::ClusterError;
@@ -113,7 +113,7 @@ impl Api {
             return Ok(Principal::Admin);
         }
         self.shared
-            .registry
+            .catalog
             .tenant_by_token_sha256(&sha256)
             .map(Principal::Tenant)
             .ok_or_else(|| {
@@ -146,7 +146,7 @@ impl Api {
     fn code(&self, tenant: &Tenant, name: &str) -> ApiResult<Arc<Code>> {
         // Another tenant's code type is indistinguishable from a missing one.
         self.shared
-            .registry
+            .catalog
             .code(&code_key(&tenant.id, name))
             .ok_or_else(|| {
                 ApiError::new(
@@ -287,7 +287,7 @@ async fn create_tenant(
     // committing it) finds its own tenant: that is a success, with this token.
     let own_retry = |id: &str| {
         api.shared
-            .registry
+            .catalog
             .tenant(id)
             .is_some_and(|t| t.token_sha256 == token_sha256)
     };
@@ -435,7 +435,7 @@ async fn put_code(
     }
     let existed = api
         .shared
-        .registry
+        .catalog
         .code(&code_key(&tenant.id, &name))
         .is_some();
     let written = api
@@ -456,7 +456,7 @@ async fn put_code(
     let code = match written {
         Applied::CodeVersion { .. } => api
             .shared
-            .registry
+            .catalog
             .code(&code_key(&tenant.id, &name))
             .ok_or_else(|| unexpected(&written))?,
         other => return Err(unexpected(&other)),
@@ -625,7 +625,7 @@ async fn prediction(
     };
     let region = &api.shared.config.region;
     let need = crate::router::predicted_need_mib(&api.shared, &code, &key, 0);
-    let shared = api.shared.registry.summaries(&key);
+    let shared = api.shared.catalog.summaries(&key);
     let from_others = shared.iter().any(|m| m.region != *region && m.samples > 0);
     let why = match &model {
         None if from_others => format!(

@@ -17,7 +17,7 @@ pub struct NodeConfig {
     pub region: String,
     /// HTTP listen address.
     pub listen: SocketAddr,
-    /// Where the sample store and registry live.
+    /// Where the sample store and the Raft log and state live.
     pub data_dir: PathBuf,
     /// Pool policy: `forewarm` or any baseline name of the simulator.
     #[serde(deserialize_with = "policy_from_str")]
@@ -180,7 +180,7 @@ impl NodeConfig {
 
     /// Check ranges that the types cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        if !crate::registry::valid_id(&self.node_id) {
+        if !crate::catalog::valid_id(&self.node_id) {
             return Err(format!(
                 "node_id {:?} must be 1-32 of a-z, 0-9 and '-'",
                 self.node_id

@@ -10,8 +10,8 @@ use forewarm_store::Start;
 use ractor::RpcReplyPort;
 use serde::Serialize;
 
+use crate::catalog::Code;
 use crate::pool_msg::PoolError;
-use crate::registry::Code;
 
 /// One request to run.
 #[derive(Debug)]

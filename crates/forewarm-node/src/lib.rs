@@ -22,6 +22,7 @@
 
 mod actors;
 pub mod api;
+pub mod catalog;
 pub mod client;
 pub mod clock;
 pub mod collector;
@@ -33,7 +34,6 @@ pub mod pool;
 pub mod pool_engine;
 pub mod pool_msg;
 pub mod predictor;
-pub mod registry;
 pub mod room;
 pub mod router;
 pub mod router_link;
@@ -57,12 +57,12 @@ use tokio::task::JoinHandle;
 pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig};
 pub use shared::NodeShared;
 
+use crate::catalog::{Catalog, hash_token};
 use crate::clock::PolicyClock;
 use crate::collector::{Collector, CollectorMsg, SampleInbox};
 use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolBook, PoolMsg, PoolSupervisor};
 use crate::predictor::{Predictor, PredictorArgs, PredictorMsg};
-use crate::registry::{Registry, hash_token};
 use crate::router::{Router, RouterArgs, RouterMsg};
 use forewarm_cluster::{Cluster, ClusterError, mesh};
 
@@ -186,7 +186,7 @@ impl Node {
         };
         let raft_store = config.data_dir.join("raft.redb");
         let cluster = Cluster::start(&config.cluster, &raft_store, me).await?;
-        let registry = Arc::new(Registry::new(cluster.state().clone()));
+        let catalog = Arc::new(Catalog::new(cluster.state().clone()));
         let reaped = Sweep::new(runtime.clone(), config.node_id.clone())
             .0
             .await?;
@@ -197,11 +197,11 @@ impl Node {
         let admin_token = config
             .admin_token
             .clone()
-            .unwrap_or_else(|| format!("fwa_{}", registry::new_token()));
+            .unwrap_or_else(|| format!("fwa_{}", catalog::new_token()));
         let shared = Arc::new(NodeShared {
             clock: PolicyClock::new(config.time_scale),
             admin_token_sha256: hash_token(&admin_token),
-            registry: registry.clone(),
+            catalog: catalog.clone(),
             cluster: cluster.clone(),
             models: Arc::new(RwLock::new(HashMap::new())),
             metrics: Metrics::default(),
@@ -218,7 +218,7 @@ impl Node {
             Predictor,
             PredictorArgs {
                 store,
-                registry,
+                catalog,
                 models: shared.models.clone(),
                 cluster: cluster.clone(),
             },
@@ -296,7 +296,7 @@ impl Node {
                 let args = router_link::RouterLinkArgs {
                     region: config.region.clone(),
                     node_id: config.node_id.clone(),
-                    registry: node.shared.registry.clone(),
+                    catalog: node.shared.catalog.clone(),
                     max_inflight: config.max_inflight,
                     router: node.router.clone(),
                     inflight,
@@ -334,7 +334,7 @@ impl Node {
         self.reaped
     }
 
-    /// Node-wide state (metrics, models, registry).
+    /// Node-wide state (metrics, models, the catalog of tenants and code types).
     pub fn shared(&self) -> &Arc<NodeShared> {
         &self.shared
     }

@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use forewarm_runtime::{ContainerRuntime, ContainerSpec};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use crate::catalog::{Code, CodeKey};
 use crate::collector::CollectorMsg;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine, Reconciled};
 use crate::pool_msg::Seen;
-use crate::registry::{Code, CodeKey};
 use crate::room::Quota;
 use crate::shared::NodeShared;
 
@@ -126,7 +126,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
 
     /// A tenant's quota, from the replicated state.
     fn quota(&self, tenant: &str) -> Option<Quota> {
-        self.args.shared.registry.tenant(tenant).map(|q| Quota {
+        self.args.shared.catalog.tenant(tenant).map(|q| Quota {
             max_warm: q.max_warm,
             max_memory_mib: q.max_memory_mib,
         })
@@ -231,7 +231,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                 .is_none()
                 .then(|| {
                     shared
-                        .registry
+                        .catalog
                         .first_sight_floor(&key, &shared.config.region)
                 })
                 .flatten()

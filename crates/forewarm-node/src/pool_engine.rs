@@ -29,10 +29,10 @@ use forewarm_policy::{
 use forewarm_runtime::{Container, ContainerSpec, SizeClass};
 use forewarm_store::Start;
 
+use crate::catalog::{Code, CodeKey, SharedFloor};
 use crate::clock::PolicyClock;
 use crate::config::Capacity;
 use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolTarget, Seen};
-use crate::registry::{Code, CodeKey, SharedFloor};
 use crate::room::{self, Held, Quota, Short};
 
 /// Start-time estimate before any container started.

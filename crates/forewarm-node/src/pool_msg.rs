@@ -9,7 +9,7 @@ use forewarm_runtime::Container;
 use ractor::RpcReplyPort;
 use serde::Serialize;
 
-use crate::registry::{Code, CodeKey};
+use crate::catalog::{Code, CodeKey};
 
 /// Why no container could be leased.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,8 +23,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
 use crate::actors::off_worker;
+use crate::catalog::{Catalog, CodeKey};
 use crate::clock::unix_ms;
-use crate::registry::{CodeKey, Registry};
 use forewarm_cluster::Cluster;
 
 /// Samples a model is trained on at most (the most recent).
@@ -225,7 +225,7 @@ pub struct PredictorArgs {
     /// Where samples are.
     pub store: Arc<SampleStore>,
     /// Which code types exist.
-    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
     /// Where models go.
     pub models: ModelTable,
     /// Where summaries are published.
@@ -339,7 +339,7 @@ impl Actor for Predictor {
                 }
             }
             PredictorMsg::TrainAll => {
-                for code in state.args.registry.codes() {
+                for code in state.args.catalog.codes() {
                     state.train(code.key()).await;
                 }
                 state.publish();

@@ -15,13 +15,13 @@ use forewarm_runtime::{ContainerRuntime, Usage};
 use forewarm_store::{Sample, Start};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::catalog::Code;
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
 pub use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RouterMsg, UsageView};
 use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
-use crate::registry::Code;
 use crate::routing::{Decision, Here, Remote, route};
 use crate::shared::NodeShared;
 
@@ -260,7 +260,7 @@ pub fn predicted_need_mib(shared: &NodeShared, code: &Code, key: &str, payload_b
     let need = match model_of(&shared.models, key) {
         Some(model) => model.need_mib(payload_bytes),
         None => shared
-            .registry
+            .catalog
             .shared_need_mib(key, &shared.config.region)
             .unwrap_or(limit),
     };
@@ -275,7 +275,7 @@ pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
     {
         return c;
     }
-    let measured = shared.registry.shared_cold_start_ms(key);
+    let measured = shared.catalog.shared_cold_start_ms(key);
     let local = shared
         .cluster
         .local
@@ -309,7 +309,7 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
         },
         queue_ms: cluster.queue_ms(),
     };
-    let tenant = shared.registry.tenant(tenant)?;
+    let tenant = shared.catalog.tenant(tenant)?;
     let members = remote.values().map(|v| Remote {
         member: v,
         region: &v.node.region,

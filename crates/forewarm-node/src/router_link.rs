@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use forewarm_cluster::mesh::{Mesh, MeshError, RouterLinkMsg, SCOPE, router_node, router_region};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
+use crate::catalog::{Catalog, code_key};
 use crate::invocation::{Forwarded, Invocation, Invoked, RouterMsg};
-use crate::registry::{Registry, code_key};
 
 /// What the RouterLink needs.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub struct RouterLinkArgs {
     /// This node's name.
     pub node_id: String,
     /// The code types forwarded invocations name.
-    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
     /// Most invocations in flight on this node.
     pub max_inflight: usize,
     /// The local Router.
@@ -75,7 +75,7 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, St
     let f: Forwarded =
         serde_json::from_slice(body).map_err(|e| format!("forwarded invocation: {e}"))?;
     let code = args
-        .registry
+        .catalog
         .code(&code_key(&f.tenant, &f.code))
         .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
     let max = args.max_inflight;

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::catalog::Catalog;
 use crate::clock::PolicyClock;
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::predictor::ModelTable;
-use crate::registry::Registry;
 use forewarm_cluster::Cluster;
 use forewarm_cluster::MeshSlot;
 
@@ -18,7 +18,7 @@ pub struct NodeShared {
     /// Policy time.
     pub clock: PolicyClock,
     /// Tenants and code types (the applied replicated state).
-    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
     /// This node's part in the cluster (replicated state, membership, RTTs).
     pub cluster: Arc<Cluster>,
     /// The Predictor's models.

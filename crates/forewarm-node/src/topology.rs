@@ -98,7 +98,7 @@ impl Topology {
         let mut seen_addrs: Vec<SocketAddr> = Vec::new();
         for r in raw.region {
             let rname = r.name.get_ref();
-            if !crate::registry::valid_id(rname) {
+            if !crate::catalog::valid_id(rname) {
                 return Err(at(
                     r.name.span().start,
                     format!("region name {rname:?} must be 1-32 of a-z, 0-9 and '-'"),

@@ -1,7 +1,7 @@
 //! `forewarm bench cluster`: the replicated state on three local nodes, each a `forewarm node`
 //! process (loopback, no injected delay, fsync on one disk), measured from a client:
 //!
-//! - **commit latency**: one code-registry write (`PUT /v1/codes/f`, one row) acknowledged by
+//! - **commit latency**: one code-catalog write (`PUT /v1/codes/f`, one row) acknowledged by
 //!   the leader, and the same write sent to a follower (forwarded to the leader, answered once
 //!   the follower applied it too);
 //! - **failover**: the leader's process is SIGKILLed (a crash: no hand-over, nothing flushed);
@@ -157,8 +157,8 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
         });
     }
     let secrets = Secrets {
-        cluster: forewarm_node::registry::new_token(),
-        admin: forewarm_node::registry::new_token(),
+        cluster: forewarm_node::catalog::new_token(),
+        admin: forewarm_node::catalog::new_token(),
     };
     let mut children = Children::default();
     start_cluster(&nodes, &secrets, &mut children).await?;
@@ -263,7 +263,7 @@ impl Bench {
         bail!("no node names a leader after 5 s")
     }
 
-    /// One write (a code-registry row) through node `i`, acknowledged.
+    /// One write (a code-catalog row) through node `i`, acknowledged.
     async fn write(&self, i: usize, n: u64) -> anyhow::Result<()> {
         let body = serde_json::json!({
             "workload": {"cpu_ms": n % 1000},

@@ -61,7 +61,7 @@ fn env_or_new(var: &str) -> String {
     std::env::var(var)
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(forewarm_node::registry::new_token)
+        .unwrap_or_else(forewarm_node::catalog::new_token)
 }
 
 impl LocalNode {

@@ -33,11 +33,11 @@ pub fn new_token() -> String {
 
 /// Tenants and codes, read from the applied replicated state.
 #[derive(Debug, Clone)]
-pub struct Registry {
+pub struct Catalog {
     state: SharedState,
 }
 
-impl Registry {
+impl Catalog {
     /// A view of `state`.
     pub fn new(state: SharedState) -> Self {
         Self { state }
