@@ -272,7 +272,8 @@ async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8
         let size = usize::from_str_radix(size_text, 16)
             .map_err(|_| Failure::Bad(format!("bad chunk size {size_text:?}")))?;
         buf.drain(..line_end + 2);
-        if body.len() + size > MAX_ANSWER {
+        // Checked before any arithmetic on `size`: a size near usize::MAX must not overflow.
+        if size > MAX_ANSWER - body.len() {
             return Err(Failure::Bad(String::from("answer too large")));
         }
         // The chunk and its CRLF (the last chunk is followed by an empty trailer line).
@@ -405,5 +406,18 @@ mod tests {
             .expect_err("cut off");
         assert!(matches!(e, HttpError::NoAnswer { .. }), "{e}");
         assert!(!e.not_sent() && e.is_retryable(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn t06_a_huge_chunk_size_is_a_bad_answer_not_a_panic() {
+        let addr = serve(vec![
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nffffffffffffffff\r\nx\r\n",
+        ])
+        .await;
+        let e = InTaskClient::default()
+            .exchange(addr, "POST", "/invoke", b"{}")
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
     }
 }

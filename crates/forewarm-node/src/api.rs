@@ -30,10 +30,12 @@ use crate::predictor::{PredictorMsg, model_of};
 use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
 use forewarm_cluster::ClusterError;
-use forewarm_raft::{Applied, Command};
+use forewarm_raft::{Applied, Command, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
 
 /// Memory the runner needs besides what a workload touches, MiB (checked at registration).
 const RUNNER_OVERHEAD_MIB: u64 = 8;
+/// The shortest invocation deadline a code type may name, ms.
+const MIN_TIMEOUT_MS: u64 = 10;
 
 /// An error answer.
 #[derive(Debug)]
@@ -388,6 +390,7 @@ struct CodeBody {
     image: Option<String>,
     max_memory_mib: Option<u32>,
     max_cpu_millis: Option<u32>,
+    timeout_ms: Option<u64>,
 }
 
 async fn put_code(
@@ -413,6 +416,13 @@ async fn put_code(
         return Err(ApiError::bad(
             "invalid_limits",
             "max_memory_mib must be 16..=16384 and max_cpu_millis 50..=16000",
+        ));
+    }
+    let timeout_ms = req.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ApiError::bad(
+            "invalid_timeout",
+            format!("timeout_ms {timeout_ms} must be {MIN_TIMEOUT_MS}..={MAX_TIMEOUT_MS}"),
         ));
     }
     if req.workload.mem_mib + RUNNER_OVERHEAD_MIB > u64::from(max_memory_mib) {
@@ -448,6 +458,7 @@ async fn put_code(
             image,
             max_memory_mib,
             max_cpu_millis,
+            timeout_ms,
             version: 0,
         }))
         .await
@@ -474,7 +485,7 @@ async fn put_code(
         Json(
             json!({"code": name, "version": code.version, "image": code.image,
                     "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
-                    "workload": code.workload}),
+                    "timeout_ms": code.timeout_ms, "workload": code.workload}),
         ),
     ))
 }
@@ -567,6 +578,9 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
                 "start_failed",
                 e.to_string(),
             ),
+            InvokeError::Timeout(_) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
+            }
             InvokeError::Failed(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "invocation_failed", e.to_string())
             }

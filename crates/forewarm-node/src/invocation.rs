@@ -79,6 +79,10 @@ pub enum InvokeError {
     /// The invocation failed in its container.
     #[error("invocation failed: {0}")]
     Failed(String),
+    /// The code type's `timeout_ms` passed before the answer (the container it ran in, if
+    /// any, is removed).
+    #[error("no answer within the code type's timeout_ms ({} ms)", .0.as_millis())]
+    Timeout(std::time::Duration),
     /// An actor is gone (node stopping) or timed out.
     #[error("{0}")]
     Internal(String),

@@ -57,7 +57,7 @@ impl Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     latency: [Histogram; 3],
-    errors: [AtomicU64; 4],
+    errors: [AtomicU64; FAILURES.len()],
     prediction_error: Histogram,
     /// Containers starting / idle / busy (set by the PoolSupervisor).
     pub pool: [AtomicU64; 3],
@@ -78,9 +78,11 @@ pub enum Failure {
     Invoke,
     /// The node is shutting down or an actor is gone.
     Internal,
+    /// The code type's `timeout_ms` passed (504).
+    Timeout,
 }
 
-const FAILURES: [&str; 4] = ["rejected", "start", "invoke", "internal"];
+const FAILURES: [&str; 5] = ["rejected", "start", "invoke", "internal", "timeout"];
 const STARTS: [&str; 3] = ["cold", "warm", "prewarmed"];
 
 fn start_index(start: Start) -> usize {

@@ -27,6 +27,7 @@ fn code(name: &str, version: u64) -> Arc<Code> {
         image: "runner".into(),
         max_memory_mib: 256,
         max_cpu_millis: 1000,
+        timeout_ms: 60_000,
         version,
     })
 }

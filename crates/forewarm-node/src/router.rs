@@ -142,14 +142,26 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         {
             return Ok(invoked);
         }
+        // The code type's deadline bounds the whole invocation, from its arrival: the wait
+        // for a container included.
+        let limit = Duration::from_millis(inv.code.timeout_ms);
+        let deadline = tokio::time::Instant::from_std(inv.received) + limit;
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
             let asked = Instant::now();
-            let lease = self.lease(&inv.code, need, warm_only).await?;
+            let lease = tokio::time::timeout_at(deadline, self.lease(&inv.code, need, warm_only))
+                .await
+                .map_err(|_| InvokeError::Timeout(limit))??;
             if lease.start != Start::Cold {
                 self.shared.cluster.record_queue_wait(asked.elapsed());
             }
-            let result = self.runtime.invoke(&lease.container, &inv.overrides).await;
+            let invoked = self.runtime.invoke(&lease.container, &inv.overrides);
+            let Ok(result) = tokio::time::timeout_at(deadline, invoked).await else {
+                // The container may still be running it: it is removed, never reused.
+                self.pool.release(lease.serial, false);
+                let _ = self.predictor.cast(PredictorMsg::Train(key.clone()));
+                return Err(InvokeError::Timeout(limit));
+            };
             self.pool.release(lease.serial, result.is_ok());
             match result {
                 Ok(usage) => {
@@ -244,6 +256,7 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
                     }
                     InvokeError::Pool(_) => Failure::Rejected,
                     InvokeError::Failed(_) => Failure::Invoke,
+                    InvokeError::Timeout(_) => Failure::Timeout,
                 });
             }
             let _ = reply.send(result);

@@ -481,3 +481,51 @@ async fn t06_a_container_removed_behind_the_nodes_back_leaves_the_pool() {
     assert_eq!(second.status, 200, "{}", second.body);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t07_an_invocation_past_its_timeout_gets_504_and_its_container_is_removed() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    for bad in ["0", "9", "900001", "\"soon\""] {
+        let a = call(
+            addr,
+            "PUT",
+            "/v1/codes/h",
+            Some(&token),
+            &format!(r#"{{"timeout_ms":{bad}}}"#),
+        )
+        .await;
+        assert_eq!(a.status, 400, "timeout_ms {bad}: {}", a.body);
+    }
+    let put = call(
+        addr,
+        "PUT",
+        "/v1/codes/h",
+        Some(&token),
+        r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":50},"max_memory_mib":128,"timeout_ms":300}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    assert_eq!(json(&put)["timeout_ms"], 300, "{}", put.body);
+    let begun = std::time::Instant::now();
+    let hung = invoke(addr, &token, "h", r#"{"sleep_ms":30000}"#).await;
+    let took = begun.elapsed();
+    assert_eq!(hung.status, 504, "{}", hung.body);
+    assert_eq!(json(&hung)["error"], "timeout");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    // The container it ran in is never reused: it is removed.
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = runtime.list("fake-node").await.expect("list").len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the timed-out container is still there");
+    let next = invoke(addr, &token, "h", "").await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(next.header("x-forewarm-start"), Some("cold"));
+    node.shutdown().await;
+}

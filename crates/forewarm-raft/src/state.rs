@@ -49,8 +49,21 @@ pub struct Code {
     pub max_memory_mib: u32,
     /// CPU limit, millicores.
     pub max_cpu_millis: u32,
+    /// Longest an invocation may take end to end, ms (a code type written before the field
+    /// existed has the default).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
     /// Bumped on every update, so containers of an older version are retired.
     pub version: u64,
+}
+
+/// A code type's invocation deadline unless it names one, ms.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// The longest invocation deadline a code type may name, ms (15 min).
+pub const MAX_TIMEOUT_MS: u64 = 900_000;
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 impl Code {
@@ -245,6 +258,7 @@ mod tests {
             image: "img".into(),
             max_memory_mib: 128,
             max_cpu_millis: 500,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
             version: 0,
         }
     }

@@ -101,6 +101,7 @@ async fn setup(node: &Node) -> Result<(), String> {
         image: String::from("-"),
         max_memory_mib: 128,
         max_cpu_millis: 100,
+        timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
         version: 0,
     }))
     .await
