@@ -13,6 +13,10 @@
 //! saves, `size` its memory. When the idle containers exceed the budget, the lowest priority is
 //! evicted first and the clock rises to its priority, so containers that have sat idle through
 //! many evictions age out. No timer removes a container: only memory pressure does.
+//!
+//! [`FaasCache::without_frequency`] drops the frequency term (`clock + cost / size`, the
+//! Greedy-Dual-Size of Cao & Irani): an ablation, not FaasCache, kept because the unbounded
+//! frequency is what decides FaasCache's results on these traces (`docs/policies.md`).
 
 use std::collections::BTreeSet;
 
@@ -43,6 +47,8 @@ struct Entry {
 pub struct FaasCache {
     budget_mib: f64,
     cost_ms: f64,
+    /// Whether priorities weigh the application's frequency (FaasCache) or not (GDS).
+    weigh_frequency: bool,
     clock: f64,
     idle_mib: f64,
     seq: u64,
@@ -65,6 +71,7 @@ impl FaasCache {
         Self {
             budget_mib,
             cost_ms: cold_start_ms.max(1) as f64,
+            weigh_frequency: true,
             clock: 0.0,
             idle_mib: 0.0,
             seq: 0,
@@ -73,6 +80,12 @@ impl FaasCache {
             idle: vec![Vec::new(); apps],
             order: BTreeSet::new(),
         }
+    }
+
+    /// The same cache with priorities `clock + cost / size` (Greedy-Dual-Size, no frequency).
+    pub fn without_frequency(mut self) -> Self {
+        self.weigh_frequency = false;
+        self
     }
 
     /// The Greedy-Dual clock: the priority of the last eviction.
@@ -112,7 +125,12 @@ impl FaasCache {
     /// priorities (possibly this one) until the idle containers fit the budget. Returns the
     /// evicted containers, lowest priority first.
     pub fn idle(&mut self, app: usize, mib: u32, now: Millis) -> Vec<CachedContainer> {
-        let priority = self.clock + self.frequency[app] as f64 * self.cost_ms / f64::from(mib);
+        let frequency = if self.weigh_frequency {
+            self.frequency[app] as f64
+        } else {
+            1.0
+        };
+        let priority = self.clock + frequency * self.cost_ms / f64::from(mib);
         let key = (priority.to_bits(), self.seq);
         self.seq += 1;
         self.order.insert((key, app));
@@ -224,5 +242,20 @@ mod tests {
         assert_eq!((evicted[0].app, evicted[0].idle_since), (0, 3));
         assert_eq!(c.clock(), 6.0);
         assert_eq!(c.cached().count(), 1);
+    }
+
+    #[test]
+    fn without_frequency_the_frequent_app_has_no_edge() {
+        // Same memory, app 0 invoked 5 times, app 1 once: with frequency app 1 goes; without
+        // it the two tie and the older (app 0's) goes.
+        for (weigh, evicted_app) in [(true, 1), (false, 0)] {
+            let c = FaasCache::new(2, 100.0, 1_000);
+            let mut c = if weigh { c } else { c.without_frequency() };
+            invoke(&mut c, 0, 100, 5);
+            invoke(&mut c, 1, 100, 1);
+            assert!(c.idle(0, 100, 1).is_empty());
+            let evicted = c.idle(1, 100, 2);
+            assert_eq!(evicted[0].app, evicted_app, "weigh frequency: {weigh}");
+        }
     }
 }

@@ -63,6 +63,9 @@ pub enum PolicySpec {
     FaasCache {
         /// Budget of idle container memory over all applications, GiB (≥ 1).
         gib: u32,
+        /// Priorities weigh the application's frequency (`faascache-<N>gib`), or not
+        /// (`faascache-nofreq-<N>gib`, Greedy-Dual-Size: an ablation).
+        frequency: bool,
     },
     /// Clairvoyant per-minute knowledge; only the simulator can build it.
     Oracle,
@@ -72,8 +75,8 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h, faascache-<N>gib or \
-     oracle"
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h, faascache-<N>gib, \
+     faascache-nofreq-<N>gib or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
@@ -192,8 +195,16 @@ impl FromStr for PolicySpec {
                     n.map(|mib| PolicySpec::Forewarm {
                         budget: IdleBudget::Mib(mib),
                     })
+                } else if let Some(n) = param("faascache-nofreq-", "gib") {
+                    n.map(|gib| PolicySpec::FaasCache {
+                        gib,
+                        frequency: false,
+                    })
                 } else if let Some(n) = param("faascache-", "gib") {
-                    n.map(|gib| PolicySpec::FaasCache { gib })
+                    n.map(|gib| PolicySpec::FaasCache {
+                        gib,
+                        frequency: true,
+                    })
                 } else if let Some(n) = param("keepalive-", "m") {
                     n.map(|minutes| PolicySpec::KeepAlive { minutes })
                 } else if let Some(n) = param("hybrid-histogram-", "h") {
@@ -222,7 +233,14 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Forewarm {
                 budget: IdleBudget::Price { hours },
             } => write!(f, "forewarm-price{hours}h"),
-            PolicySpec::FaasCache { gib } => write!(f, "faascache-{gib}gib"),
+            PolicySpec::FaasCache {
+                gib,
+                frequency: true,
+            } => write!(f, "faascache-{gib}gib"),
+            PolicySpec::FaasCache {
+                gib,
+                frequency: false,
+            } => write!(f, "faascache-nofreq-{gib}gib"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -246,6 +264,7 @@ mod tests {
             "forewarm-price1h",
             "forewarm-keep79",
             "faascache-2000gib",
+            "faascache-nofreq-800gib",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);
@@ -276,6 +295,7 @@ mod tests {
             "hybrid-histogram-xh",
             "faascache-0gib",
             "faascache-2000",
+            "faascache-nofreq-0gib",
             "lru",
             "",
         ] {

@@ -20,10 +20,18 @@ use crate::workload::Workload;
 pub struct SharedCacheSim;
 
 impl SharedCacheSim {
-    /// Run `workloads` through a cache of `budget_mib` of idle memory; one outcome per workload,
-    /// in order.
-    pub fn run(workloads: &[Workload], budget_mib: f64, params: SimParams) -> Vec<AppOutcome> {
+    /// Run `workloads` through a cache of `budget_mib` of idle memory (priorities weigh
+    /// frequency unless `frequency` is false); one outcome per workload, in order.
+    pub fn run(
+        workloads: &[Workload],
+        budget_mib: f64,
+        frequency: bool,
+        params: SimParams,
+    ) -> Vec<AppOutcome> {
         let mut cache = FaasCache::new(workloads.len(), budget_mib, params.cold_start_ms);
+        if !frequency {
+            cache = cache.without_frequency();
+        }
         let mut out = vec![AppOutcome::default(); workloads.len()];
         let mib: Vec<u32> = workloads
             .iter()
@@ -126,7 +134,7 @@ mod tests {
             workload(&[0, 5_000, 500_000], 128.0),
             workload(&[10, 20, 30, 900_000], 256.0),
         ];
-        let cached = SharedCacheSim::run(&w, f64::INFINITY, PARAMS);
+        let cached = SharedCacheSim::run(&w, f64::INFINITY, true, PARAMS);
         for (w, c) in w.iter().zip(&cached) {
             let mut forever = FixedKeepAlive::forever();
             assert_eq!(*c, AppSim::run(&mut forever, w, PARAMS));
@@ -145,12 +153,12 @@ mod tests {
             workload(&arrivals, 100.0),
             workload(&[5_000, 500_000], 100.0),
         ];
-        let out = SharedCacheSim::run(&w, 100.0, PARAMS);
+        let out = SharedCacheSim::run(&w, 100.0, true, PARAMS);
         assert_eq!(out[0].cold_starts, 1);
         assert_eq!(out[1].cold_starts, 2);
         assert_eq!(out[1].wasted_mib_ms, 0.0);
         // Without the budget app 1 stays warm.
-        let out = SharedCacheSim::run(&w, f64::INFINITY, PARAMS);
+        let out = SharedCacheSim::run(&w, f64::INFINITY, true, PARAMS);
         assert_eq!(out[1].cold_starts, 1);
     }
 }

@@ -197,11 +197,11 @@ pub fn simulate(
         .collect();
     // Policies whose memory is shared across applications: one clock over all of them.
     for (k, spec) in config.policies.iter().enumerate() {
-        if let PolicySpec::FaasCache { gib } = spec {
+        if let PolicySpec::FaasCache { gib, frequency } = spec {
             let workloads: Vec<Workload> = apps.par_iter().map(|&index| draw(index)).collect();
             let started = Instant::now();
             let budget_mib = f64::from(*gib) * 1024.0;
-            let outcomes = SharedCacheSim::run(&workloads, budget_mib, params);
+            let outcomes = SharedCacheSim::run(&workloads, budget_mib, *frequency, params);
             let seconds = started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64;
             for ((o, s, _), outcome) in per_app.iter_mut().zip(outcomes) {
                 o[k] = outcome;
