@@ -4,7 +4,8 @@
 //! container is pre-warmed ahead of the next request, how many containers a busy application
 //! needs, and which size class a container gets. It owns the [`AppPolicy`] trait and every policy
 //! that implements it: the baselines (`no-unloading`, `keepalive-<N>m`,
-//! `hybrid-histogram-<H>h`), our predictive `forewarm` policy, and the clairvoyant `oracle`.
+//! `hybrid-histogram-<H>h`, and FaasCache's `faascache-<N>gib`, a cache shared by all
+//! applications), our predictive `forewarm` policy, and the clairvoyant `oracle`.
 //!
 //! It must not touch a clock, a runtime, a file or a container: time is a parameter
 //! ([`Millis`] since the start of the observation), events come in through method calls and
@@ -12,6 +13,7 @@
 //! same code, so every claim made in simulation holds for the code that runs for real.
 
 mod app_pool;
+mod faas_cache;
 mod forecast;
 mod forewarm;
 mod hybrid_histogram;
@@ -24,6 +26,7 @@ mod spec;
 mod stats;
 
 pub use app_pool::{AppPool, ContainerId, Placement, PoolObserver};
+pub use faas_cache::{CachedContainer, FaasCache};
 pub use forecast::{DemandForecast, DemandForecaster, DemandModel, forecast_next};
 pub use forewarm::{Forewarm, ForewarmConfig};
 pub use hybrid_histogram::{HybridHistogram, HybridHistogramConfig};

@@ -57,6 +57,16 @@ pub enum PolicySpec {
         /// See `ForewarmConfig::idle_budget_mib`.
         budget: IdleBudget,
     },
+    /// FaasCache's Greedy-Dual keep-alive (Fuerst & Sharma, ASPLOS'21): idle containers of all
+    /// applications share `gib` GiB and the lowest priority is evicted when they exceed it. Not
+    /// a per-application policy: only the simulator runs it (`FaasCache`).
+    FaasCache {
+        /// Budget of idle container memory over all applications, GiB (≥ 1).
+        gib: u32,
+        /// Priorities weigh the application's frequency (`faascache-<N>gib`), or not
+        /// (`faascache-nofreq-<N>gib`, Greedy-Dual-Size: an ablation).
+        frequency: bool,
+    },
     /// Clairvoyant per-minute knowledge; only the simulator can build it.
     Oracle,
 }
@@ -65,7 +75,8 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h or oracle"
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h, faascache-<N>gib, \
+     faascache-nofreq-<N>gib or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
@@ -105,7 +116,8 @@ impl PolicySpec {
         )
     }
 
-    /// A fresh per-application state, or `None` for the oracle (it needs the future).
+    /// A fresh per-application state, or `None` for the oracle (it needs the future) and
+    /// FaasCache (it needs every application at once).
     pub fn build(&self, app: AppContext<'_>) -> Option<Box<dyn AppPolicy>> {
         Some(match *self {
             PolicySpec::NoUnloading => Box::new(FixedKeepAlive::forever()),
@@ -148,7 +160,7 @@ impl PolicySpec {
                     app.declared_mib,
                 ))
             }
-            PolicySpec::Oracle => return None,
+            PolicySpec::FaasCache { .. } | PolicySpec::Oracle => return None,
         })
     }
 }
@@ -183,6 +195,16 @@ impl FromStr for PolicySpec {
                     n.map(|mib| PolicySpec::Forewarm {
                         budget: IdleBudget::Mib(mib),
                     })
+                } else if let Some(n) = param("faascache-nofreq-", "gib") {
+                    n.map(|gib| PolicySpec::FaasCache {
+                        gib,
+                        frequency: false,
+                    })
+                } else if let Some(n) = param("faascache-", "gib") {
+                    n.map(|gib| PolicySpec::FaasCache {
+                        gib,
+                        frequency: true,
+                    })
                 } else if let Some(n) = param("keepalive-", "m") {
                     n.map(|minutes| PolicySpec::KeepAlive { minutes })
                 } else if let Some(n) = param("hybrid-histogram-", "h") {
@@ -211,6 +233,14 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Forewarm {
                 budget: IdleBudget::Price { hours },
             } => write!(f, "forewarm-price{hours}h"),
+            PolicySpec::FaasCache {
+                gib,
+                frequency: true,
+            } => write!(f, "faascache-{gib}gib"),
+            PolicySpec::FaasCache {
+                gib,
+                frequency: false,
+            } => write!(f, "faascache-nofreq-{gib}gib"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -233,6 +263,8 @@ mod tests {
             "forewarm-keep90",
             "forewarm-price1h",
             "forewarm-keep79",
+            "faascache-2000gib",
+            "faascache-nofreq-800gib",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);
@@ -261,6 +293,9 @@ mod tests {
             "keepalive-0m",
             "keepalive-10",
             "hybrid-histogram-xh",
+            "faascache-0gib",
+            "faascache-2000",
+            "faascache-nofreq-0gib",
             "lru",
             "",
         ] {

@@ -4,12 +4,16 @@
 //! With unlimited host capacity (the default) applications do not interact, so each is
 //! simulated on its own virtual clock: [`Workload`] turns its per-minute counts into seeded
 //! arrivals, [`AppSim`] replays them through one policy, and [`simulate`] runs every policy on
-//! every selected application in parallel and folds the outcomes into a [`Report`].
+//! every selected application in parallel and folds the outcomes into a [`Report`]. The one
+//! exception is FaasCache (`faascache-<N>gib`), whose idle containers share one memory budget
+//! across applications: [`SharedCacheSim`] runs it on one clock over all selected
+//! applications.
 //!
 //! This crate owns the simulation and its report; decisions belong to `forewarm-policy`, files
 //! to `forewarm-trace`.
 
 mod app_class;
+mod cache_sim;
 mod config;
 mod engine;
 mod plot;
@@ -18,6 +22,7 @@ mod simulate;
 mod workload;
 
 pub use app_class::AppClass;
+pub use cache_sim::SharedCacheSim;
 pub use config::{ConfigError, SimConfig};
 pub use engine::{AppOutcome, AppSim, SimParams};
 pub use plot::pareto_svg;

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::app_class::AppClass;
+use crate::cache_sim::SharedCacheSim;
 use crate::config::{ConfigError, SimConfig};
 use crate::engine::{AppOutcome, AppSim, SimParams};
 use crate::report::{AppRow, PolicyReport, Report, TraceSummary};
@@ -162,7 +163,7 @@ pub fn simulate(
     let total = apps.len() as u64;
     let done = AtomicU64::new(0);
     type PerApp = (Vec<AppOutcome>, Vec<f64>, Vec<String>);
-    let per_app: Vec<PerApp> = apps
+    let mut per_app: Vec<PerApp> = apps
         .par_iter()
         .map(|&index| {
             let workload = draw(index);
@@ -174,6 +175,13 @@ pub fn simulate(
             let mut seconds = Vec::with_capacity(config.policies.len());
             let mut reasons = Vec::with_capacity(config.policies.len());
             for spec in &config.policies {
+                if matches!(spec, PolicySpec::FaasCache { .. }) {
+                    // Run over all applications at once below.
+                    outcomes.push(AppOutcome::default());
+                    seconds.push(0.0);
+                    reasons.push(String::new());
+                    continue;
+                }
                 let started = Instant::now();
                 let mut policy: Box<dyn AppPolicy> = match spec.build(context) {
                     Some(p) => p,
@@ -187,6 +195,20 @@ pub fn simulate(
             (outcomes, seconds, reasons)
         })
         .collect();
+    // Policies whose memory is shared across applications: one clock over all of them.
+    for (k, spec) in config.policies.iter().enumerate() {
+        if let PolicySpec::FaasCache { gib, frequency } = spec {
+            let workloads: Vec<Workload> = apps.par_iter().map(|&index| draw(index)).collect();
+            let started = Instant::now();
+            let budget_mib = f64::from(*gib) * 1024.0;
+            let outcomes = SharedCacheSim::run(&workloads, budget_mib, *frequency, params);
+            let seconds = started.elapsed().as_secs_f64() / outcomes.len().max(1) as f64;
+            for ((o, s, _), outcome) in per_app.iter_mut().zip(outcomes) {
+                o[k] = outcome;
+                s[k] = seconds;
+            }
+        }
+    }
     // Classes by measured invocations (the same under every policy) and timer-only apps.
     let classes: Vec<AppClass> = apps
         .iter()
