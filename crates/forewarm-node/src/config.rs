@@ -207,11 +207,15 @@ impl NodeConfig {
             ));
         }
         self.cluster.validate()?;
-        if matches!(self.policy, PolicySpec::Oracle) {
-            return Err(String::from(
+        match self.policy {
+            PolicySpec::Oracle => Err(String::from(
                 "policy oracle needs the future: it exists in the simulator only",
-            ));
+            )),
+            PolicySpec::FaasCache { .. } => Err(format!(
+                "policy {} is one cache over every application at once: it exists in the simulator only",
+                self.policy
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

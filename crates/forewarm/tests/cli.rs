@@ -207,6 +207,17 @@ fn node_config_errors_name_file_line_and_column() {
     )
     .into_owned();
     assert!(err.contains("time_scale 0 must be in (0, 3600]"), "{err}");
+    for (policy, why) in [
+        ("oracle", "needs the future"),
+        ("faascache-3000gib", "every application at once"),
+    ] {
+        std::fs::write(&bad, format!("policy = \"{policy}\"\n")).expect("write");
+        let err = String::from_utf8_lossy(
+            &forewarm(&["node", "--config", bad.to_str().expect("utf-8")]).stderr,
+        )
+        .into_owned();
+        assert!(err.contains(why), "{policy}: {err}");
+    }
     let missing = dir.path().join("absent.toml");
     let err = String::from_utf8_lossy(
         &forewarm(&["node", "--config", missing.to_str().expect("utf-8")]).stderr,
