@@ -134,7 +134,7 @@ impl Cluster {
     /// twice. The commands are idempotent where that matters (puts of a whole record).
     pub async fn write(&self, command: Command) -> Result<Applied, ClusterError> {
         let written = retry::until(LEADER_WAIT, PAUSE, |left| {
-            let command = command.clone();
+            let command = &command;
             async move {
                 match self.raft.client_write(command.clone()).await {
                     Ok(r) => Ok(Written {
@@ -144,7 +144,7 @@ impl Cluster {
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                         let leader = self.leader_to_forward_to(f.leader_node, left).await?;
                         let timeout = FORWARD_TIMEOUT.min(left);
-                        self.post(&leader.addr, "/raft/write", &command, timeout)
+                        self.post(&leader.addr, "/raft/write", command, timeout)
                             .await
                     }
                     Err(e) => Err(ClusterError::Raft(e.to_string())),

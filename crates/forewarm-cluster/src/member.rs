@@ -338,7 +338,7 @@ impl Cluster {
     }
 
     /// The cluster secret (empty on a lone node without one).
-    pub fn secret(&self) -> &Arc<str> {
+    pub(crate) fn secret(&self) -> &Arc<str> {
         self.net.secret()
     }
 

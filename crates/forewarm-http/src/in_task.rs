@@ -118,39 +118,36 @@ impl InTaskClient {
         request.extend_from_slice(head.as_bytes());
         request.extend_from_slice(body);
 
-        if let Some(stream) = self.take(endpoint) {
-            match exchange_on(stream, &request).await {
-                Ok((answer, stream)) => {
-                    if let Some(s) = stream {
-                        self.put(endpoint, s);
-                    }
-                    return Ok(answer);
-                }
+        let on_kept = match self.take(endpoint) {
+            Some(stream) => match exchange_on(stream, &request).await {
                 // A stale kept-alive connection: the request never reached the server.
-                Err(Failure::ClosedBeforeAnswer) => {}
-                Err(other) => return Err(other.at(endpoint)),
-            }
-        }
-        let connect = |reason: String| HttpError::Connect {
-            endpoint: endpoint.to_string(),
-            reason,
+                Err(Failure::ClosedBeforeAnswer) => None,
+                done => Some(done),
+            },
+            None => None,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
-            .await
-            .map_err(|_| connect(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| connect(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| connect(e.to_string()))?;
-        match exchange_on(stream, &request).await {
-            Ok((answer, stream)) => {
-                if let Some(s) = stream {
-                    self.put(endpoint, s);
-                }
-                Ok(answer)
+        let done = match on_kept {
+            Some(done) => done,
+            None => {
+                let connect = |reason: String| HttpError::Connect {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                };
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
+                    .await
+                    .map_err(|_| connect(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+                    .map_err(|e| connect(e.to_string()))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| connect(e.to_string()))?;
+                exchange_on(stream, &request).await
             }
-            Err(failure) => Err(failure.at(endpoint)),
+        };
+        let (answer, stream) = done.map_err(|failure| failure.at(endpoint))?;
+        if let Some(s) = stream {
+            self.put(endpoint, s);
         }
+        Ok(answer)
     }
 }
 
