@@ -2,10 +2,11 @@
 //! status that says whose fault it is: 400 bad input, 401 no or unknown token, 403 wrong kind
 //! of token, 404 unknown (or another tenant's) code type, 409 conflict, 413 body too large,
 //! 429 tenant quota, 502 the invocation failed in its container, 503 node capacity or
-//! shutting down.
+//! shutting down, 504 no answer within the code type's `timeout_ms`. A 429 or 503 over a
+//! quota, the node's capacity or its in-flight slots carries `Retry-After` (seconds): that
+//! request never reached a container.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::admission::{Refused, Slots};
 use crate::catalog::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::collector::CollectorMsg;
 use crate::pool::{PoolError, PoolMsg};
@@ -30,7 +32,9 @@ use crate::predictor::{PredictorMsg, model_of};
 use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
 use forewarm_cluster::ClusterError;
-use forewarm_raft::{Applied, Command, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
+use forewarm_raft::{
+    Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_MAX_QUEUE, MAX_TIMEOUT_MS,
+};
 
 /// Memory the runner needs besides what a workload touches, MiB (checked at registration).
 const RUNNER_OVERHEAD_MIB: u64 = 8;
@@ -43,6 +47,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds to the next try worth making (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -51,7 +57,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same, with `Retry-After: secs`.
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     fn bad(code: &'static str, message: impl Into<String>) -> Self {
@@ -62,7 +75,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code, "message": self.message}));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -82,7 +101,7 @@ pub struct Api {
     /// Flushing samples before training on demand.
     pub collector: ActorRef<CollectorMsg>,
     /// Invocations in flight.
-    pub inflight: Arc<AtomicUsize>,
+    pub slots: Arc<Slots>,
 }
 
 enum Principal {
@@ -391,6 +410,7 @@ struct CodeBody {
     max_memory_mib: Option<u32>,
     max_cpu_millis: Option<u32>,
     timeout_ms: Option<u64>,
+    max_queue: Option<u32>,
 }
 
 async fn put_code(
@@ -423,6 +443,13 @@ async fn put_code(
         return Err(ApiError::bad(
             "invalid_timeout",
             format!("timeout_ms {timeout_ms} must be {MIN_TIMEOUT_MS}..={MAX_TIMEOUT_MS}"),
+        ));
+    }
+    let max_queue = req.max_queue.unwrap_or(DEFAULT_MAX_QUEUE);
+    if max_queue > MAX_MAX_QUEUE {
+        return Err(ApiError::bad(
+            "invalid_queue",
+            format!("max_queue {max_queue} must be 0..={MAX_MAX_QUEUE}"),
         ));
     }
     if req.workload.mem_mib + RUNNER_OVERHEAD_MIB > u64::from(max_memory_mib) {
@@ -459,6 +486,7 @@ async fn put_code(
             max_memory_mib,
             max_cpu_millis,
             timeout_ms,
+            max_queue,
             version: 0,
         }))
         .await
@@ -485,17 +513,10 @@ async fn put_code(
         Json(
             json!({"code": name, "version": code.version, "image": code.image,
                     "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
-                    "timeout_ms": code.timeout_ms, "workload": code.workload}),
+                    "timeout_ms": code.timeout_ms, "max_queue": code.max_queue,
+                    "workload": code.workload}),
         ),
     ))
-}
-
-struct InflightGuard(Arc<AtomicUsize>);
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 async fn invoke(
@@ -535,16 +556,19 @@ async fn invoke(
 
 /// Run `inv` through the Router and answer.
 async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
-    let max = api.shared.config.max_inflight;
-    if api.inflight.fetch_add(1, Ordering::Relaxed) >= max {
-        api.inflight.fetch_sub(1, Ordering::Relaxed);
-        return Err(ApiError::new(
+    let retry = retry_after_secs(&api.shared);
+    let _slot = api.slots.take(&inv.code.tenant).map_err(|e| {
+        let code = match e {
+            Refused::Node { .. } => "overloaded",
+            Refused::Tenant { .. } => "fair_share",
+        };
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!("{max} invocations in flight on this node; retry later"),
-        ));
-    }
-    let _guard = InflightGuard(api.inflight.clone());
+            code,
+            format!("{e}; retry later"),
+        )
+        .retry_after(retry)
+    })?;
     let called = api
         .router
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
@@ -569,9 +593,11 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
         Err(e) => Err(match &e {
             InvokeError::Pool(PoolError::TenantQuota { .. }) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota", e.to_string())
+                    .retry_after(retry)
             }
             InvokeError::Pool(PoolError::Capacity(_)) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "capacity", e.to_string())
+                    .retry_after(retry)
             }
             InvokeError::Pool(PoolError::StartFailed(_)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -594,6 +620,13 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
             ),
         }),
     }
+}
+
+/// When a request refused for room is worth trying again, s: the node's measured container
+/// start time (what it takes the room held now to turn over), at least 1.
+fn retry_after_secs(shared: &NodeShared) -> u64 {
+    let start_ms = crate::router::local_start_ms(shared);
+    (start_ms / 1e3).ceil().max(1.0) as u64
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,7 @@
 //! leaves containers labelled with its id; the next start removes them before serving.
 
 mod actors;
+pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod client;
@@ -43,7 +44,6 @@ pub mod topology;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -246,14 +246,14 @@ impl Node {
         )
         .await
         .map_err(actor_err("router"))?;
-        let inflight = Arc::new(AtomicUsize::new(0));
+        let slots = admission::Slots::new(shared.config.max_inflight);
         let app = api::routes(api::Api {
             shared: shared.clone(),
             router: router.clone(),
             pool: pool.clone(),
             predictor: predictor.clone(),
             collector: collector.clone(),
-            inflight: inflight.clone(),
+            slots: slots.clone(),
         })
         .merge(forewarm_cluster::routes(cluster.clone()))
         .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
@@ -297,9 +297,8 @@ impl Node {
                     region: config.region.clone(),
                     node_id: config.node_id.clone(),
                     catalog: node.shared.catalog.clone(),
-                    max_inflight: config.max_inflight,
                     router: node.router.clone(),
-                    inflight,
+                    slots,
                 };
                 match Actor::spawn(None, router_link::RouterLink, args).await {
                     Ok((link, _)) => mesh.own(link.get_cell()),

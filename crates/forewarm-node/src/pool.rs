@@ -45,8 +45,12 @@ type Waiter = tokio::sync::oneshot::Sender<Result<Lease, PoolError>>;
 pub enum LeaseStep {
     /// A container, now.
     Ready(Lease),
-    /// A container once it has started (a cold start, or a pre-warm still starting).
-    Wait(tokio::sync::oneshot::Receiver<Result<Lease, PoolError>>),
+    /// A container later (one starting for it, or a place in its code type's queue): the
+    /// ticket, to [`PoolBook::cancel`] the wait, and where the answer comes.
+    Wait(
+        u64,
+        tokio::sync::oneshot::Receiver<Result<Lease, PoolError>>,
+    ),
     /// None.
     Failed(PoolError),
 }
@@ -76,7 +80,7 @@ pub struct PoolArgs<R> {
 #[derive(Debug)]
 struct Book {
     engine: PoolEngine,
-    /// Requests waiting for a container's start, by its serial.
+    /// Requests waiting for a container (its start, or in a queue), by ticket.
     waiters: HashMap<u64, Waiter>,
     /// Container actors by serial, once spawned.
     actors: HashMap<u64, ActorRef<ContainerMsg>>,
@@ -188,11 +192,6 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                     });
                 }
                 Command::Remove { serial } => {
-                    if let Some(waiter) = book.waiters.remove(&serial) {
-                        let _ = waiter.send(Err(PoolError::StartFailed(String::from(
-                            "container removed while starting",
-                        ))));
-                    }
                     // Not spawned yet: the PoolSupervisor stops it when it finds it gone.
                     if let Some(actor) = book.actors.remove(&serial) {
                         book.by_actor.remove(&actor.get_id());
@@ -200,17 +199,19 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                     }
                     metrics.removals.fetch_add(1, Ordering::Relaxed);
                 }
-                Command::Answer { serial, result } => {
-                    let leased = result.is_ok();
-                    let delivered = match book.waiters.remove(&serial) {
-                        Some(waiter) => waiter.send(result).is_ok(),
-                        None => false,
+                Command::Answer { ticket, result } => {
+                    let undelivered = match book.waiters.remove(&ticket) {
+                        Some(waiter) => waiter.send(result).err(),
+                        None => Some(result),
                     };
-                    if leased && !delivered {
-                        // The caller gave up: the container is idle, not busy.
-                        let commands =
-                            book.engine
-                                .release(serial, true, &|t| self.quota(t), Instant::now());
+                    if let Some(Ok(lease)) = undelivered {
+                        // The caller gave up: the container is not its any more.
+                        let commands = book.engine.release(
+                            lease.serial,
+                            true,
+                            &|t| self.quota(t),
+                            Instant::now(),
+                        );
                         self.carry_out(book, commands);
                     }
                 }
@@ -248,14 +249,26 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             let step = match leased {
                 Leased::Ready(lease) => LeaseStep::Ready(lease),
                 Leased::Failed(e) => LeaseStep::Failed(e),
-                Leased::Wait(serial) => {
+                Leased::Wait(ticket) => {
                     let (waiter, waiting) = tokio::sync::oneshot::channel();
-                    book.waiters.insert(serial, waiter);
-                    LeaseStep::Wait(waiting)
+                    book.waiters.insert(ticket, waiter);
+                    LeaseStep::Wait(ticket, waiting)
                 }
             };
             self.carry_out(book, commands);
             step
+        })
+    }
+
+    /// The request holding `ticket` gives up waiting. `Some(why it waited)` if it was still
+    /// queued (it never reached a container); `None` if a container was starting for it or
+    /// already handed to it (that container is released: see [`Command::Answer`]).
+    pub fn cancel(&self, ticket: u64) -> Option<PoolError> {
+        self.with(|book| {
+            book.waiters.remove(&ticket);
+            let (why, commands) = book.engine.cancel(ticket, Instant::now());
+            self.carry_out(book, commands);
+            why
         })
     }
 

@@ -18,7 +18,7 @@
 //! [`fail`]: PoolEngine::fail
 //! [`stop`]: PoolEngine::stop
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,10 @@ use crate::clock::PolicyClock;
 use crate::config::Capacity;
 use crate::pool_msg::{PendingPrewarm, PoolEntry, PoolError, PoolTarget, Seen};
 use crate::room::{self, Held, Quota, Short};
+
+#[path = "pool_queue.rs"]
+mod queue;
+use queue::Queued;
 
 /// Start-time estimate before any container started.
 pub const INITIAL_START: Duration = Duration::from_millis(800);
@@ -54,8 +58,10 @@ pub struct Lease {
 pub enum Leased {
     /// A container, now.
     Ready(Lease),
-    /// Container `serial` once it has started (a cold start, or a pre-warm still starting):
-    /// a [`Command::Answer`] for it follows.
+    /// A container later: a [`Command::Answer`] for this ticket follows, once a container
+    /// started for the request (a cold start, or a pre-warm still starting) or one of its code
+    /// type frees or finds room to start, the request having waited in the code type's queue
+    /// (its tenant's quota or the node's capacity held by busy containers).
     Wait(u64),
     /// None.
     Failed(PoolError),
@@ -75,16 +81,16 @@ pub enum Command {
         /// Started by a prediction, before any request asked.
         prewarmed: bool,
     },
-    /// Remove container `serial` (stop its actor, which removes it); a request waiting for it
-    /// gets `StartFailed`.
+    /// Remove container `serial` (stop its actor, which removes it). A request that waited
+    /// for its start has an `Answer` of its own, before this.
     Remove {
         /// The engine's number for it.
         serial: u64,
     },
-    /// Hand the request waiting for container `serial` its answer.
+    /// Hand the request holding `ticket` its answer.
     Answer {
-        /// The engine's number for it.
-        serial: u64,
+        /// The ticket [`Leased::Wait`] gave the request.
+        ticket: u64,
         /// The lease, or why not.
         result: Result<Lease, PoolError>,
     },
@@ -161,9 +167,9 @@ impl std::fmt::Debug for CodePool {
 
 #[derive(Debug, Clone, PartialEq)]
 enum RealState {
-    /// Being started; `waited`: a request waits for it.
+    /// Being started; `waiter`: the ticket of the request waiting for it.
     Starting {
-        waited: bool,
+        waiter: Option<u64>,
     },
     Idle(Container),
     Busy(Container),
@@ -198,6 +204,11 @@ pub struct PoolEngine {
     /// expiry), as the last tick that walked the pools computed it; `None` after any event,
     /// so the next tick walks every pool again.
     due: Option<Instant>,
+    /// Requests waiting for a container, per code type, first come first served
+    /// ([`queue`](self::queue)).
+    queues: HashMap<CodeKey, VecDeque<Queued>>,
+    /// The next [`Leased::Wait`] ticket.
+    next_ticket: u64,
 }
 
 /// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
@@ -226,6 +237,8 @@ impl PoolEngine {
             stopping: false,
             unowned_since: HashMap::new(),
             due: None,
+            queues: HashMap::new(),
+            next_ticket: 0,
         }
     }
 
@@ -264,6 +277,20 @@ impl PoolEngine {
         })
     }
 
+    /// Every container of the node, for [`room::plan`]; those `evictable` says of are
+    /// offered as idle.
+    fn held(&self, evictable: impl Fn(&RealState) -> bool) -> Vec<Held<'_, u64, Instant>> {
+        self.reals
+            .iter()
+            .map(|(serial, r)| Held {
+                id: *serial,
+                tenant: &r.tenant,
+                memory_mib: r.class.memory_mib,
+                idle_since: evictable(&r.state).then_some(r.since),
+            })
+            .collect()
+    }
+
     /// Whether a container of `mib` for `tenant` fits; with `evict`, remove idle containers
     /// (oldest first) so it does ([`room::plan`] decides).
     fn make_room(
@@ -275,16 +302,7 @@ impl PoolEngine {
         now: Instant,
         out: &mut Commands,
     ) -> Result<(), PoolError> {
-        let held: Vec<Held<'_, u64, Instant>> = self
-            .reals
-            .iter()
-            .map(|(serial, r)| Held {
-                id: *serial,
-                tenant: &r.tenant,
-                memory_mib: r.class.memory_mib,
-                idle_since: matches!(r.state, RealState::Idle(_)).then_some(r.since),
-            })
-            .collect();
+        let held = self.held(|state| matches!(state, RealState::Idle(_)));
         match room::plan(&held, tenant, mib, quota, self.config.capacity, evict) {
             Ok(victims) => {
                 for serial in victims {
@@ -330,19 +348,31 @@ impl PoolEngine {
     }
 
     fn drop_real(&mut self, serial: u64, out: &mut Commands) {
-        if self.reals.remove(&serial).is_some() {
-            out.push(Command::Remove { serial });
+        let Some(real) = self.reals.remove(&serial) else {
+            return;
+        };
+        if let RealState::Starting {
+            waiter: Some(ticket),
+        } = real.state
+        {
+            out.push(Command::Answer {
+                ticket,
+                result: Err(PoolError::StartFailed(String::from(
+                    "container removed while starting",
+                ))),
+            });
         }
+        out.push(Command::Remove { serial });
     }
 
-    /// Enter a container of `class` for `slot` (starting; `waited` when a request waits for
-    /// it) and ask for its start.
+    /// Enter a container of `class` for `slot` (starting; `waiter`: the ticket of the request
+    /// that waits for it, none for a pre-warm) and ask for its start.
     fn spawn(
         &mut self,
         code: &Arc<Code>,
         slot: ContainerId,
         class: SizeClass,
-        waited: bool,
+        waiter: Option<u64>,
         now: Instant,
         out: &mut Commands,
     ) -> u64 {
@@ -357,7 +387,7 @@ impl PoolEngine {
             workload: code.workload,
         };
         let key = code.key();
-        let prewarmed = !waited;
+        let prewarmed = waiter.is_none();
         self.reals.insert(
             serial,
             Real {
@@ -366,7 +396,7 @@ impl PoolEngine {
                 tenant: code.tenant.clone(),
                 version: code.version,
                 class,
-                state: RealState::Starting { waited },
+                state: RealState::Starting { waiter },
                 prewarmed,
                 since: now,
             },
@@ -432,7 +462,7 @@ impl PoolEngine {
                 .make_room(&code.tenant, class.memory_mib, false, q, now, out)
                 .is_ok()
             {
-                self.spawn(&code, slot, class, false, now, out);
+                self.spawn(&code, slot, class, None, now, out);
             } else {
                 self.discard_slot(key, slot, now, out);
             }
@@ -524,12 +554,16 @@ impl PoolEngine {
                         }
                         // A pre-warm still starting: the request waits for it (and counts
                         // as cold, since it waited for a start).
-                        RealState::Starting { waited: false } => {
+                        RealState::Starting { waiter: None } => {
+                            let ticket = self.next_ticket;
+                            self.next_ticket += 1;
                             real.prewarmed = false;
-                            real.state = RealState::Starting { waited: true };
-                            Leased::Wait(serial)
+                            real.state = RealState::Starting {
+                                waiter: Some(ticket),
+                            };
+                            Leased::Wait(ticket)
                         }
-                        RealState::Starting { waited: true } | RealState::Busy(_) => {
+                        RealState::Starting { waiter: Some(_) } | RealState::Busy(_) => {
                             Leased::Failed(PoolError::StartFailed(String::from(
                                 "pool bookkeeping: leased container is busy",
                             )))
@@ -542,12 +576,12 @@ impl PoolEngine {
                             .pools
                             .get_mut(&key)
                             .map_or(0, |cp| cp.pool.predicted_mib());
-                        self.cold(code, slot, mib, quota, now, &mut out)
+                        self.cold(code, slot, mib, need_mib, quota, now, &mut out)
                     }
                 }
             }
             Placement::Cold { id: slot, mib, .. } => {
-                self.cold(code, slot, mib, quota, now, &mut out)
+                self.cold(code, slot, mib, need_mib, quota, now, &mut out)
             }
         };
         self.start_prewarms(&key, prewarms, quota, now, &mut out);
@@ -555,24 +589,35 @@ impl PoolEngine {
     }
 
     /// Start a container of `mib` for `slot` on the request path, evicting idle containers
-    /// if quota or capacity ask for it.
+    /// if quota or capacity ask for it; if they are held by busy or starting containers, the
+    /// request (needing `need_mib`) waits in the code type's queue for one to free.
+    #[allow(clippy::too_many_arguments)]
     fn cold(
         &mut self,
         code: &Arc<Code>,
         slot: ContainerId,
         mib: u32,
+        need_mib: f64,
         quota: &dyn Fn(&str) -> Option<Quota>,
         now: Instant,
         out: &mut Commands,
     ) -> Leased {
         let class = class_for(mib, code);
         let q = quota(&code.tenant);
+        let ticket = self.next_ticket;
         match self.make_room(&code.tenant, class.memory_mib, true, q, now, out) {
-            Ok(()) => Leased::Wait(self.spawn(code, slot, class, true, now, out)),
-            Err(e) => {
-                self.discard_slot(&code.key(), slot, now, out);
-                Leased::Failed(e)
+            Ok(()) => {
+                self.next_ticket += 1;
+                self.spawn(code, slot, class, Some(ticket), now, out);
+                Leased::Wait(ticket)
             }
+            Err(why) => match self.enqueue(code, slot, mib, need_mib, q, why) {
+                Ok(ticket) => Leased::Wait(ticket),
+                Err(why) => {
+                    self.discard_slot(&code.key(), slot, now, out);
+                    Leased::Failed(why)
+                }
+            },
         }
     }
 
@@ -613,6 +658,10 @@ impl PoolEngine {
             .is_some_and(|cp| cp.code.version > real.version);
         if !ok || stale {
             self.discard(serial, now, &mut out);
+            self.drain(quota, now, &mut out);
+            return out;
+        }
+        if self.hand_over(serial, now, &mut out) {
             return out;
         }
         let t = self.pool_time(&key, now);
@@ -625,6 +674,7 @@ impl PoolEngine {
         }
         let prewarms = self.apply(&key, fx, &mut out);
         self.start_prewarms(&key, prewarms, quota, now, &mut out);
+        self.drain(quota, now, &mut out);
         out
     }
 
@@ -645,7 +695,10 @@ impl PoolEngine {
             Ok(container) => {
                 self.start_ewma = self.start_ewma.mul_f64(0.8) + took.mul_f64(0.2);
                 real.since = now;
-                if real.state == (RealState::Starting { waited: true }) {
+                if let RealState::Starting {
+                    waiter: Some(ticket),
+                } = real.state
+                {
                     real.state = RealState::Busy(container.clone());
                     let lease = Lease {
                         serial,
@@ -653,19 +706,25 @@ impl PoolEngine {
                         start: Start::Cold,
                     };
                     out.push(Command::Answer {
-                        serial,
+                        ticket,
                         result: Ok(lease),
                     });
                 } else {
                     real.state = RealState::Idle(container);
+                    // A pre-warm: first to a request waiting in its code type's queue.
+                    self.hand_idle(serial, now, &mut out);
                 }
             }
             Err(message) => {
-                if real.state == (RealState::Starting { waited: true }) {
+                if let RealState::Starting {
+                    waiter: Some(ticket),
+                } = real.state
+                {
                     out.push(Command::Answer {
-                        serial,
+                        ticket,
                         result: Err(PoolError::StartFailed(message.clone())),
                     });
+                    real.state = RealState::Starting { waiter: None };
                 }
                 tracing::warn!("container {serial} failed to start: {message}");
                 self.discard(serial, now, &mut out);
@@ -690,6 +749,8 @@ impl PoolEngine {
     /// second.
     pub fn tick(&mut self, quota: &dyn Fn(&str) -> Option<Quota>, now: Instant) -> Commands {
         let mut out = Commands::new();
+        // Room freed since (a failed start, a removal): the waiting requests first.
+        self.drain(quota, now, &mut out);
         if self.due.is_some_and(|at| now < at) {
             return out;
         }
@@ -827,15 +888,21 @@ impl PoolEngine {
         }
     }
 
-    /// The node stops: no lease any more; every request waiting for a start is answered
-    /// `Stopping`. The containers are left to their actors (each removes its own).
+    /// The node stops: no lease any more; every request waiting for a start or in a queue
+    /// is answered `Stopping`. The containers are left to their actors (each removes its own).
     pub fn stop(&mut self) -> Commands {
         self.stopping = true;
-        self.reals
-            .drain()
-            .filter(|(_, r)| r.state == (RealState::Starting { waited: true }))
-            .map(|(serial, _)| Command::Answer {
-                serial,
+        let starting = self.reals.drain().filter_map(|(_, r)| match r.state {
+            RealState::Starting { waiter } => waiter,
+            _ => None,
+        });
+        let queued = self.queues.drain().flat_map(|(_, q)| q).map(|q| q.ticket);
+        let mut tickets: Vec<u64> = starting.chain(queued).collect();
+        tickets.sort_unstable();
+        tickets
+            .into_iter()
+            .map(|ticket| Command::Answer {
+                ticket,
                 result: Err(PoolError::Stopping),
             })
             .collect()

@@ -20,6 +20,11 @@ struct Fixture {
 }
 
 fn code(name: &str, version: u64) -> Arc<Code> {
+    queued_code(name, version, 1_000)
+}
+
+/// A code type whose requests may wait, at most `max_queue` of them.
+fn queued_code(name: &str, version: u64, max_queue: u32) -> Arc<Code> {
     Arc::new(Code {
         tenant: "acme".into(),
         name: name.into(),
@@ -28,6 +33,7 @@ fn code(name: &str, version: u64) -> Arc<Code> {
         max_memory_mib: 256,
         max_cpu_millis: 1000,
         timeout_ms: 60_000,
+        max_queue,
         version,
     })
 }
@@ -86,8 +92,8 @@ impl Fixture {
         self.t0 + d
     }
 
-    /// Lease `code` at `d` (no first sight), expecting the request to wait for a start: the
-    /// container's serial and the commands.
+    /// Lease `code` at `d` (no first sight), expecting the request to wait (for a start, or
+    /// in its queue): its ticket and the commands.
     fn waiting_lease(
         &mut self,
         code: &Arc<Code>,
@@ -96,35 +102,61 @@ impl Fixture {
     ) -> (u64, Vec<Command>) {
         let now = self.at(d);
         let (leased, commands) = self.engine.lease(code, 64.0, false, || None, quota, now);
-        let Leased::Wait(serial) = leased else {
-            panic!("expected a cold start, got {leased:?}");
+        let Leased::Wait(ticket) = leased else {
+            panic!("expected a wait, got {leased:?}");
         };
-        (serial, commands)
+        (ticket, commands)
+    }
+
+    /// Start container `serial` (of `spec`) at `d`, as its actor reports.
+    fn start(&mut self, serial: u64, spec: &ContainerSpec, d: Duration) -> Vec<Command> {
+        let now = self.at(d);
+        let started = Ok(container(spec, serial));
+        self.engine
+            .started(serial, started, Duration::from_millis(500), now)
     }
 
     /// Lease `code` at `d` and start what it asks for; the request's lease.
     fn cold_lease(&mut self, code: &Arc<Code>, d: Duration) -> Lease {
-        let now = self.at(d);
-        let (serial, commands) = self.waiting_lease(code, &no_quota, d);
+        self.cold_lease_within(code, &no_quota, d)
+    }
+
+    /// [`Self::cold_lease`] within `quota`.
+    fn cold_lease_within(
+        &mut self,
+        code: &Arc<Code>,
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        d: Duration,
+    ) -> Lease {
+        let (ticket, commands) = self.waiting_lease(code, quota, d);
         let starts = started_spec(&commands);
         assert_eq!(starts.len(), 1, "{commands:?}");
-        let (s, spec, prewarmed) = &starts[0];
-        assert_eq!((*s, *prewarmed), (serial, false));
-        let answered = self.engine.started(
-            serial,
-            Ok(container(spec, serial)),
-            Duration::from_millis(500),
-            now,
-        );
-        match answered.as_slice() {
+        let (serial, spec, prewarmed) = &starts[0];
+        assert!(!prewarmed);
+        match self.start(*serial, spec, d).as_slice() {
             [
                 Command::Answer {
-                    serial: s,
+                    ticket: t,
                     result: Ok(lease),
                 },
-            ] if *s == serial => lease.clone(),
+            ] if *t == ticket => lease.clone(),
             other => panic!("expected the waiting request's answer, got {other:?}"),
         }
+    }
+}
+
+/// The one lease `commands` hand ticket `ticket`.
+fn answer(commands: &[Command], ticket: u64) -> Result<Lease, PoolError> {
+    let answers: Vec<_> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Answer { ticket: t, result } if *t == ticket => Some(result.clone()),
+            _ => None,
+        })
+        .collect();
+    match answers.as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected one answer for ticket {ticket}, got {other:?} in {commands:?}"),
     }
 }
 
@@ -182,18 +214,18 @@ fn t03_a_request_over_the_tenant_quota_evicts_the_tenants_idle_container() {
     let mut f = fixture();
     let a = f.cold_lease(&code("a", 1), Duration::ZERO);
     f.engine.release(a.serial, true, &one_container, f.at(MIN));
-    let (b, commands) = f.waiting_lease(&code("b", 1), &one_container, 2 * MIN);
+    let (_, commands) = f.waiting_lease(&code("b", 1), &one_container, 2 * MIN);
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert_eq!(commands[0], Command::Remove { serial: a.serial });
-    assert!(matches!(commands[1], Command::Start { serial, .. } if serial == b));
+    assert!(matches!(commands[1], Command::Start { serial, .. } if serial != a.serial));
 }
 
 #[test]
-fn t04_a_quota_held_by_busy_containers_refuses_and_changes_nothing() {
+fn t04_a_quota_held_by_busy_containers_refuses_a_code_type_that_allows_no_wait() {
     let mut f = fixture();
     let a = f.cold_lease(&code("a", 1), Duration::ZERO);
     let (leased, commands) = f.engine.lease(
-        &code("b", 1),
+        &queued_code("b", 1, 0),
         64.0,
         false,
         || None,
@@ -225,7 +257,8 @@ fn t05_a_warm_only_lease_with_nothing_idle_starts_nothing() {
 #[test]
 fn t06_a_failed_start_answers_the_request_and_removes_the_container() {
     let mut f = fixture();
-    let (serial, _) = f.waiting_lease(&code("a", 1), &no_quota, Duration::ZERO);
+    let (ticket, commands) = f.waiting_lease(&code("a", 1), &no_quota, Duration::ZERO);
+    let serial = started_spec(&commands)[0].0;
     let commands = f.engine.started(
         serial,
         Err("image not found".into()),
@@ -236,7 +269,7 @@ fn t06_a_failed_start_answers_the_request_and_removes_the_container() {
         commands,
         vec![
             Command::Answer {
-                serial,
+                ticket,
                 result: Err(PoolError::StartFailed("image not found".into()))
             },
             Command::Remove { serial }
@@ -272,13 +305,21 @@ fn t07_a_failed_invocation_or_a_new_version_retires_the_container() {
 #[test]
 fn t08_stopping_answers_waiting_requests_and_refuses_new_ones() {
     let mut f = fixture();
-    let (serial, _) = f.waiting_lease(&code("a", 1), &no_quota, Duration::ZERO);
+    let (starting, _) = f.waiting_lease(&code("a", 1), &one_container, Duration::ZERO);
+    let (queued, commands) = f.waiting_lease(&code("a", 1), &one_container, Duration::ZERO);
+    assert_eq!(commands, vec![], "the second waits in the queue");
     assert_eq!(
         f.engine.stop(),
-        vec![Command::Answer {
-            serial,
-            result: Err(PoolError::Stopping)
-        }]
+        vec![
+            Command::Answer {
+                ticket: starting,
+                result: Err(PoolError::Stopping)
+            },
+            Command::Answer {
+                ticket: queued,
+                result: Err(PoolError::Stopping)
+            }
+        ]
     );
     let (leased, commands) =
         f.engine
@@ -299,14 +340,11 @@ fn t09_first_sight_holds_other_regions_forecast_warm_within_capacity() {
     let (leased, commands) =
         f.engine
             .lease(&code("a", 1), 64.0, false, || Some(floor), &no_quota, f.t0);
-    let Leased::Wait(serial) = leased else {
-        panic!("{leased:?}");
-    };
+    assert!(matches!(leased, Leased::Wait(_)), "{leased:?}");
     let starts = started_spec(&commands);
     // The request's container and two pre-warms.
     assert_eq!(starts.len(), 3, "{commands:?}");
     assert_eq!(starts.iter().filter(|(_, _, p)| *p).count(), 2);
-    assert!(starts.iter().any(|(s, _, p)| *s == serial && !p));
     // A second lease of the same code type does not ask other regions again.
     let (_, _) = f.engine.lease(
         &code("a", 1),
@@ -442,4 +480,132 @@ fn t13_ticks_walk_the_pools_only_when_something_is_due_or_happened() {
     assert_eq!(at, f.at(11 * MIN + Duration::from_millis(1)));
     assert_eq!(walks, 11, "one a minute (2 to 11 min), then the expiry");
     assert_eq!(f.engine.next_due(), None, "the removal is an event");
+}
+
+#[test]
+fn t14_a_burst_over_the_quota_waits_and_released_containers_serve_it_in_order() {
+    let mut f = fixture();
+    let c = code("burst", 1);
+    let first = f.cold_lease_within(&c, &one_container, Duration::ZERO);
+    // The quota (one container) is busy: the next two wait, nothing starts.
+    let (second, commands) = f.waiting_lease(&c, &one_container, Duration::ZERO);
+    assert_eq!(commands, vec![]);
+    let (third, commands) = f.waiting_lease(&c, &one_container, Duration::ZERO);
+    assert_eq!(commands, vec![]);
+    assert_eq!(f.engine.queued("acme/burst"), 2);
+    // Released, the container goes straight on to the first in line, busy all along.
+    let handed = f.engine.release(
+        first.serial,
+        true,
+        &one_container,
+        f.at(Duration::from_millis(10)),
+    );
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    let lease = answer(&handed, second).expect("the container");
+    assert_eq!((lease.serial, lease.start), (first.serial, Start::Warm));
+    assert_eq!(f.engine.counts(), [0, 0, 1]);
+    let handed = f.engine.release(
+        first.serial,
+        true,
+        &one_container,
+        f.at(Duration::from_millis(20)),
+    );
+    assert_eq!(
+        answer(&handed, third).expect("the container").serial,
+        first.serial
+    );
+    assert_eq!(f.engine.queued("acme/burst"), 0);
+    // Nobody waits any more: the last release leaves it idle.
+    let last = f.engine.release(
+        first.serial,
+        true,
+        &one_container,
+        f.at(Duration::from_millis(30)),
+    );
+    assert_eq!(last, vec![]);
+    assert_eq!(f.engine.counts(), [0, 1, 0]);
+}
+
+#[test]
+fn t15_a_full_queue_or_a_request_that_can_never_fit_is_refused_at_once() {
+    let mut f = fixture();
+    let c = queued_code("q", 1, 1);
+    f.cold_lease_within(&c, &one_container, Duration::ZERO);
+    f.waiting_lease(&c, &one_container, Duration::ZERO);
+    let (leased, commands) = f
+        .engine
+        .lease(&c, 64.0, false, || None, &one_container, f.at(MIN));
+    assert_eq!(
+        leased,
+        Leased::Failed(PoolError::TenantQuota {
+            tenant: "acme".into(),
+            what: "max_warm 1; 1 requests already wait".into()
+        })
+    );
+    assert_eq!(commands, vec![]);
+    // A tenant whose memory quota is below the smallest container never fits: no wait.
+    let tiny = |_: &str| {
+        Some(Quota {
+            max_warm: 8,
+            max_memory_mib: 16,
+        })
+    };
+    let (leased, _) = f
+        .engine
+        .lease(&code("other", 1), 64.0, false, || None, &tiny, f.at(MIN));
+    assert!(
+        matches!(&leased, Leased::Failed(PoolError::TenantQuota { what, .. }) if what.starts_with("max_memory_mib 16")),
+        "{leased:?}"
+    );
+    assert_eq!(f.engine.queued("acme/other"), 0);
+}
+
+#[test]
+fn t16_a_request_that_gives_up_leaves_the_queue_with_why_it_waited() {
+    let mut f = fixture();
+    let c = code("slow", 1);
+    let busy = f.cold_lease_within(&c, &one_container, Duration::ZERO);
+    let (ticket, _) = f.waiting_lease(&c, &one_container, Duration::ZERO);
+    let (why, commands) = f.engine.cancel(ticket, f.at(MIN));
+    assert_eq!(
+        why,
+        Some(PoolError::TenantQuota {
+            tenant: "acme".into(),
+            what: "max_warm 1".into()
+        })
+    );
+    assert_eq!(commands, vec![], "its slot had no container");
+    assert_eq!(f.engine.cancel(ticket, f.at(MIN)).0, None, "only once");
+    // Nobody waits: the release leaves the container idle.
+    assert_eq!(
+        f.engine
+            .release(busy.serial, true, &one_container, f.at(MIN)),
+        vec![]
+    );
+    assert_eq!(f.engine.counts(), [0, 1, 0]);
+}
+
+#[test]
+fn t17_room_freed_by_a_failed_container_starts_one_for_the_first_in_line() {
+    let mut f = fixture();
+    let c = code("flaky", 1);
+    let busy = f.cold_lease_within(&c, &one_container, Duration::ZERO);
+    let (ticket, _) = f.waiting_lease(&c, &one_container, Duration::ZERO);
+    // The container failed: removed, and its room goes to a start for the waiting request.
+    let commands = f
+        .engine
+        .release(busy.serial, false, &one_container, f.at(MIN));
+    assert_eq!(
+        commands[0],
+        Command::Remove {
+            serial: busy.serial
+        }
+    );
+    let starts = started_spec(&commands);
+    assert_eq!(starts.len(), 1, "{commands:?}");
+    let (serial, spec, prewarmed) = starts[0].clone();
+    assert!(!prewarmed);
+    let lease = answer(&f.start(serial, &spec, MIN), ticket).expect("a container");
+    assert_eq!((lease.serial, lease.start), (serial, Start::Cold));
+    assert_eq!(f.engine.queued("acme/flaky"), 0);
 }

@@ -25,8 +25,6 @@ use crate::predictor::{PredictorMsg, model_of};
 use crate::routing::{Decision, Here, Remote, route};
 use crate::shared::NodeShared;
 
-/// Longest wait for a lease (a cold start included).
-pub const LEASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Memory the runner itself holds besides what a workload touches, MiB.
 const RUNNER_BASE_MIB: f64 = 8.0;
 
@@ -71,22 +69,39 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         need.min(f64::from(code.max_memory_mib))
     }
 
+    /// A container for `code` by `deadline` (the code type's `timeout_ms` from the request's
+    /// arrival, `limit`): at once, after a start, or after a wait in the code type's queue.
+    /// A request whose deadline passes while queued is answered why it waited (429 quota,
+    /// 503 capacity: it never reached a container); one waiting for a start, `Timeout`.
     async fn lease(
         &self,
         code: &Arc<Code>,
         need_mib: f64,
         warm_only: bool,
+        deadline: tokio::time::Instant,
+        limit: Duration,
     ) -> Result<Lease, InvokeError> {
         match self.pool.lease(code, need_mib, warm_only) {
             LeaseStep::Ready(lease) => Ok(lease),
             LeaseStep::Failed(e) => Err(e.into()),
-            LeaseStep::Wait(waiting) => match tokio::time::timeout(LEASE_TIMEOUT, waiting).await {
-                Ok(Ok(result)) => Ok(result?),
-                Ok(Err(_)) => Err(InvokeError::Pool(PoolError::Stopping)),
-                Err(_) => Err(InvokeError::Internal(String::from(
-                    "no container within the lease timeout",
-                ))),
-            },
+            LeaseStep::Wait(ticket, mut waiting) => {
+                match tokio::time::timeout_at(deadline, &mut waiting).await {
+                    Ok(Ok(result)) => Ok(result?),
+                    Ok(Err(_)) => Err(InvokeError::Pool(PoolError::Stopping)),
+                    Err(_) => {
+                        let queued = self.pool.cancel(ticket);
+                        // Handed a container in the meantime: it goes back to the pool.
+                        waiting.close();
+                        if let Ok(Ok(lease)) = waiting.try_recv() {
+                            self.pool.release(lease.serial, true);
+                        }
+                        Err(match queued {
+                            Some(why) => InvokeError::Pool(why),
+                            None => InvokeError::Timeout(limit),
+                        })
+                    }
+                }
+            }
         }
     }
 
@@ -149,9 +164,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // A container killed over its memory class is a misfit: one retry at the code's limit.
         for attempt in 0..2 {
             let asked = Instant::now();
-            let lease = tokio::time::timeout_at(deadline, self.lease(&inv.code, need, warm_only))
-                .await
-                .map_err(|_| InvokeError::Timeout(limit))??;
+            let lease = self
+                .lease(&inv.code, need, warm_only, deadline, limit)
+                .await?;
             if lease.start != Start::Cold {
                 self.shared.cluster.record_queue_wait(asked.elapsed());
             }
@@ -289,13 +304,17 @@ pub fn expected_cold_ms(shared: &NodeShared, key: &str) -> f64 {
         return c;
     }
     let measured = shared.catalog.shared_cold_start_ms(key);
-    let local = shared
+    measured.unwrap_or_else(|| local_start_ms(shared))
+}
+
+/// This node's measured container start time, ms.
+pub fn local_start_ms(shared: &NodeShared) -> f64 {
+    shared
         .cluster
         .local
         .read()
         .unwrap_or_else(|e| e.into_inner())
-        .start_ms;
-    measured.unwrap_or(local)
+        .start_ms
 }
 
 /// Where the request for `key` of `tenant` needing `need_mib` runs: this node's and the other

@@ -2,12 +2,12 @@
 //! (over the node transport, [`forewarm_cluster::mesh`]) through the local Router.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use forewarm_cluster::mesh::{Mesh, MeshError, RouterLinkMsg, SCOPE, router_node, router_region};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
+use crate::admission::Slots;
 use crate::catalog::{Catalog, code_key};
 use crate::invocation::{Forwarded, Invocation, Invoked, RouterMsg};
 
@@ -20,12 +20,10 @@ pub struct RouterLinkArgs {
     pub node_id: String,
     /// The code types forwarded invocations name.
     pub catalog: Arc<Catalog>,
-    /// Most invocations in flight on this node.
-    pub max_inflight: usize,
     /// The local Router.
     pub router: ActorRef<RouterMsg>,
-    /// Invocations in flight on this node (the API's count: the same limit applies).
-    pub inflight: Arc<AtomicUsize>,
+    /// The node's in-flight slots (the API's: the same limits apply).
+    pub slots: Arc<Slots>,
 }
 
 /// The Router's remote face: runs invocations forwarded by other regions through the local
@@ -78,11 +76,7 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, St
         .catalog
         .code(&code_key(&f.tenant, &f.code))
         .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
-    let max = args.max_inflight;
-    if args.inflight.fetch_add(1, Ordering::Relaxed) >= max {
-        args.inflight.fetch_sub(1, Ordering::Relaxed);
-        return Err(format!("{max} invocations in flight on this node"));
-    }
+    let _slot = args.slots.take(&f.tenant).map_err(|e| e.to_string())?;
     let inv = Invocation {
         code,
         overrides: f.overrides,
@@ -94,7 +88,6 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, St
         .router
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
         .await;
-    args.inflight.fetch_sub(1, Ordering::Relaxed);
     match called {
         Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| e.to_string()),
         _ => Err(String::from("node stopping")),

@@ -379,15 +379,45 @@ async fn t04_bad_input_gets_the_right_4xx_with_a_reason() {
             "case {i}"
         );
     }
-    // Quota: max_warm 1 and one invocation busy → the second concurrent one gets 429.
+    let bad_queue = call(
+        addr,
+        "PUT",
+        "/v1/codes/g",
+        Some(&token),
+        r#"{"max_queue":100001}"#,
+    );
+    let bad_queue = bad_queue.await;
+    assert_eq!(bad_queue.status, 400, "{}", bad_queue.body);
+    assert_eq!(json(&bad_queue)["error"], "invalid_queue");
+    // Quota: max_warm 1, held by a busy invocation of f.
     let busy = {
         let token = token.clone();
         tokio::spawn(async move { invoke(addr, &token, "f", r#"{"sleep_ms":1500}"#).await })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let over = invoke(addr, &token, "f", "").await;
+    // A code type that lets no request wait: 429 at once, with when to try again.
+    let no_wait = r#"{"workload":{"cpu_ms":1,"mem_mib":4},"max_memory_mib":128,"max_queue":0}"#;
+    register(addr, &token, "g", no_wait).await;
+    let over = invoke(addr, &token, "g", "").await;
     assert_eq!(over.status, 429, "{}", over.body);
     assert_eq!(json(&over)["error"], "quota");
+    let retry: u64 = over
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(retry >= 1, "{retry}");
+    // One that waits, but not past its 300 ms deadline: it never reached a container, so the
+    // answer is the quota's (429 with Retry-After), not a timeout.
+    let short = r#"{"workload":{"cpu_ms":1,"mem_mib":4},"max_memory_mib":128,"timeout_ms":300}"#;
+    register(addr, &token, "q", short).await;
+    let waited = invoke(addr, &token, "q", "").await;
+    assert_eq!(waited.status, 429, "{}", waited.body);
+    assert_eq!(json(&waited)["error"], "quota");
+    assert!(
+        waited.header("retry-after").is_some(),
+        "{:?}",
+        waited.headers
+    );
     assert_eq!(busy.await.expect("task").status, 200);
     node.shutdown().await;
 }
@@ -527,5 +557,46 @@ async fn t07_an_invocation_past_its_timeout_gets_504_and_its_container_is_remove
     let next = invoke(addr, &token, "h", "").await;
     assert_eq!(next.status, 200, "{}", next.body);
     assert_eq!(next.header("x-forewarm-start"), Some("cold"));
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t08_a_burst_of_200_from_zero_is_served_whole_within_the_default_quota() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    // The default tenant quota (16 containers); 5 ms of work after a 300 ms start.
+    let token = tenant(addr, "acme", "").await;
+    let body = r#"{"workload":{"cpu_ms":5,"mem_mib":4,"init_ms":300},"max_memory_mib":128}"#;
+    register(addr, &token, "b", body).await;
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let token = token.clone();
+            tokio::spawn(async move { invoke(addr, &token, "b", "").await })
+        })
+        .collect();
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    let mut by_start = std::collections::BTreeMap::<String, usize>::new();
+    for c in calls {
+        let a = c.await.expect("task");
+        *by_status.entry(a.status).or_default() += 1;
+        let start = a.header("x-forewarm-start").unwrap_or("-").to_owned();
+        *by_start.entry(start).or_default() += 1;
+    }
+    assert_eq!(by_status.get(&200), Some(&200), "{by_status:?}");
+    // Served by the containers the quota allows, reused as they freed.
+    let containers = runtime.list("fake-node").await.expect("list").len();
+    assert!((1..=16).contains(&containers), "{containers} containers");
+    assert!(
+        by_start.get("cold").copied().unwrap_or(0) <= 16,
+        "{by_start:?}"
+    );
+    let pool = json(&call(addr, "GET", "/v1/pool", Some(&token), "").await);
+    let states: Vec<&str> = pool["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["state"].as_str())
+        .collect();
+    assert!(states.iter().all(|s| *s == "idle"), "{states:?}");
     node.shutdown().await;
 }

@@ -18,8 +18,8 @@ pub mod state;
 pub mod store;
 
 pub use state::{
-    Applied, ClusterState, Code, CodeKey, Command, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS,
-    ModelSummary, Tenant, code_key, hash_token,
+    Applied, ClusterState, Code, CodeKey, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS,
+    MAX_MAX_QUEUE, MAX_TIMEOUT_MS, ModelSummary, Tenant, code_key, hash_token,
 };
 pub use store::{AppliedState, LogStore, OpenError, SharedState, StateMachine};
 

@@ -53,6 +53,11 @@ pub struct Code {
     /// existed has the default).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Most requests that may wait on one node for a container of it (one frees or starts)
+    /// when its tenant's quota or the node's capacity is held by busy containers; 0: none
+    /// waits (a code type written before the field existed has the default).
+    #[serde(default = "default_max_queue")]
+    pub max_queue: u32,
     /// Bumped on every update, so containers of an older version are retired.
     pub version: u64,
 }
@@ -64,6 +69,15 @@ pub const MAX_TIMEOUT_MS: u64 = 900_000;
 
 fn default_timeout_ms() -> u64 {
     DEFAULT_TIMEOUT_MS
+}
+
+/// How many requests may wait for a container of a code type unless it names a bound.
+pub const DEFAULT_MAX_QUEUE: u32 = 1_000;
+/// The largest wait-queue bound a code type may name.
+pub const MAX_MAX_QUEUE: u32 = 100_000;
+
+fn default_max_queue() -> u32 {
+    DEFAULT_MAX_QUEUE
 }
 
 impl Code {
@@ -259,6 +273,7 @@ mod tests {
             max_memory_mib: 128,
             max_cpu_millis: 500,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_queue: DEFAULT_MAX_QUEUE,
             version: 0,
         }
     }

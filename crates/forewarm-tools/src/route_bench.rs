@@ -102,6 +102,7 @@ async fn setup(node: &Node) -> Result<(), String> {
         max_memory_mib: 128,
         max_cpu_millis: 100,
         timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
+        max_queue: forewarm_raft::DEFAULT_MAX_QUEUE,
         version: 0,
     }))
     .await
