@@ -31,6 +31,21 @@ fn last(minutes: &[u64]) -> u64 {
     minutes[minutes.len() - 1]
 }
 
+/// [`drive`] through single-minute invocations separated by `waits`; also the last minute.
+fn drive_waits(waits: &[u64]) -> (Spes, u64) {
+    let minutes = with_waits(waits);
+    let l = last(&minutes);
+    (drive(&minutes, l + 1), l)
+}
+
+/// The removal time `p` gives a container that turns idle at `now`.
+fn keep_until(p: &mut Spes, now: Millis) -> Millis {
+    match p.on_idle(now) {
+        IdleAction::KeepAlive { until } => until,
+        other => panic!("keep-alive expected, got {other:?}"),
+    }
+}
+
 #[test]
 fn always_warm_when_invoked_every_minute() {
     let minutes: Vec<u64> = (0..200).collect();
@@ -67,19 +82,14 @@ fn regular_timer_is_preloaded_at_its_period_and_after_a_miss() {
     assert!(p.on_minute(345 * MINUTE_MS).is_none());
     assert!(p.on_minute(359 * MINUTE_MS).is_some());
     // A container is unloaded one minute after its use.
-    let IdleAction::KeepAlive { until } = p.on_idle(300 * MINUTE_MS + 2000) else {
-        panic!("keep-alive expected");
-    };
-    assert_eq!(until, 302 * MINUTE_MS);
+    assert_eq!(keep_until(&mut p, 300 * MINUTE_MS + 2000), 302 * MINUTE_MS);
 }
 
 #[test]
 fn approx_regular_from_a_few_repeated_waits() {
     let waits: Vec<u64> = [10, 20, 30].iter().copied().cycle().take(18).collect();
-    let minutes = with_waits(&waits);
-    let mut p = drive(&minutes, last(&minutes) + 1);
+    let (mut p, l) = drive_waits(&waits);
     assert_eq!(p.class(), SpesClass::ApproxRegular);
-    let l = last(&minutes);
     // Loaded from each predicted wait to 4 minutes after it, not in between.
     assert!(p.on_minute((l + 10) * MINUTE_MS).is_some());
     assert!(p.on_minute((l + 14) * MINUTE_MS).is_some());
@@ -93,13 +103,9 @@ fn approx_regular_from_a_few_repeated_waits() {
 fn dense_from_short_waits_keeps_five_minutes() {
     // Waits 1..4 evenly: the three commonest cover 75% (< 90%), p90 < 5.
     let waits: Vec<u64> = [1, 2, 3, 4].iter().copied().cycle().take(40).collect();
-    let minutes = with_waits(&waits);
-    let mut p = drive(&minutes, last(&minutes) + 1);
+    let (mut p, _) = drive_waits(&waits);
     assert_eq!(p.class(), SpesClass::Dense);
-    let IdleAction::KeepAlive { until } = p.on_idle(100 * MINUTE_MS) else {
-        panic!("keep-alive expected");
-    };
-    assert_eq!(until, 106 * MINUTE_MS);
+    assert_eq!(keep_until(&mut p, 100 * MINUTE_MS), 106 * MINUTE_MS);
 }
 
 #[test]
@@ -118,23 +124,17 @@ fn successive_from_long_runs() {
 #[test]
 fn irregular_without_repeats_is_pulsed() {
     let waits: Vec<u64> = (0..8).map(|k| 30 + 17 * k).collect();
-    let minutes = with_waits(&waits);
-    let mut p = drive(&minutes, last(&minutes) + 1);
+    let (mut p, _) = drive_waits(&waits);
     assert_eq!(p.class(), SpesClass::Pulsed);
-    let IdleAction::KeepAlive { until } = p.on_idle(100 * MINUTE_MS) else {
-        panic!("keep-alive expected");
-    };
-    assert_eq!(until, 104 * MINUTE_MS);
+    assert_eq!(keep_until(&mut p, 100 * MINUTE_MS), 104 * MINUTE_MS);
 }
 
 #[test]
 fn irregular_with_a_repeated_wait_is_possible() {
     // 20 six times out of ten (top three 80%: not approx-regular); the others shorter.
     let waits = [20, 7, 20, 9, 20, 11, 20, 13, 20, 20];
-    let minutes = with_waits(&waits);
-    let mut p = drive(&minutes, last(&minutes) + 1);
+    let (mut p, l) = drive_waits(&waits);
     assert_eq!(p.class(), SpesClass::Possible);
-    let l = last(&minutes);
     assert!(p.on_minute((l + 10) * MINUTE_MS).is_none());
     assert!(p.on_minute((l + 21) * MINUTE_MS).is_some());
 }
