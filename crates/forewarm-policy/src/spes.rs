@@ -357,8 +357,7 @@ fn replay(
     prediction: &Prediction,
 ) -> (f64, f64) {
     let loaded = |r: u64| r <= give_up || prediction.covers(r);
-    // The runs after the first WT kept are the ones each WT ends; the oldest runs may have
-    // been forgotten, so count from the WTs.
+    // Each WT ends in the first minute of a run (`r = WT + 1`): cold unless loaded then.
     let mut cold = 1u64;
     let mut waste = 0u64;
     for &w in wts {
