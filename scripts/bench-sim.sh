@@ -33,8 +33,9 @@ TEST_VARIANTS=${TEST_VARIANTS:-"lognormal onoff cycles rare"}
 TEST_SEEDS=${TEST_SEEDS:-"101"}
 # faascache-3000gib: FaasCache's shared idle-memory budget set to hybrid-histogram-4h's average
 # idle memory on train base seed 1 (2.9 TiB); on other traces it is not the same memory (see
-# docs/benchmarks.md, issue 14 FaasCache, for budgets matched per trace).
-POLICIES=${POLICIES:-"keepalive-10m keepalive-60m hybrid-histogram-1h hybrid-histogram-4h forewarm forewarm-keep79 oracle faascache-3000gib"}
+# docs/benchmarks.md, issue 14 FaasCache, for budgets matched per trace). spes: SPES's per-class
+# windows (Lee et al., 2024), the published state of the art (docs/policies.md).
+POLICIES=${POLICIES:-"keepalive-10m keepalive-60m hybrid-histogram-1h hybrid-histogram-4h forewarm forewarm-keep79 oracle faascache-3000gib spes"}
 
 trace_dir() { echo "target/traces/$1-$APPS-s$2"; }
 
@@ -118,19 +119,25 @@ for name, (lo, hi) in [("0.3:0.7", (0.3, 0.7)), ("0:1", (0.0, 1.0))]:
         ("waste <= hh-1h", fw["waste"] <= h1["waste"], ratio(fw["waste"], h1["waste"])),
     ]
     print("goal: " + "; ".join(f"{n}: {'MET' if ok else 'NOT MET'} ({r}x)" for n, ok, r in checks))
-    # Breakdown by class: forewarm vs hybrid-histogram-4h.
-    cls = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0, 0]))
-    for p in ("forewarm", "hybrid-histogram-4h"):
-        for r in f[p]["rows"]:
-            c = cls[r["class"]][p]
-            c[0] += int(r["invocations"]); c[1] += int(r["cold_starts"]); c[2] += float(r["idle_mib_s"])
-            c[3] += r["reason"].startswith("cold")
+    # The goal's ratios for every policy (cold lines vs hh-4h, waste vs hh-1h).
+    print("ratios: " + "; ".join(
+        f"{p} p75 {ratio(x['p75'], h4['p75'])} p90 {ratio(x['p90'], h4['p90'])} "
+        f"cold {ratio(x['cold'], h4['cold'])} waste {ratio(x['waste'], h1['waste'])}"
+        for p, x in f.items() if p not in ("hybrid-histogram-4h", "hybrid-histogram-1h")))
+    # Breakdown by class: forewarm (and spes, when it ran) vs hybrid-histogram-4h.
     order = ["1-2", "3-10", "11-100", "101-1000", ">1000", "timer"]
-    print("by class, forewarm vs hh-4h: " + "; ".join(
-        f"{k} cold {ratio(cls[k]['forewarm'][1], cls[k]['hybrid-histogram-4h'][1])}x waste "
-        f"{ratio(cls[k]['forewarm'][2], cls[k]['hybrid-histogram-4h'][2])}x"
-        + (f" ({cls[k]['forewarm'][3]} kept cold)" if cls[k]['forewarm'][3] else "")
-        for k in order if k in cls))
+    for who in [p for p in ("forewarm", "spes") if p in f]:
+        cls = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0, 0]))
+        for p in (who, "hybrid-histogram-4h"):
+            for r in f[p]["rows"]:
+                c = cls[r["class"]][p]
+                c[0] += int(r["invocations"]); c[1] += int(r["cold_starts"]); c[2] += float(r["idle_mib_s"])
+                c[3] += r["reason"].startswith("cold")
+        print(f"by class, {who} vs hh-4h: " + "; ".join(
+            f"{k} cold {ratio(cls[k][who][1], cls[k]['hybrid-histogram-4h'][1])}x waste "
+            f"{ratio(cls[k][who][2], cls[k]['hybrid-histogram-4h'][2])}x"
+            + (f" ({cls[k][who][3]} kept cold)" if cls[k][who][3] else "")
+            for k in order if k in cls))
     print()
 PY
 }

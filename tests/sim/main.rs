@@ -331,6 +331,7 @@ fn t11_no_policy_looks_ahead() {
             PolicySpec::HybridHistogram { hours: 1 },
             PolicySpec::HybridHistogram { hours: 4 },
             PolicySpec::FOREWARM,
+            PolicySpec::Spes,
         ] {
             let cut = rng.random_range(0..end);
             // Same past, different future: drop, move and add arrivals after the cut.

@@ -4,7 +4,7 @@
 //! container is pre-warmed ahead of the next request, how many containers a busy application
 //! needs, and which size class a container gets. It owns the [`AppPolicy`] trait and every policy
 //! that implements it: the baselines (`no-unloading`, `keepalive-<N>m`,
-//! `hybrid-histogram-<H>h`, and FaasCache's `faascache-<N>gib`, a cache shared by all
+//! `hybrid-histogram-<H>h`, SPES's per-class windows (`spes`), and FaasCache's `faascache-<N>gib`, a cache shared by all
 //! applications), our predictive `forewarm` policy, and the clairvoyant `oracle`.
 //!
 //! It must not touch a clock, a runtime, a file or a container: time is a parameter
@@ -23,6 +23,7 @@ mod oracle;
 mod policy;
 mod size_class;
 mod spec;
+mod spes;
 mod stats;
 
 pub use app_pool::{AppPool, ContainerId, Placement, PoolObserver};
@@ -36,4 +37,5 @@ pub use oracle::{Oracle, OracleInvocation};
 pub use policy::{AppPolicy, HOUR_MS, IdleAction, MINUTE_MS, Millis, WarmFloor};
 pub use size_class::{ProfilePredictor, SIZE_CLASSES_MIB, size_class_for};
 pub use spec::{AppContext, IdleBudget, PolicySpec, PolicySpecError};
+pub use spes::{Spes, SpesClass};
 pub use stats::nearest_rank;

@@ -7,6 +7,7 @@ use crate::forewarm::{DEFAULT_IDLE_BUDGET_MIB, DEFAULT_REFERENCE_MIB, Forewarm, 
 use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
 use crate::policy::{AppPolicy, HOUR_MS, MINUTE_MS, Millis};
+use crate::spes::Spes;
 
 /// How much speculative idle memory forewarm may hold for one application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +68,9 @@ pub enum PolicySpec {
         /// (`faascache-nofreq-<N>gib`, Greedy-Dual-Size: an ablation).
         frequency: bool,
     },
+    /// SPES (Lee et al., 2024): a class per invocation pattern of the application, each with
+    /// its own pre-load window and keep-alive (`Spes`).
+    Spes,
     /// Clairvoyant per-minute knowledge; only the simulator can build it.
     Oracle,
 }
@@ -76,7 +80,7 @@ pub enum PolicySpec {
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
      forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h, faascache-<N>gib, \
-     faascache-nofreq-<N>gib or oracle"
+     faascache-nofreq-<N>gib, spes or oracle"
 )]
 pub struct PolicySpecError {
     /// The name as given.
@@ -160,6 +164,7 @@ impl PolicySpec {
                     app.declared_mib,
                 ))
             }
+            PolicySpec::Spes => Box::new(Spes::new()),
             PolicySpec::FaasCache { .. } | PolicySpec::Oracle => return None,
         })
     }
@@ -180,6 +185,7 @@ impl FromStr for PolicySpec {
             "no-unloading" => Ok(PolicySpec::NoUnloading),
             "forewarm" => Ok(PolicySpec::FOREWARM),
             "oracle" => Ok(PolicySpec::Oracle),
+            "spes" => Ok(PolicySpec::Spes),
             _ => {
                 if let Some(n) = param("forewarm-price", "h") {
                     n.map(|hours| PolicySpec::Forewarm {
@@ -241,6 +247,7 @@ impl fmt::Display for PolicySpec {
                 gib,
                 frequency: false,
             } => write!(f, "faascache-nofreq-{gib}gib"),
+            PolicySpec::Spes => f.write_str("spes"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -265,6 +272,7 @@ mod tests {
             "forewarm-keep79",
             "faascache-2000gib",
             "faascache-nofreq-800gib",
+            "spes",
             "oracle",
         ] {
             let spec: PolicySpec = name.parse().expect(name);

@@ -268,7 +268,8 @@ pub struct SimulateArgs {
     pub sample: Option<usize>,
     /// Policy to run (repeatable): no-unloading, keepalive-<N>m, hybrid-histogram-<H>h,
     /// forewarm (= forewarm-price4h), forewarm-price<H>h, forewarm-keep<P>, forewarm-<N>mib,
-    /// oracle. Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
+    /// spes (SPES's per-class windows), faascache-<N>gib, faascache-nofreq-<N>gib, oracle.
+    /// Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
     /// hybrid-histogram-4h, forewarm, oracle.
     #[arg(long = "policy")]
     pub policies: Vec<PolicySpec>,
