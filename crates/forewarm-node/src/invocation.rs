@@ -88,6 +88,25 @@ pub enum InvokeError {
     Internal(String),
 }
 
+impl InvokeError {
+    /// Whether the invocation may have run (in part) before this error: it reached a
+    /// container (`Failed`, `Timeout`) or nobody knows (`Internal`). Such a request is never
+    /// run again by the node: at most once.
+    pub fn may_have_run(&self) -> bool {
+        !matches!(self, InvokeError::Pool(_))
+    }
+}
+
+/// Why a forwarded invocation has no answer, as the member that was asked says it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, thiserror::Error)]
+#[error("{reason}")]
+pub struct RemoteError {
+    /// What happened.
+    pub reason: String,
+    /// It may have run there (it reached a container): the home region must not run it again.
+    pub may_have_run: bool,
+}
+
 /// What the Router is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum RouterMsg {

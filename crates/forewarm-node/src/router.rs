@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_runtime::{ContainerRuntime, Usage};
+use forewarm_runtime::{ContainerRuntime, RunnerError, RuntimeError, Usage};
 use forewarm_store::{Sample, Start};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -22,9 +22,14 @@ pub use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RouterM
 use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
+use crate::router_link::RemoteFailed;
 use crate::routing::{Decision, Here, Remote, route};
 use crate::shared::NodeShared;
+use forewarm_cluster::mesh::MeshError;
 
+/// How long past the deadline a forwarded invocation's answer is awaited: the member bounds
+/// it by the same deadline from when it got it, a network trip later.
+const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 /// Memory the runner itself holds besides what a workload touches, MiB.
 const RUNNER_BASE_MIB: f64 = 8.0;
 
@@ -105,15 +110,18 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         }
     }
 
-    /// Run `inv` on `choice`'s node; `None` when it could not (no fit there any more,
-    /// unreachable): the caller runs it here.
+    /// Run `inv` on `choice`'s node by `deadline`. `Ok(None)` when it certainly did not run
+    /// there (declined: no fit any more; nothing sent): the caller runs it here. An error
+    /// when it may have run there (failed in its container, no answer, session lost): it is
+    /// not run again here — at most once.
     async fn run_remote(
         &self,
         inv: &Invocation,
         key: &str,
         need_mib: f64,
         choice: &RouteChoice,
-    ) -> Option<Invoked> {
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Invoked>, InvokeError> {
         let forwarded = Forwarded {
             tenant: inv.code.tenant.clone(),
             code: inv.code.name.clone(),
@@ -122,10 +130,14 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             need_mib,
         };
         let node = &choice.target.node;
-        // Waiting longer than a local cold start would defeat the purpose.
-        let budget = Duration::from_secs_f64((choice.local_ms * 2.0).max(1_000.0) / 1e3);
+        // The member runs it on a warm container only and bounds it by the code type's
+        // deadline (from when it got it): its own timeout answer comes within this budget.
+        let budget =
+            deadline.saturating_duration_since(tokio::time::Instant::now()) + FORWARD_MARGIN;
         let cluster = &self.shared.cluster;
-        let mesh = self.shared.mesh.get()?;
+        let Some(mesh) = self.shared.mesh.get() else {
+            return Ok(None);
+        };
         let id = choice.target.id;
         let reserved = cluster.reserve_remote(id, key, need_mib);
         match crate::router_link::invoke_on(mesh, &node.name, &forwarded, budget).await {
@@ -137,11 +149,24 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 self.shared
                     .metrics
                     .invoked(invoked.start, invoked.latency_ms);
-                Some(invoked)
+                Ok(Some(invoked))
+            }
+            Err(e) if e.not_run() => {
+                tracing::info!("{key}: {e}; running here");
+                Ok(None)
+            }
+            Err(RemoteFailed::Mesh(MeshError::TimedOut { .. })) => {
+                tracing::warn!("{key}: no answer from {} by the deadline", node.name);
+                Err(InvokeError::Timeout(Duration::from_millis(
+                    inv.code.timeout_ms,
+                )))
             }
             Err(e) => {
-                tracing::info!("{key}: {e}; running here");
-                None
+                tracing::warn!("{key}: {e}; it may have run there: not run again here");
+                Err(InvokeError::Failed(format!(
+                    "forwarded to {}: {e} (it may have run there, so it was not run again)",
+                    node.name
+                )))
             }
         }
     }
@@ -151,22 +176,35 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let key = inv.code.key();
         let mut need = self.need_mib(&inv, &key);
         let warm_only = inv.forwarded_need_mib.is_some();
-        if !warm_only
-            && let Some(choice) = choose(&self.shared, &inv.code.tenant, &key, need)
-            && let Some(invoked) = self.run_remote(&inv, &key, need, &choice).await
-        {
-            return Ok(invoked);
-        }
         // The code type's deadline bounds the whole invocation, from its arrival: the wait
         // for a container included.
         let limit = Duration::from_millis(inv.code.timeout_ms);
         let deadline = tokio::time::Instant::from_std(inv.received) + limit;
-        // A container killed over its memory class is a misfit: one retry at the code's limit.
+        if !warm_only
+            && let Some(choice) = choose(&self.shared, &inv.code.tenant, &key, need)
+            && let Some(invoked) = self.run_remote(&inv, &key, need, &choice, deadline).await?
+        {
+            return Ok(invoked);
+        }
+        // A container killed over its memory class is a misfit: one retry at the code's limit
+        // (the one re-run of a request that reached a container: the first run was cut off
+        // by the kernel, not answered).
+        let mut killed: Option<String> = None;
         for attempt in 0..2 {
             let asked = Instant::now();
-            let lease = self
+            let lease = match self
                 .lease(&inv.code, need, warm_only, deadline, limit)
-                .await?;
+                .await
+            {
+                Ok(lease) => lease,
+                // The first run reached a container: whatever stops the retry, it may have run.
+                Err(e) => {
+                    return Err(match killed {
+                        Some(first) => InvokeError::Failed(format!("{first}; no retry: {e}")),
+                        None => e,
+                    });
+                }
+            };
             if lease.start != Start::Cold {
                 self.shared.cluster.record_queue_wait(asked.elapsed());
             }
@@ -200,9 +238,19 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 Err(e) => {
                     let _ = self.predictor.cast(PredictorMsg::Train(key.clone()));
                     let limit = f64::from(inv.code.max_memory_mib);
-                    if attempt == 0 && need < limit {
+                    // Cut off without an answer (the kernel's OOM kill breaks the runner's
+                    // connection); a runner that answered an error is the workload's failure.
+                    let cut_off = matches!(
+                        e,
+                        RuntimeError::Invoke {
+                            error: RunnerError::Http(_),
+                            ..
+                        }
+                    );
+                    if attempt == 0 && cut_off && need < limit {
                         tracing::warn!("{key}: {e}; retrying at the code's limit {limit} MiB");
                         need = limit;
+                        killed = Some(e.to_string());
                         continue;
                     }
                     return Err(InvokeError::Failed(e.to_string()));

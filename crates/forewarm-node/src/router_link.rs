@@ -9,7 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 use crate::admission::Slots;
 use crate::catalog::{Catalog, code_key};
-use crate::invocation::{Forwarded, Invocation, Invoked, RouterMsg};
+use crate::invocation::{Forwarded, Invocation, Invoked, RemoteError, RouterMsg};
 
 /// What the RouterLink needs.
 #[derive(Debug)]
@@ -67,16 +67,24 @@ impl Actor for RouterLink {
     }
 }
 
+/// Why a forwarded invocation was not run here.
+fn declined(reason: impl ToString) -> RemoteError {
+    RemoteError {
+        reason: reason.to_string(),
+        may_have_run: false,
+    }
+}
+
 /// Run one forwarded invocation here.
-async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, String> {
+async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, RemoteError> {
     let received = Instant::now();
     let f: Forwarded =
-        serde_json::from_slice(body).map_err(|e| format!("forwarded invocation: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| declined(format!("forwarded invocation: {e}")))?;
     let code = args
         .catalog
         .code(&code_key(&f.tenant, &f.code))
-        .ok_or_else(|| format!("no code type {}/{} here (yet)", f.tenant, f.code))?;
-    let _slot = args.slots.take(&f.tenant).map_err(|e| e.to_string())?;
+        .ok_or_else(|| declined(format!("no code type {}/{} here (yet)", f.tenant, f.code)))?;
+    let _slot = args.slots.take(&f.tenant).map_err(declined)?;
     let inv = Invocation {
         code,
         overrides: f.overrides,
@@ -89,8 +97,14 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, St
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
         .await;
     match called {
-        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| e.to_string()),
-        _ => Err(String::from("node stopping")),
+        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| RemoteError {
+            reason: e.to_string(),
+            may_have_run: e.may_have_run(),
+        }),
+        _ => Err(RemoteError {
+            reason: String::from("node stopping"),
+            may_have_run: true,
+        }),
     }
 }
 
@@ -100,9 +114,19 @@ pub enum RemoteFailed {
     /// The transport: no session, no answer in time, session lost.
     #[error(transparent)]
     Mesh(#[from] MeshError),
-    /// The member declined (no such code type there yet, too many in flight, no warm fit).
+    /// The member declined (no such code type there yet, too many in flight, no warm fit):
+    /// it did not run there.
     #[error("{name} declined: {reason}")]
     Declined {
+        /// The member.
+        name: String,
+        /// What it said.
+        reason: String,
+    },
+    /// The member took it and it failed there (in its container, or past its deadline): it
+    /// may have run.
+    #[error("{name}: {reason}")]
+    Failed {
         /// The member.
         name: String,
         /// What it said.
@@ -118,6 +142,18 @@ pub enum RemoteFailed {
     },
 }
 
+impl RemoteFailed {
+    /// Whether the invocation certainly did not run on the member (the home region may run
+    /// it instead without running it twice).
+    pub fn not_run(&self) -> bool {
+        match self {
+            RemoteFailed::Mesh(e) => e.not_sent(),
+            RemoteFailed::Declined { .. } => true,
+            RemoteFailed::Failed { .. } | RemoteFailed::BadAnswer { .. } => false,
+        }
+    }
+}
+
 /// Run `forwarded` on member `name` through its RouterLink, waiting at most `budget`.
 pub async fn invoke_on(
     mesh: &Mesh,
@@ -130,13 +166,18 @@ pub async fn invoke_on(
         reason: e.to_string(),
     })?;
     let bytes = mesh.invoke(name, body, budget).await?;
-    serde_json::from_slice::<Result<Invoked, String>>(&bytes)
+    serde_json::from_slice::<Result<Invoked, RemoteError>>(&bytes)
         .map_err(|e| RemoteFailed::BadAnswer {
             name: name.to_owned(),
             reason: e.to_string(),
         })?
-        .map_err(|reason| RemoteFailed::Declined {
-            name: name.to_owned(),
-            reason,
+        .map_err(|e| {
+            let name = name.to_owned();
+            let reason = e.reason;
+            if e.may_have_run {
+                RemoteFailed::Failed { name, reason }
+            } else {
+                RemoteFailed::Declined { name, reason }
+            }
         })
 }

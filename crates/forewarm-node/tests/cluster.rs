@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use forewarm_node::{ClusterConfig, Node, NodeConfig};
-use forewarm_runtime::FakeRuntime;
+use std::sync::atomic::Ordering;
+
+use forewarm_runtime::{ContainerRuntime, FakeRuntime, FaultyRuntime};
 use forewarm_tests::{call, json};
 use forewarm_tools::delay_proxy::DelayProxy;
 use serde_json::Value;
@@ -240,6 +242,66 @@ fn free_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
+/// Register `f` (a ~300 ms cold start) through `home`, run it once at `far` (cold: its
+/// container stays warm there) and train `far`'s model, then wait until `home` sees that
+/// model and an RTT to `far` (node `n1`) of at least `min_rtt_ms`.
+async fn warm_f_at(home: SocketAddr, far: SocketAddr, token: &str, min_rtt_ms: f64) {
+    // A cold start costs ~300 ms here (the runner's init).
+    let put = call(
+        home,
+        "PUT",
+        "/v1/codes/f",
+        Some(token),
+        r#"{"workload":{"cpu_ms":1,"init_ms":300},"max_memory_mib":128}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+
+    // eu-west runs f once (cold) and keeps the container warm; it learns the cold-start
+    // cost and shares it. (It applies the registration a replication round trip later.)
+    let begun = Instant::now();
+    while call(far, "GET", "/v1/codes/f/prediction", Some(token), "")
+        .await
+        .status
+        != 200
+    {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "f never reached eu-west"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = call(far, "POST", "/v1/invoke/f", Some(token), "").await;
+    assert_eq!(json(&first)["start"], "cold", "{}", first.body);
+    let trained = call(
+        far,
+        "GET",
+        "/v1/codes/f/prediction?train=true",
+        Some(token),
+        "",
+    )
+    .await;
+    assert_eq!(trained.status, 200, "{}", trained.body);
+
+    // Home learns eu-west's model and its distance.
+    let begun = Instant::now();
+    loop {
+        let (v, rtt) = rtt_to(home, "n1").await;
+        let shared = call(home, "GET", "/v1/codes/f/prediction", Some(token), "").await;
+        let seen = json(&shared)["shared"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty());
+        if rtt.is_some_and(|r| r >= min_rtt_ms) && seen {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no RTT / model: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -267,73 +329,8 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
     leader_seen(home.addr(), None, 2).await;
 
     let token = create_tenant(home.addr(), "acme").await;
-    // A cold start costs ~300 ms here (the runner's init).
-    let put = call(
-        home.addr(),
-        "PUT",
-        "/v1/codes/f",
-        Some(&token),
-        r#"{"workload":{"cpu_ms":1,"init_ms":300},"max_memory_mib":128}"#,
-    )
-    .await;
-    assert_eq!(put.status, 201, "{}", put.body);
-
-    // eu-west runs f once (cold) and keeps the container warm; it learns the cold-start
-    // cost and shares it. (It applies the registration a replication round trip later.)
-    let begun = Instant::now();
-    while call(
-        far.addr(),
-        "GET",
-        "/v1/codes/f/prediction",
-        Some(&token),
-        "",
-    )
-    .await
-    .status
-        != 200
-    {
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "f never reached eu-west"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let first = call(far.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
-    assert_eq!(json(&first)["start"], "cold", "{}", first.body);
-    let trained = call(
-        far.addr(),
-        "GET",
-        "/v1/codes/f/prediction?train=true",
-        Some(&token),
-        "",
-    )
-    .await;
-    assert_eq!(trained.status, 200, "{}", trained.body);
-
+    warm_f_at(home.addr(), far.addr(), &token, 15.0).await;
     // Home has nothing warm; eu-west's warm fit is 20 ms away, a cold start ~300 ms: eu-west.
-    let begun = Instant::now();
-    loop {
-        let (v, rtt) = rtt_to(home.addr(), "n1").await;
-        let shared = call(
-            home.addr(),
-            "GET",
-            "/v1/codes/f/prediction",
-            Some(&token),
-            "",
-        )
-        .await;
-        let seen = json(&shared)["shared"]
-            .as_array()
-            .is_some_and(|s| !s.is_empty());
-        if rtt.is_some_and(|r| r >= 15.0) && seen {
-            break;
-        }
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "no RTT / model: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
     let near = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
     assert_eq!(near.status, 200, "{}", near.body);
@@ -621,4 +618,61 @@ async fn t05_members_reach_each_others_process_groups_over_the_transport() {
     for node in nodes.into_iter().flatten() {
         node.shutdown().await;
     }
+}
+
+/// At most once across regions: an invocation forwarded to eu-west's warm container that
+/// fails there after running is answered 502 at home, never run again at home; one eu-west
+/// declines (nothing ran) is run at home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t06_a_forwarded_invocation_that_may_have_run_is_never_run_again_at_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home_rt = Arc::new(FakeRuntime::new());
+    let home = Node::start(
+        config(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]),
+        home_rt.clone(),
+    )
+    .await
+    .expect("home starts");
+    let far_rt = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
+    let far_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let far = Node::start(
+        config(dir.path(), 1, far_listen, vec![home.addr().to_string()]),
+        far_rt.clone(),
+    )
+    .await
+    .expect("eu-west starts");
+    leader_seen(home.addr(), None, 2).await;
+    let token = create_tenant(home.addr(), "acme").await;
+    warm_f_at(home.addr(), far.addr(), &token, 0.0).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let near = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(json(&near)["region"], "eu-west", "{}", near.body);
+    let ran = far_rt.faults.ran.load(Ordering::Acquire);
+
+    // It runs at eu-west and fails there: 502 at home, run once, nothing started at home.
+    far_rt.faults.fail_invokes.store(1, Ordering::Release);
+    let failed = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(failed.status, 502, "{}", failed.body);
+    assert!(
+        json(&failed)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not run again")),
+        "{}",
+        failed.body
+    );
+    assert_eq!(
+        far_rt.faults.ran.load(Ordering::Acquire),
+        ran + 1,
+        "ran once"
+    );
+    let at_home = home_rt.list("n0").await.expect("list").len();
+    assert_eq!(at_home, 0, "home started nothing for it");
+
+    // eu-west has no warm container left (the failed one is removed): a forward is
+    // declined there, nothing ran, and home runs it itself.
+    let again = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(far_rt.faults.ran.load(Ordering::Acquire), ran + 1);
+    far.shutdown().await;
+    home.shutdown().await;
 }

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod docker;
 mod fake;
+mod faults;
 mod runner_client;
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 
 pub use docker::DockerRuntime;
 pub use fake::FakeRuntime;
+pub use faults::{Faults, FaultyRuntime};
 pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};
 pub use runner_client::{RunnerClient, RunnerError};
 
