@@ -37,11 +37,13 @@ images:
 up: build images
 	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner $(BIN) up --time-scale 60
 
-## The test suite (what CI runs after lint); builds the images the Docker tests use.
+## The test suite (what CI runs after lint); builds the images the Docker tests use, then
+## runs the quick chaos scenarios against them (chaos/run-all.sh --quick).
 test: images
 	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) FOREWARM_NODE_IMAGE=$(NODE_IMAGE) \
 	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
 		$(CARGO) nextest run --workspace --profile ci
+	FOREWARM_BIN=$(STATIC)/forewarm chaos/run-all.sh --quick
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -7,6 +7,9 @@
 #
 #   chaos/burst-from-zero.sh [N]    (needs `make build` or `make images`, and a Docker engine)
 #
+# MAX_QUEUE=0 registers the code type with no wait queue (as before the admission queue):
+# the baseline to compare with; it fails the checker by design.
+#
 # The history (one JSON line per request) is kept in the printed directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,13 +46,15 @@ curl -sf "127.0.0.1:$PORT/healthz" > /dev/null || { echo "chaos: node did not co
 token=$(curl -sf -XPOST -H "$AUTH" "127.0.0.1:$PORT/v1/tenants" -d "{\"name\":\"$TENANT\"}" |
   sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 curl -sf -XPUT -H "authorization: Bearer $token" "127.0.0.1:$PORT/v1/codes/b" \
-  -d '{"workload":{"cpu_ms":5,"mem_mib":4,"init_ms":300},"max_memory_mib":128}' > /dev/null
+  -d "{\"workload\":{\"cpu_ms\":5,\"mem_mib\":4,\"init_ms\":300},\"max_memory_mib\":128${MAX_QUEUE:+,\"max_queue\":$MAX_QUEUE}}" > /dev/null
 
 python3 chaos/lib/history.py burst "http://127.0.0.1:$PORT" "$token" b "$N" "$DATA/history.jsonl"
 containers=$(docker ps -aq --filter "label=forewarm.node=$NODE" | wc -l)
 echo "S8 burst of $N from zero: $containers containers served it (history: $DATA/history.jsonl)"
 verdict=0
-python3 chaos/lib/history.py check "$DATA/history.jsonl" --no-rejections || verdict=1
+python3 chaos/lib/history.py check "$DATA/history.jsonl" --no-rejections --scenario=S8-burst-from-zero |
+  tee "$DATA/check.txt" || verdict=1
+[ "${PIPESTATUS[0]}" = 0 ] || verdict=1
 
 cleanup
 trap - EXIT
@@ -57,5 +62,6 @@ leaked=$(docker ps -aq --filter "label=forewarm.node=$NODE" | wc -l)
 on_net=$(docker network inspect "forewarm-tenant-$TENANT" --format '{{len .Containers}}' 2> /dev/null || echo 0)
 docker network rm "forewarm-tenant-$TENANT" > /dev/null 2>&1 || true
 echo "S12 after stop: $leaked containers of the node left, $on_net on the tenant network"
+echo "RESULT S12-nothing-left-after-S8 leaked=$((leaked + on_net))"
 [ "$leaked" = 0 ] && [ "$on_net" = 0 ] || verdict=1
 exit $verdict

@@ -84,6 +84,12 @@ def check(path, *flags):
           f"{kinds}, rejected {len(rejected)} ({len(no_retry)} without Retry-After), "
           f"failed {len(failed)}, lost {len(lost)}; latency ms p50 {p(0.5):.0f} "
           f"p99 {p(0.99):.0f} max {p(1.0):.0f}")
+    scenario = next((f.split("=", 1)[1] for f in flags if f.startswith("--scenario=")), None)
+    if scenario:
+        # One line for chaos/run-all.sh's table. Duplicated executions are not observable
+        # from outside a Docker runner: "-".
+        print(f"RESULT {scenario} requests={len(history)} acknowledged={len(answered)} "
+              f"lost={len(lost)} duplicated=- stale=- rejected={len(rejected)}")
     for e in (lost + failed + no_retry)[:5]:
         print("  e.g.", json.dumps(e))
     bad = lost or no_retry or len(set(ids)) != len(ids)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run the chaos scenarios and print one table: scenario, requests, acknowledged, lost,
+# duplicated, stale reads, leaked, failover ms ("-": not observed by that scenario).
+#
+#   chaos/run-all.sh [--quick]    (needs `make build` or `make images`, and a Docker engine)
+#
+# --quick runs small versions (within a few minutes; CI runs it): S8 a burst of 200 from
+# zero with S12 after it, S1 three leader kills. Without it: S8 with 400, S1 ten rounds.
+# Exit 0 only when every scenario passed its checker.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+if [ "$QUICK" = 1 ]; then BURST=200 ROUNDS=3; else BURST=400 ROUNDS=10; fi
+LOG=$(mktemp -d /tmp/forewarm-chaos-all.XXXXXX)
+failed=()
+
+run() { # name command...
+  local name=$1
+  shift
+  echo "== $name: $*"
+  if "$@" > "$LOG/$name.log" 2>&1; then
+    echo "   passed"
+  else
+    echo "   FAILED (log: $LOG/$name.log)"
+    tail -n 20 "$LOG/$name.log" | sed 's/^/   | /'
+    failed+=("$name")
+  fi
+}
+
+run burst chaos/burst-from-zero.sh "$BURST"
+run kill-leader chaos/kill-leader.sh "$ROUNDS"
+
+echo
+printf '%-30s %9s %13s %5s %11s %6s %7s %12s\n' scenario requests acknowledged lost \
+  duplicated stale leaked failover_ms
+grep -h '^RESULT ' "$LOG"/*.log | while read -r _ scenario fields; do
+  declare -A f=([requests]=- [acknowledged]=- [lost]=- [duplicated]=- [stale]=- [leaked]=- [failover_ms]=-)
+  for kv in $fields; do f[${kv%%=*}]=${kv#*=}; done
+  printf '%-30s %9s %13s %5s %11s %6s %7s %12s\n' "$scenario" "${f[requests]}" \
+    "${f[acknowledged]}" "${f[lost]}" "${f[duplicated]}" "${f[stale]}" "${f[leaked]}" \
+    "${f[failover_ms]}"
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "chaos: failed: ${failed[*]} (logs in $LOG)"
+  exit 1
+fi
+echo "chaos: every scenario passed (logs in $LOG)"
