@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::admission::{Refused, Slots};
 use crate::catalog::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
 use crate::collector::CollectorMsg;
+use crate::idempotency::{Begun, Ids, MAX_KEY_LEN, Remembered, new_id, valid_key};
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::router::{Invocation, InvokeError, RouterMsg};
@@ -102,6 +103,8 @@ pub struct Api {
     pub collector: ActorRef<CollectorMsg>,
     /// Invocations in flight.
     pub slots: Arc<Slots>,
+    /// Invocation ids and the answers they got.
+    pub ids: Arc<Ids>,
 }
 
 enum Principal {
@@ -544,6 +547,18 @@ async fn invoke(
             ),
         ));
     }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if valid_key(k) => Some(k.to_owned()),
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_idempotency_key",
+                    format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+                ));
+            }
+        },
+    };
     let inv = Invocation {
         code,
         overrides,
@@ -551,7 +566,89 @@ async fn invoke(
         received,
         forwarded_need_mib: None,
     };
-    run(&api, inv).await
+    let Some(key) = key else {
+        // No key: an id of its own, for the logs and the client; nothing to remember.
+        let mut response = run(&api, inv)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+        set_header(&mut response, INVOCATION_ID, &new_id());
+        return Ok(response);
+    };
+    let running = match api.ids.begin(&tenant.id, &key, Instant::now()) {
+        Begun::Run(running) => running,
+        Begun::InProgress => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "in_progress",
+                format!("an invocation with Idempotency-Key {key:?} is running; ask again later"),
+            )
+            .retry_after(1));
+        }
+        Begun::Replay(answer) => return Ok(replayed(answer, &key)),
+    };
+    // Run to the end and remember the answer even if this client goes away meanwhile (its
+    // retry must find the answer, not run it again).
+    let answered = tokio::spawn(async move {
+        let response = run(&api, inv)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+        let (mut parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let start = parts
+            .headers
+            .get(START_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let answer = Remembered {
+            status: parts.status.as_u16(),
+            start,
+            body: body.to_vec(),
+        };
+        running.finish(answer, Instant::now());
+        set_header_map(&mut parts.headers, INVOCATION_ID, &key);
+        Response::from_parts(parts, axum::body::Body::from(body))
+    });
+    answered.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("invocation task: {e}"),
+        )
+    })
+}
+
+/// The header that names a response's invocation.
+const INVOCATION_ID: &str = "x-forewarm-invocation-id";
+/// The header that says how an invocation started.
+const START_HEADER: &str = "x-forewarm-start";
+
+fn set_header_map(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    set_header_map(response.headers_mut(), name, value);
+}
+
+/// The answer remembered for `key`, again: nothing runs.
+fn replayed(answer: Remembered, key: &str) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-forewarm-replayed", HeaderValue::from_static("true"));
+    if let Some(start) = &answer.start {
+        set_header_map(headers, START_HEADER, start);
+    }
+    set_header_map(headers, INVOCATION_ID, key);
+    response
 }
 
 /// Run `inv` through the Router and answer.
@@ -587,7 +684,7 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
             let mut response = Json(invoked).into_response();
             response
                 .headers_mut()
-                .insert("x-forewarm-start", HeaderValue::from_static(word));
+                .insert(START_HEADER, HeaderValue::from_static(word));
             Ok(response)
         }
         Err(e) => Err(match &e {

@@ -29,6 +29,7 @@ pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod container;
+pub mod idempotency;
 pub mod invocation;
 pub mod metrics;
 pub mod pool;
@@ -254,6 +255,7 @@ impl Node {
             predictor: predictor.clone(),
             collector: collector.clone(),
             slots: slots.clone(),
+            ids: idempotency::Ids::new(),
         })
         .merge(forewarm_cluster::routes(cluster.clone()))
         .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));

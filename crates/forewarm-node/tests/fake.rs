@@ -600,3 +600,88 @@ async fn t08_a_burst_of_200_from_zero_is_served_whole_within_the_default_quota()
     assert!(states.iter().all(|s| *s == "idle"), "{states:?}");
     node.shutdown().await;
 }
+
+/// `POST /v1/invoke/{code}` with an `Idempotency-Key`, over a raw connection (the shared
+/// client sends no extra headers).
+async fn invoke_keyed(addr: SocketAddr, token: &str, code: &str, key: &str, body: &str) -> Answer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /v1/invoke/{code} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {token}\r\n\
+         idempotency-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("answer");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t09_an_idempotency_key_runs_once_and_replays_its_answer() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "f", FAST).await;
+    // Without a key: an id of its own.
+    let plain = invoke(addr, &token, "f", "").await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    assert_eq!(
+        plain.header("x-forewarm-invocation-id").map(str::len),
+        Some(32)
+    );
+    // A slow one under key k1; the same key while it runs is refused, nothing runs twice.
+    let first = {
+        let token = token.clone();
+        tokio::spawn(
+            async move { invoke_keyed(addr, &token, "f", "k1", r#"{"sleep_ms":800}"#).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = invoke_keyed(addr, &token, "f", "k1", r#"{"sleep_ms":800}"#).await;
+    assert_eq!(during.status, 409, "{}", during.body);
+    assert_eq!(json(&during)["error"], "in_progress");
+    assert!(during.header("retry-after").is_some());
+    let first = first.await.expect("task");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-forewarm-invocation-id"), Some("k1"));
+    // Asked again after: the same answer, replayed; it does not run again.
+    let again = invoke_keyed(addr, &token, "f", "k1", r#"{"sleep_ms":800}"#).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.header("x-forewarm-replayed"), Some("true"));
+    assert_eq!(json(&again), json(&first), "the first run's answer");
+    assert_eq!(
+        again.header("x-forewarm-start"),
+        first.header("x-forewarm-start")
+    );
+    // Another key runs; a bad key is refused.
+    let other = invoke_keyed(addr, &token, "f", "k2", "").await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(other.header("x-forewarm-replayed"), None);
+    let bad = invoke_keyed(addr, &token, "f", &"x".repeat(129), "").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(json(&bad)["error"], "invalid_idempotency_key");
+    assert_eq!(runtime.list("fake-node").await.expect("list").len(), 1);
+    // Three ran (no key, k1 once, k2): three samples.
+    let path = "/v1/codes/f/prediction?train=true";
+    let p = json(&call(addr, "GET", path, Some(&token), "").await);
+    assert_eq!(p["profile"]["samples"], 3, "{p}");
+    node.shutdown().await;
+}
