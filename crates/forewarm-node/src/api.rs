@@ -571,7 +571,7 @@ async fn invoke(
         let mut response = run(&api, inv)
             .await
             .unwrap_or_else(IntoResponse::into_response);
-        set_header(&mut response, INVOCATION_ID, &new_id());
+        set_header(response.headers_mut(), INVOCATION_ID, &new_id());
         return Ok(response);
     };
     let running = match api.ids.begin(&tenant.id, &key, Instant::now()) {
@@ -607,7 +607,7 @@ async fn invoke(
             body: body.to_vec(),
         };
         running.finish(answer, Instant::now());
-        set_header_map(&mut parts.headers, INVOCATION_ID, &key);
+        set_header(&mut parts.headers, INVOCATION_ID, &key);
         Response::from_parts(parts, axum::body::Body::from(body))
     });
     answered.await.map_err(|e| {
@@ -624,14 +624,10 @@ const INVOCATION_ID: &str = "x-forewarm-invocation-id";
 /// The header that says how an invocation started.
 const START_HEADER: &str = "x-forewarm-start";
 
-fn set_header_map(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
-}
-
-fn set_header(response: &mut Response, name: &'static str, value: &str) {
-    set_header_map(response.headers_mut(), name, value);
 }
 
 /// The answer remembered for `key`, again: nothing runs.
@@ -645,15 +641,16 @@ fn replayed(answer: Remembered, key: &str) -> Response {
     );
     headers.insert("x-forewarm-replayed", HeaderValue::from_static("true"));
     if let Some(start) = &answer.start {
-        set_header_map(headers, START_HEADER, start);
+        set_header(headers, START_HEADER, start);
     }
-    set_header_map(headers, INVOCATION_ID, key);
+    set_header(headers, INVOCATION_ID, key);
     response
 }
 
 /// Run `inv` through the Router and answer.
 async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
-    let retry = retry_after_secs(&api.shared);
+    // Only a refusal reads the node's start time (not every request).
+    let retry = || retry_after_secs(&api.shared);
     let _slot = api.slots.take(&inv.code.tenant).map_err(|e| {
         let code = match e {
             Refused::Node { .. } => "overloaded",
@@ -664,7 +661,7 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
             code,
             format!("{e}; retry later"),
         )
-        .retry_after(retry)
+        .retry_after(retry())
     })?;
     let called = api
         .router
@@ -690,11 +687,11 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
         Err(e) => Err(match &e {
             InvokeError::Pool(PoolError::TenantQuota { .. }) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota", e.to_string())
-                    .retry_after(retry)
+                    .retry_after(retry())
             }
             InvokeError::Pool(PoolError::Capacity(_)) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "capacity", e.to_string())
-                    .retry_after(retry)
+                    .retry_after(retry())
             }
             InvokeError::Pool(PoolError::StartFailed(_)) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

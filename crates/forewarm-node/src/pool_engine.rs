@@ -222,6 +222,13 @@ pub fn class_for(mib: u32, code: &Code) -> SizeClass {
     }
 }
 
+/// The next [`Leased::Wait`] ticket from `next`.
+fn new_ticket(next: &mut u64) -> u64 {
+    let ticket = *next;
+    *next += 1;
+    ticket
+}
+
 /// What one call of the engine asks for, in order.
 type Commands = Vec<Command>;
 
@@ -555,8 +562,7 @@ impl PoolEngine {
                         // A pre-warm still starting: the request waits for it (and counts
                         // as cold, since it waited for a start).
                         RealState::Starting { waiter: None } => {
-                            let ticket = self.next_ticket;
-                            self.next_ticket += 1;
+                            let ticket = new_ticket(&mut self.next_ticket);
                             real.prewarmed = false;
                             real.state = RealState::Starting {
                                 waiter: Some(ticket),
@@ -604,10 +610,9 @@ impl PoolEngine {
     ) -> Leased {
         let class = class_for(mib, code);
         let q = quota(&code.tenant);
-        let ticket = self.next_ticket;
         match self.make_room(&code.tenant, class.memory_mib, true, q, now, out) {
             Ok(()) => {
-                self.next_ticket += 1;
+                let ticket = new_ticket(&mut self.next_ticket);
                 self.spawn(code, slot, class, Some(ticket), now, out);
                 Leased::Wait(ticket)
             }

@@ -74,8 +74,7 @@ impl PoolEngine {
         if !self.could_fit(&code.tenant, class.memory_mib, quota) {
             return Err(why);
         }
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
+        let ticket = super::new_ticket(&mut self.next_ticket);
         self.queues.entry(key).or_default().push_back(Queued {
             ticket,
             code: code.clone(),
@@ -261,11 +260,6 @@ impl PoolEngine {
     /// Requests waiting for a container of `key`.
     pub fn queued(&self, key: &str) -> usize {
         self.queues.get(key).map_or(0, VecDeque::len)
-    }
-
-    /// Requests waiting for a container, all code types.
-    pub fn queued_total(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
     }
 }
 

@@ -33,13 +33,11 @@ const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 /// Memory the runner itself holds besides what a workload touches, MiB.
 const RUNNER_BASE_MIB: f64 = 8.0;
 
-/// Where a request should run, and why.
+/// Where a request should run instead of here.
 #[derive(Debug, Clone)]
 pub struct RouteChoice {
     /// The member to forward to.
     pub target: forewarm_cluster::RemoteView,
-    /// The local score: the expected cold start, ms.
-    pub local_ms: f64,
 }
 
 crate::actors::runtime_actor!(Router);
@@ -401,7 +399,6 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
     match route(here, members, |region| tenant.may_use(region)) {
         Decision::Forward { member, .. } => Some(RouteChoice {
             target: member.clone(),
-            local_ms: here.cold_ms,
         }),
         Decision::Local(_) => None,
     }
