@@ -5,14 +5,22 @@
 #   chaos/run-all.sh [--quick]    (needs `make build` or `make images`, and a Docker engine)
 #
 # --quick runs small versions (within a few minutes; CI runs it): S8 a burst of 200 from
-# zero with S12 after it, S1 three leader kills. Without it: S8 with 400, S1 ten rounds.
+# zero with S12 after it, S1 three leader kills, S4 five random kills, S5 one crash of all
+# nodes, S2 a follower cut off and S3 the leader isolated on the compose cluster (8 s each).
+# Without it: S8 with 400, S1 and S4 ten rounds, S5 three, S2 and S3 20 s, and the compose
+# region cut (partition-region.sh). Every registry scenario records a history of concurrent
+# clients judged by chaos/lib/lin.py, whose own self-test runs first.
 # Exit 0 only when every scenario passed its checker.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
-if [ "$QUICK" = 1 ]; then BURST=200 ROUNDS=3; else BURST=400 ROUNDS=10; fi
+if [ "$QUICK" = 1 ]; then
+  BURST=200 ROUNDS=3 KILLS=5 CRASHES=1 CUT=8
+else
+  BURST=400 ROUNDS=10 KILLS=10 CRASHES=3 CUT=20
+fi
 LOG=$(mktemp -d /tmp/forewarm-chaos-all.XXXXXX)
 failed=()
 
@@ -29,8 +37,14 @@ run() { # name command...
   fi
 }
 
+run checker python3 chaos/lib/lin.py --self-test
 run burst chaos/burst-from-zero.sh "$BURST"
-run kill-leader chaos/kill-leader.sh "$ROUNDS"
+run kill-leader chaos/kill-leader.py "$ROUNDS"
+run kill-random chaos/kill-random.py "$KILLS"
+run kill-all chaos/kill-all.py "$CRASHES"
+run partition-follower chaos/partition-follower.py "$CUT"
+run isolate-leader chaos/isolate-leader.py "$CUT"
+[ "$QUICK" = 1 ] || run partition-region chaos/partition-region.sh ap-south "$CUT"
 
 echo
 printf '%-30s %9s %13s %5s %11s %6s %7s %12s\n' scenario requests acknowledged lost \

@@ -131,7 +131,9 @@ impl Cluster {
     /// what applying it did, once this node has applied it too.
     ///
     /// A forwarded write whose answer is lost is sent again: the leader may commit it
-    /// twice. The commands are idempotent where that matters (puts of a whole record).
+    /// twice. Every command applies idempotently: a tenant's creation carrying the stored
+    /// token succeeds again, a code type equal to the stored one keeps its version, model
+    /// summaries are replaced whole (`chaos/kill-leader.py` checks it on recorded histories).
     pub async fn write(&self, command: Command) -> Result<Applied, ClusterError> {
         let written = retry::until(LEADER_WAIT, PAUSE, |left| {
             let command = &command;

@@ -221,7 +221,7 @@ pub fn routes(api: Api) -> Routes {
         .route("/v1/tenants/{id}", get(get_tenant))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/members/{name}", delete(remove_member))
-        .route("/v1/codes/{code}", put(put_code))
+        .route("/v1/codes/{code}", put(put_code).get(get_code))
         .route("/v1/codes/{code}/prediction", get(prediction))
         .route("/v1/invoke/{code}", post(invoke))
         .route("/v1/pool", get(pool))
@@ -478,33 +478,30 @@ async fn put_code(
         .catalog
         .code(&code_key(&tenant.id, &name))
         .is_some();
+    let written_code = Code {
+        tenant: tenant.id.clone(),
+        name: name.clone(),
+        workload: req.workload,
+        image,
+        max_memory_mib,
+        max_cpu_millis,
+        timeout_ms,
+        max_queue,
+        version: 0,
+    };
     let written = api
         .shared
         .cluster
-        .write(Command::PutCode(Code {
-            tenant: tenant.id.clone(),
-            name: name.clone(),
-            workload: req.workload,
-            image,
-            max_memory_mib,
-            max_cpu_millis,
-            timeout_ms,
-            max_queue,
-            version: 0,
-        }))
+        .write(Command::PutCode(written_code.clone()))
         .await
         .map_err(unavailable)?;
-    // Applied on this node too (the write waits for it); a newer version may be there already.
-    let code = match written {
-        Applied::CodeVersion { .. } => api
-            .shared
-            .catalog
-            .code(&code_key(&tenant.id, &name))
-            .ok_or_else(|| unexpected(&written))?,
+    // The answer is this write's version, even when a newer write was applied since.
+    let version = match written {
+        Applied::CodeVersion { version } => version,
         other => return Err(unexpected(&other)),
     };
-    if existed {
-        let _ = api.pool.cast(PoolMsg::Retire(code.clone()));
+    if existed && let Some(stored) = api.shared.catalog.code(&code_key(&tenant.id, &name)) {
+        let _ = api.pool.cast(PoolMsg::Retire(stored));
     }
     let status = if existed {
         StatusCode::OK
@@ -513,13 +510,35 @@ async fn put_code(
     };
     Ok((
         status,
-        Json(
-            json!({"code": name, "version": code.version, "image": code.image,
-                    "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
-                    "timeout_ms": code.timeout_ms, "max_queue": code.max_queue,
-                    "workload": code.workload}),
-        ),
+        Json(code_view(&Code {
+            version,
+            ..written_code
+        })),
     ))
+}
+
+/// A code type as `PUT` and `GET /v1/codes/{code}` answer it.
+fn code_view(code: &Code) -> serde_json::Value {
+    json!({"code": code.name, "version": code.version, "image": code.image,
+           "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
+           "timeout_ms": code.timeout_ms, "max_queue": code.max_queue,
+           "workload": code.workload})
+}
+
+async fn get_code(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let tenant = api.tenant(&headers)?;
+    // Linearizable, as a tenant read: every write acknowledged before the request is seen.
+    api.shared
+        .cluster
+        .linearizable()
+        .await
+        .map_err(unavailable)?;
+    let code = api.code(&tenant, &name)?;
+    Ok(Json(code_view(&code)))
 }
 
 async fn invoke(
@@ -586,6 +605,16 @@ async fn invoke(
         }
         Begun::Replay(answer) => return Ok(replayed(answer, &key)),
     };
+    // Recorded before it runs, so a crash cannot lead to a second run; unrecorded, it must
+    // not run at all.
+    if let Err(e) = running.persist().await {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store",
+            format!("the node could not record Idempotency-Key {key:?} ({e}); nothing ran"),
+        )
+        .retry_after(1));
+    }
     // Run to the end and remember the answer even if this client goes away meanwhile (its
     // retry must find the answer, not run it again).
     let answered = tokio::spawn(async move {
@@ -606,7 +635,7 @@ async fn invoke(
             start,
             body: body.to_vec(),
         };
-        running.finish(answer, Instant::now());
+        running.finish(answer, Instant::now()).await;
         set_header(&mut parts.headers, INVOCATION_ID, &key);
         Response::from_parts(parts, axum::body::Body::from(body))
     });

@@ -211,6 +211,8 @@ impl Node {
         });
         let actor_err = |name| move |e: ractor::SpawnErr| NodeError::Actor(name, e.to_string());
         let inbox = Arc::new(SampleInbox::default());
+        // Invocation ids outlive a crash (an invocation cut off by it is not run again).
+        let ids = idempotency::Ids::durable(store.clone())?;
         let (collector, _) = Actor::spawn(None, Collector, (store.clone(), inbox.clone()))
             .await
             .map_err(actor_err("collector"))?;
@@ -255,7 +257,7 @@ impl Node {
             predictor: predictor.clone(),
             collector: collector.clone(),
             slots: slots.clone(),
-            ids: idempotency::Ids::new(),
+            ids,
         })
         .merge(forewarm_cluster::routes(cluster.clone()))
         .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));

@@ -140,6 +140,29 @@ async fn t01_forms_replicates_survives_the_leader_and_a_restart() {
     .await;
     assert_eq!(put.status, 201, "{}", put.body);
     assert_eq!(json(&put)["version"], 1);
+    // An update answers its own version, and every node reads it back (linearizably).
+    let update = call(
+        addrs[follower],
+        "PUT",
+        "/v1/codes/f",
+        Some(&token),
+        r#"{"workload":{"cpu_ms":2},"timeout_ms":1234}"#,
+    )
+    .await;
+    assert_eq!(update.status, 200, "{}", update.body);
+    assert_eq!(json(&update)["version"], 2);
+    for &a in &addrs {
+        let got = call(a, "GET", "/v1/codes/f", Some(&token), "").await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        let got = json(&got);
+        assert_eq!(
+            (got["version"].clone(), got["timeout_ms"].clone()),
+            (2.into(), 1234.into())
+        );
+        assert_eq!(got["workload"]["cpu_ms"], 2);
+    }
+    let missing = call(addrs[other], "GET", "/v1/codes/nope", Some(&token), "").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
     let dup = call(
         addrs[other],
         "POST",

@@ -213,7 +213,13 @@ impl ClusterState {
     pub fn apply(&mut self, command: Command) -> Applied {
         match command {
             Command::CreateTenant(tenant) => {
-                if self.tenants.contains_key(&tenant.id) {
+                if let Some(stored) = self.tenants.get(&tenant.id) {
+                    // The same token is the same creation, sent again by a forward that lost
+                    // its answer: it succeeded, and says so (tokens are drawn fresh per
+                    // request, so another creation of the name never carries it).
+                    if stored.token_sha256 == tenant.token_sha256 {
+                        return Applied::Done;
+                    }
                     return Applied::TenantExists { id: tenant.id };
                 }
                 self.by_token
@@ -226,7 +232,22 @@ impl ClusterState {
                     return Applied::UnknownTenant { id: code.tenant };
                 }
                 let key = code.key();
-                code.version = self.codes.get(&key).map_or(1, |c| c.version + 1);
+                let stored = self.codes.get(&key);
+                // A put is idempotent: the stored code type again (a forward sent twice, a
+                // client's retry) keeps its version, and its containers are not retired.
+                let same = |stored: &Code| {
+                    let mut again = code.clone();
+                    again.version = stored.version;
+                    again == *stored
+                };
+                if let Some(stored) = stored
+                    && same(stored)
+                {
+                    return Applied::CodeVersion {
+                        version: stored.version,
+                    };
+                }
+                code.version = stored.map_or(1, |c| c.version + 1);
                 let version = code.version;
                 self.codes.insert(key, Arc::new(code));
                 Applied::CodeVersion { version }
@@ -305,6 +326,13 @@ mod tests {
         );
         assert_eq!(s.tenant_by_token("t1").map(|t| t.id.as_str()), Some("acme"));
         assert!(s.tenant_by_token("t2").is_none());
+        // The same creation applied again (a forward re-sent after its answer was lost)
+        // succeeds and changes nothing.
+        assert_eq!(
+            s.apply(Command::CreateTenant(tenant("acme", "t1"))),
+            Applied::Done
+        );
+        assert_eq!(s.tenants.len(), 1);
     }
 
     #[test]
@@ -316,8 +344,17 @@ mod tests {
         );
         s.apply(Command::CreateTenant(tenant("acme", "t")));
         for v in 1..=3 {
+            let changed = Code {
+                timeout_ms: 1000 * v,
+                ..code("acme", "f")
+            };
             assert_eq!(
-                s.apply(Command::PutCode(code("acme", "f"))),
+                s.apply(Command::PutCode(changed.clone())),
+                Applied::CodeVersion { version: v }
+            );
+            // The same put again (a re-sent forward, a client's retry) keeps the version.
+            assert_eq!(
+                s.apply(Command::PutCode(changed)),
                 Applied::CodeVersion { version: v }
             );
         }

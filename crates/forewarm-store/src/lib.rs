@@ -368,6 +368,17 @@ impl SampleStore {
         })
     }
 
+    /// Durably remove the records `kind`/`keys` (one transaction; missing ones are skipped).
+    pub fn remove_records(&self, kind: &str, keys: &[String]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(RECORDS)?;
+            for key in keys {
+                table.remove((kind, key.as_str()))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every record of `kind`, by key.
     pub fn records<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<(String, T)>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;

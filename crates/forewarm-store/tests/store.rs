@@ -116,6 +116,14 @@ fn t04_records_are_kept_by_kind_and_survive_a_restart() {
     assert_eq!(codes, vec![("acme/f".into(), vec![9])]);
     let none: Vec<(String, Vec<u32>)> = store.records("model").expect("list");
     assert!(none.is_empty());
+    // Removed records stay removed across a restart; a missing key is skipped.
+    store
+        .remove_records("tenant", &["acme".into(), "nobody".into()])
+        .expect("remove");
+    drop(store);
+    let store = SampleStore::open(&path, Retention::default()).expect("reopen");
+    let tenants: Vec<(String, Vec<u32>)> = store.records("tenant").expect("list");
+    assert_eq!(tenants, vec![("zeta".into(), vec![3])]);
 }
 
 #[test]
