@@ -2,13 +2,19 @@
 //!
 //! A node serves at most `max_inflight` invocations at once (queued ones included: each holds
 //! a connection and a task). While fewer than half are taken, any tenant may take more; past
-//! half, a tenant holding its fair share (the slots divided by the tenants with something in
-//! flight, the asking one included) is refused until it holds less, so one tenant's burst
-//! cannot take the slots its neighbours need. Refused requests never reached a container: the
-//! answer (503 with `Retry-After`) says so.
+//! half, a tenant holding its fair share (the slots divided by the competing tenants) is
+//! refused until it holds less, so one tenant's burst cannot take the slots its neighbours
+//! need. A tenant competes while it has something in flight or asked within [`RECENT`]: a
+//! neighbour that sends one request after another has nothing in flight between them, and
+//! must not lose its share to a flood in those gaps (chaos S10, `chaos/noisy-tenant.py`).
+//! Refused requests never reached a container: the answer (503 with `Retry-After`) says so.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a tenant that asked for a slot counts as competing for the node.
+pub const RECENT: Duration = Duration::from_secs(5);
 
 /// Why a request got no slot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +46,32 @@ pub enum Refused {
 struct Held {
     total: usize,
     by_tenant: HashMap<String, usize>,
+    /// When each tenant last asked (entries older than [`RECENT`] are dropped now and then).
+    asked: HashMap<String, Instant>,
+    pruned: Option<Instant>,
+}
+
+impl Held {
+    /// Notes that `tenant` asks at `now`; returns how many tenants compete, it included.
+    fn compete(&mut self, tenant: &str, now: Instant) -> usize {
+        if self
+            .pruned
+            .is_none_or(|p| now.saturating_duration_since(p) >= RECENT)
+        {
+            self.asked
+                .retain(|_, at| now.saturating_duration_since(*at) < RECENT);
+            self.pruned = Some(now);
+        }
+        self.asked.insert(tenant.to_owned(), now);
+        let recent = |at: &Instant| now.saturating_duration_since(*at) < RECENT;
+        let asking = self.asked.values().filter(|at| recent(at)).count();
+        let only_in_flight = self
+            .by_tenant
+            .keys()
+            .filter(|t| !self.asked.get(*t).is_some_and(recent))
+            .count();
+        asking + only_in_flight
+    }
 }
 
 /// The node's in-flight slots, by tenant.
@@ -76,12 +108,17 @@ impl Slots {
 
     /// A slot for `tenant`, or why not.
     pub fn take(self: &Arc<Self>, tenant: &str) -> Result<Slot, Refused> {
+        self.take_at(tenant, Instant::now())
+    }
+
+    /// A slot for `tenant` asking at `now`, or why not.
+    pub fn take_at(self: &Arc<Self>, tenant: &str, now: Instant) -> Result<Slot, Refused> {
         let mut held = self.lock();
+        let tenants = held.compete(tenant, now);
         if held.total >= self.slots {
             return Err(Refused::Node { slots: self.slots });
         }
         let mine = held.by_tenant.get(tenant).copied().unwrap_or(0);
-        let tenants = held.by_tenant.len() + usize::from(mine == 0);
         let share = (self.slots / tenants).max(1);
         if held.total >= self.slots / 2 && mine >= share {
             return Err(Refused::Tenant {
@@ -134,15 +171,18 @@ mod tests {
     #[test]
     fn t02_past_half_a_tenant_at_its_share_yields_to_its_neighbour() {
         let slots = Slots::new(8);
+        let t0 = Instant::now();
         // The noisy tenant takes 6 of 8 while alone (under half taken it may go on).
         let noisy: Vec<Slot> = (0..6)
-            .map(|_| slots.take("noisy").expect("a slot"))
+            .map(|_| slots.take_at("noisy", t0).expect("a slot"))
             .collect();
         // A neighbour arrives: two tenants, a share of 4 each; the neighbour holds none.
-        let quiet = slots.take("quiet").expect("the neighbour gets a slot");
+        let quiet = slots
+            .take_at("quiet", t0)
+            .expect("the neighbour gets a slot");
         // The node is past half and noisy holds more than its share: refused.
         assert_eq!(
-            slots.take("noisy").expect_err("over its share"),
+            slots.take_at("noisy", t0).expect_err("over its share"),
             Refused::Tenant {
                 tenant: "noisy".into(),
                 held: 6,
@@ -151,12 +191,39 @@ mod tests {
             }
         );
         // The neighbour still gets the last slot.
-        let quiet2 = slots.take("quiet").expect("the neighbour's second");
+        let quiet2 = slots.take_at("quiet", t0).expect("the neighbour's second");
         assert_eq!(
-            slots.take("quiet").expect_err("every slot taken"),
+            slots.take_at("quiet", t0).expect_err("every slot taken"),
             Refused::Node { slots: 8 }
         );
         drop((noisy, quiet, quiet2));
+        assert_eq!(slots.in_flight(), 0);
+    }
+
+    #[test]
+    fn t03_a_neighbour_between_requests_still_competes_for_a_while() {
+        let slots = Slots::new(8);
+        let t0 = Instant::now();
+        // The quiet tenant sends one request after another: nothing in flight in between.
+        drop(slots.take_at("quiet", t0).expect("a slot"));
+        // A flood in that gap gets half the node (4 of 8 slots: two tenants compete), not
+        // all of it.
+        let noisy: Vec<Slot> = (0..4)
+            .map(|_| slots.take_at("noisy", t0).expect("its share"))
+            .collect();
+        assert!(matches!(
+            slots.take_at("noisy", t0),
+            Err(Refused::Tenant { tenants: 2, .. })
+        ));
+        // The neighbour's next request finds a slot.
+        let quiet = slots.take_at("quiet", t0).expect("the neighbour's slot");
+        drop(quiet);
+        // Once the neighbour has been gone for RECENT, the flood may take the rest.
+        let later = t0 + RECENT;
+        let more: Vec<Slot> = (0..4)
+            .map(|_| slots.take_at("noisy", later).expect("alone again"))
+            .collect();
+        drop((noisy, more));
         assert_eq!(slots.in_flight(), 0);
     }
 }
