@@ -16,123 +16,78 @@ reached a container: each may have run). After the restart, every key is asked a
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, "chaos/lib")
-from nodes import ADMIN, binary  # noqa: E402
+from nodes import ADMIN, Lone  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-PORT = 7182
-URL = f"http://127.0.0.1:{PORT}"
-NODE = f"chaos-s9-{os.getpid()}"
 TENANT = f"s9-{os.getpid()}"
-DATA = tempfile.mkdtemp(prefix="forewarm-chaos-s9.")
-
-
-def call(method, path, token, body=None, key=None, timeout=30):
-    """(status or None, headers, body)."""
-    headers = {"authorization": f"Bearer {token}"}
-    if key:
-        headers["idempotency-key"] = key
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(URL + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
-    except Exception as e:  # refused, reset: the node is gone
-        return None, {}, repr(e)
-
-
-def containers():
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=forewarm.node={NODE}"],
-                         capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
-
-
-def start():
-    with open(f"{DATA}/node.toml", "w") as f:
-        f.write(f'node_id = "{NODE}"\nlisten = "127.0.0.1:{PORT}"\ndata_dir = "{DATA}/data"\n')
-    log = open(f"{DATA}/node.log", "a")
-    proc = subprocess.Popen([binary(), "node", "--config", f"{DATA}/node.toml"], stdout=log,
-                            stderr=subprocess.STDOUT)
-    for _ in range(300):
-        if call("GET", "/healthz", ADMIN, timeout=1)[0] == 200:
-            return proc
-        time.sleep(0.1)
-    raise SystemExit(f"chaos: the node did not come up (log {DATA}/node.log)")
 
 
 def main():
-    proc = start()
+    node = Lone(f"chaos-s9-{os.getpid()}", 7182)
+    node.start()
     try:
-        return run(proc)
+        return run(node)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        node.stop()
 
 
-def run(proc):
-    status, _, body = call("POST", "/v1/tenants", ADMIN, {"name": TENANT})
+def run(node):
+    status, _, body = node.call("POST", "/v1/tenants", ADMIN, {"name": TENANT})
     assert status == 201, body
     token = json.loads(body)["token"]
-    status, _, body = call("PUT", "/v1/codes/s", token,
+    status, _, body = node.call("PUT", "/v1/codes/s", token,
                            {"workload": {"cpu_ms": 1, "sleep_ms": 4000, "init_ms": 100}})
     assert status == 201, body
 
     answered = {}  # key -> first answer's status
     for i in range(3):
-        status, _, body = call("POST", "/v1/invoke/s", token, {"sleep_ms": 0}, key=f"q{i}")
+        status, _, body = node.call("POST", "/v1/invoke/s", token, {"sleep_ms": 0}, key=f"q{i}")
         assert status == 200, body
         answered[f"q{i}"] = status
 
     cut = {}
 
     def slow(key):
-        cut[key] = call("POST", "/v1/invoke/s", token, {}, key=key)[0]
+        cut[key] = node.call("POST", "/v1/invoke/s", token, {}, key=key)[0]
 
     threads = [threading.Thread(target=slow, args=(f"k{i}",)) for i in range(N)]
     for t in threads:
         t.start()
     busy = 0
     for _ in range(300):  # 30 s at most
-        status, _, body = call("GET", "/v1/pool", ADMIN, timeout=2)
+        status, _, body = node.call("GET", "/v1/pool", ADMIN, timeout=2)
         if status == 200:
             busy = sum(c["state"] == "busy" for c in json.loads(body)["containers"])
             if busy >= N:
                 break
         time.sleep(0.1)
     if busy < N:
-        print(f"chaos: only {busy} of {N} containers busy after 30 s (log {DATA}/node.log)")
+        print(f"chaos: only {busy} of {N} containers busy after 30 s (log {node.dir}/node.log)")
         return 1
-    left = containers()
-    proc.kill()
-    proc.wait()
+    left = node.containers()
+    node.kill()
     for t in threads:
         t.join()
     print(f"killed with {busy} invocations running; the clients got {sorted(set(map(str, cut.values())))}; "
           f"{len(left)} containers of it left behind")
 
-    proc = start()
-    restarted_left = left & containers()
+    node.start()
+    restarted_left = left & node.containers()
     for _ in range(100):  # the restart's sweep removes them; bounded wait
-        restarted_left = left & containers()
+        restarted_left = left & node.containers()
         if not restarted_left:
             break
         time.sleep(0.1)
     lost, duplicated, wrong = [], [], []
     for key in sorted(answered) + sorted(cut):
-        status, headers, body = call("POST", "/v1/invoke/s", token, {}, key=key)
-        replayed = headers.get("x-forewarm-replayed") == "true" or \
-            headers.get("X-Forewarm-Replayed") == "true"
+        status, headers, body = node.call("POST", "/v1/invoke/s", token, {}, key=key)
+        replayed = headers.get("x-forewarm-replayed") == "true"
         if status is None or status == 409:
             lost.append((key, status))
         elif not replayed:
@@ -141,10 +96,9 @@ def run(proc):
             wrong.append((key, status, body[:120]))
         elif key in cut and (status != 502 or "interrupted" not in body):
             wrong.append((key, status, body[:120]))
-    fresh = call("POST", "/v1/invoke/s", token, {"sleep_ms": 0}, key="after")[0]
-    proc.terminate()
-    proc.wait(timeout=60)
-    leaked = containers()
+    fresh = node.call("POST", "/v1/invoke/s", token, {"sleep_ms": 0}, key="after")[0]
+    node.stop()
+    leaked = node.containers()
     print(f"after the restart: {len(restarted_left)} of the killed run's containers still "
           f"there; retries: {len(lost)} unanswered, {len(duplicated)} ran again, {len(wrong)} "
           f"with another answer; a new key answered {fresh}; {len(leaked)} containers left "

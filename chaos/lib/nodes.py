@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ADMIN = os.environ.setdefault("FOREWARM_ADMIN_TOKEN", "chaos-admin")
@@ -189,3 +190,69 @@ def binary():
         if path and os.access(path, os.X_OK):
             return path
     raise SystemExit("chaos: no forewarm binary: run make build (or set FOREWARM_BIN)")
+
+
+class Lone:
+    """One `forewarm node` process on Docker on 127.0.0.1:`port`, with its own data directory
+    (`data_dir`, default a fresh one), restartable with its data; `extra` is appended to its
+    config file."""
+
+    def __init__(self, name, port, data_dir=None, extra=""):
+        self.name, self.port, self.extra = name, port, extra
+        self.dir = tempfile.mkdtemp(prefix=f"forewarm-{name}.")
+        self.data = data_dir or f"{self.dir}/data"
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self):
+        with open(f"{self.dir}/node.toml", "w") as f:
+            f.write(f'node_id = "{self.name}"\nlisten = "127.0.0.1:{self.port}"\n'
+                    f'data_dir = "{self.data}"\n{self.extra}')
+        log = open(f"{self.dir}/node.log", "a")
+        self.proc = subprocess.Popen([binary(), "node", "--config", f"{self.dir}/node.toml"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            if self.call("GET", "/healthz", ADMIN, timeout=1)[0] == 200:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the node did not come up (log {self.dir}/node.log)")
+
+    def kill(self):
+        """SIGKILL: whatever was in flight is cut."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        """SIGTERM and wait: the node removes its containers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def call(self, method, path, token, body=None, key=None, timeout=30):
+        """(status or None, headers with lower-case names, body text)."""
+        headers = {"authorization": f"Bearer {token}"}
+        if key:
+            headers["idempotency-key"] = key
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+        except Exception as e:  # refused, reset, timed out: no answer
+            return None, {}, repr(e)
+
+    def containers(self):
+        """Ids of the Docker containers labelled with this node."""
+        out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=forewarm.node={self.name}"],
+                             capture_output=True, text=True, check=True)
+        return set(out.stdout.split())

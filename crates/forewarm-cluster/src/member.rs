@@ -276,6 +276,17 @@ impl Cluster {
         }
     }
 
+    /// Why the replicated state stopped (a fatal error of the Raft core, such as a log write
+    /// that failed), if it did: this node then takes no writes until it is restarted.
+    pub fn fault(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.running_state
+            .as_ref()
+            .err()
+            .map(|fatal| format!("replicated state stopped: {fatal}"))
+    }
+
     /// Members (id, node) as of the last applied membership.
     pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
         let metrics = self.raft.metrics();

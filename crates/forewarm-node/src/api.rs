@@ -216,6 +216,7 @@ pub fn routes(api: Api) -> Routes {
     let limit = api.shared.config.max_body_bytes;
     Routes::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(create_tenant))
         .route("/v1/tenants/{id}", get(get_tenant))
@@ -238,6 +239,21 @@ async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
         json!({"status": "ok", "node": c.node_id, "region": c.region,
                "policy": c.policy.to_string(), "time_scale": c.time_scale}),
     )
+}
+
+/// 200 when the node can keep what it is given; 503 with the reasons when its store fails
+/// to write or its replicated state stopped (crate::health).
+async fn readyz(State(api): State<Api>) -> Response {
+    let reasons: Vec<String> = [api.shared.health.store_fault(), api.shared.cluster.fault()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if reasons.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        let body = json!({"status": "not_ready", "reasons": reasons});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
@@ -488,6 +504,8 @@ async fn put_code(
         timeout_ms,
         max_queue,
         version: 0,
+        // This put's id: sent again (a forward that lost its answer), it is not stored twice.
+        writes: vec![(new_id(), 0)],
     };
     let written = api
         .shared
@@ -608,6 +626,7 @@ async fn invoke(
     // Recorded before it runs, so a crash cannot lead to a second run; unrecorded, it must
     // not run at all.
     if let Err(e) = running.persist().await {
+        api.shared.health.store_failed(&e);
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store",

@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::off_worker;
 use crate::clock::unix_ms;
+use crate::shared::NodeShared;
 
 /// Buffered samples are written at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -61,6 +62,7 @@ pub struct Collector;
 #[derive(Debug)]
 pub struct CollectorState {
     store: Arc<SampleStore>,
+    shared: Arc<NodeShared>,
     inbox: Arc<SampleInbox>,
     stats: Vec<ContainerStat>,
 }
@@ -73,28 +75,38 @@ impl CollectorState {
         }
         let stats = std::mem::take(&mut self.stats);
         let store = self.store.clone();
-        off_worker("collector: samples not stored", move || {
+        let written = tokio::task::spawn_blocking(move || {
             store.append(&samples)?;
             store.append_stats(&stats)
         })
         .await;
+        // A write that fails makes the node not ready (`/readyz`) until one succeeds.
+        match written {
+            Ok(Ok(())) => self.shared.health.store_ok(),
+            Ok(Err(e)) => {
+                tracing::error!("collector: samples not stored: {e}");
+                self.shared.health.store_failed(e);
+            }
+            Err(e) => tracing::error!("collector: samples not stored: task failed: {e}"),
+        }
     }
 }
 
 impl Actor for Collector {
     type Msg = CollectorMsg;
     type State = CollectorState;
-    type Arguments = (Arc<SampleStore>, Arc<SampleInbox>);
+    type Arguments = (Arc<SampleStore>, Arc<SampleInbox>, Arc<NodeShared>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        (store, inbox): (Arc<SampleStore>, Arc<SampleInbox>),
+        (store, inbox, shared): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         myself.send_interval(FLUSH_EVERY, || CollectorMsg::Flush);
         myself.send_interval(RETENTION_EVERY, || CollectorMsg::Retention);
         Ok(CollectorState {
             store,
+            shared,
             inbox,
             stats: Vec::new(),
         })

@@ -29,6 +29,7 @@ pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod container;
+pub mod health;
 pub mod idempotency;
 pub mod invocation;
 pub mod metrics;
@@ -206,6 +207,7 @@ impl Node {
             cluster: cluster.clone(),
             models: Arc::new(RwLock::new(HashMap::new())),
             metrics: Metrics::default(),
+            health: Default::default(),
             mesh: Default::default(),
             config,
         });
@@ -213,9 +215,13 @@ impl Node {
         let inbox = Arc::new(SampleInbox::default());
         // Invocation ids outlive a crash (an invocation cut off by it is not run again).
         let ids = idempotency::Ids::durable(store.clone())?;
-        let (collector, _) = Actor::spawn(None, Collector, (store.clone(), inbox.clone()))
-            .await
-            .map_err(actor_err("collector"))?;
+        let (collector, _) = Actor::spawn(
+            None,
+            Collector,
+            (store.clone(), inbox.clone(), shared.clone()),
+        )
+        .await
+        .map_err(actor_err("collector"))?;
         let (predictor, _) = Actor::spawn(
             None,
             Predictor,

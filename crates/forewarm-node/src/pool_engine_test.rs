@@ -35,6 +35,7 @@ fn queued_code(name: &str, version: u64, max_queue: u32) -> Arc<Code> {
         timeout_ms: 60_000,
         max_queue,
         version,
+        writes: vec![],
     })
 }
 

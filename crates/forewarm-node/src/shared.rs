@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::clock::PolicyClock;
 use crate::config::NodeConfig;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::predictor::ModelTable;
 use forewarm_cluster::Cluster;
@@ -25,6 +26,8 @@ pub struct NodeShared {
     pub models: ModelTable,
     /// Counters.
     pub metrics: Metrics,
+    /// Store faults, for `/readyz`.
+    pub health: Health,
     /// The actors' transport to the other members, once started (never on a node without
     /// a cluster secret).
     pub mesh: MeshSlot,

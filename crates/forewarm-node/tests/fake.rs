@@ -70,6 +70,12 @@ async fn t01_first_invocation_is_cold_then_warm_and_samples_are_measured() {
     let health = call(addr, "GET", "/healthz", None, "").await;
     assert_eq!(health.status, 200);
     assert_eq!(json(&health)["policy"], "forewarm");
+    // Its store writes and its replicated state runs: ready (chaos/disk-full.py shows 503).
+    let ready = call(addr, "GET", "/readyz", None, "").await;
+    assert_eq!(
+        (ready.status, json(&ready)["status"].clone()),
+        (200, "ready".into())
+    );
 
     let token = tenant(addr, "acme", "").await;
     register(addr, &token, "resize", FAST).await;

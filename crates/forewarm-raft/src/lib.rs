@@ -19,7 +19,7 @@ pub mod store;
 
 pub use state::{
     Applied, ClusterState, Code, CodeKey, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS,
-    MAX_MAX_QUEUE, MAX_TIMEOUT_MS, ModelSummary, Tenant, code_key, hash_token,
+    MAX_MAX_QUEUE, MAX_TIMEOUT_MS, ModelSummary, RECENT_WRITES, Tenant, code_key, hash_token,
 };
 pub use store::{AppliedState, LogStore, OpenError, SharedState, StateMachine};
 

@@ -60,7 +60,16 @@ pub struct Code {
     pub max_queue: u32,
     /// Bumped on every update, so containers of an older version are retired.
     pub version: u64,
+    /// The latest puts that stored it, (write id, the version each stored), oldest first, at
+    /// most [`RECENT_WRITES`]. A put carries its own id here (version 0): a put re-sent
+    /// after its answer was lost (a forward cut off by a partition) finds its id and is
+    /// answered the version it stored, instead of storing it again over later puts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<(String, u64)>,
 }
+
+/// How many puts of a code type are remembered to recognise one sent again.
+pub const RECENT_WRITES: usize = 64;
 
 /// A code type's invocation deadline unless it names one, ms.
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
@@ -233,11 +242,19 @@ impl ClusterState {
                 }
                 let key = code.key();
                 let stored = self.codes.get(&key);
-                // A put is idempotent: the stored code type again (a forward sent twice, a
-                // client's retry) keeps its version, and its containers are not retired.
+                let id = code.writes.pop().map(|(id, _)| id);
+                // The same put sent again (its id is among the latest): what it stored.
+                if let (Some(stored), Some(id)) = (stored, &id)
+                    && let Some((_, version)) = stored.writes.iter().find(|(w, _)| w == id)
+                {
+                    return Applied::CodeVersion { version: *version };
+                }
+                // The stored code type again (a client's retry): it keeps its version, and
+                // its containers are not retired.
                 let same = |stored: &Code| {
                     let mut again = code.clone();
                     again.version = stored.version;
+                    again.writes.clone_from(&stored.writes);
                     again == *stored
                 };
                 if let Some(stored) = stored
@@ -248,6 +265,12 @@ impl ClusterState {
                     };
                 }
                 code.version = stored.map_or(1, |c| c.version + 1);
+                code.writes = stored.map(|c| c.writes.clone()).unwrap_or_default();
+                if let Some(id) = id {
+                    code.writes.push((id, code.version));
+                    let over = code.writes.len().saturating_sub(RECENT_WRITES);
+                    code.writes.drain(..over);
+                }
                 let version = code.version;
                 self.codes.insert(key, Arc::new(code));
                 Applied::CodeVersion { version }
@@ -296,6 +319,7 @@ mod tests {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_queue: DEFAULT_MAX_QUEUE,
             version: 0,
+            writes: vec![],
         }
     }
 
@@ -359,6 +383,41 @@ mod tests {
             );
         }
         assert_eq!(s.codes["acme/f"].version, 3);
+    }
+
+    #[test]
+    fn a_put_sent_again_after_later_puts_is_not_stored_twice() {
+        let mut s = ClusterState::default();
+        s.apply(Command::CreateTenant(tenant("acme", "t")));
+        let put = |timeout_ms, id: &str| Code {
+            timeout_ms,
+            writes: vec![(id.into(), 0)],
+            ..code("acme", "f")
+        };
+        let first = put(1000, "w1");
+        assert_eq!(
+            s.apply(Command::PutCode(first.clone())),
+            Applied::CodeVersion { version: 1 }
+        );
+        assert_eq!(
+            s.apply(Command::PutCode(put(2000, "w2"))),
+            Applied::CodeVersion { version: 2 }
+        );
+        // w1's forward lost its answer and is sent again after w2: it stored version 1, and
+        // w2's code type stays.
+        assert_eq!(
+            s.apply(Command::PutCode(first)),
+            Applied::CodeVersion { version: 1 }
+        );
+        assert_eq!(
+            (s.codes["acme/f"].version, s.codes["acme/f"].timeout_ms),
+            (2, 2000)
+        );
+        // Only the latest RECENT_WRITES ids are kept.
+        for i in 0..RECENT_WRITES as u64 + 5 {
+            s.apply(Command::PutCode(put(3000 + i, &format!("x{i}"))));
+        }
+        assert_eq!(s.codes["acme/f"].writes.len(), RECENT_WRITES);
     }
 
     #[test]

@@ -104,6 +104,7 @@ async fn setup(node: &Node) -> Result<(), String> {
         timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
         max_queue: forewarm_raft::DEFAULT_MAX_QUEUE,
         version: 0,
+        writes: vec![],
     }))
     .await
     .map_err(|e| e.to_string())?;
