@@ -195,10 +195,11 @@ def binary():
 class Lone:
     """One `forewarm node` process on Docker on 127.0.0.1:`port`, with its own data directory
     (`data_dir`, default a fresh one), restartable with its data; `extra` is appended to its
-    config file."""
+    config file, `env` to its environment."""
 
-    def __init__(self, name, port, data_dir=None, extra=""):
+    def __init__(self, name, port, data_dir=None, extra="", env=None):
         self.name, self.port, self.extra = name, port, extra
+        self.env = {**os.environ, **(env or {})}
         self.dir = tempfile.mkdtemp(prefix=f"forewarm-{name}.")
         self.data = data_dir or f"{self.dir}/data"
         self.url = f"http://127.0.0.1:{port}"
@@ -210,7 +211,7 @@ class Lone:
                     f'data_dir = "{self.data}"\n{self.extra}')
         log = open(f"{self.dir}/node.log", "a")
         self.proc = subprocess.Popen([binary(), "node", "--config", f"{self.dir}/node.toml"],
-                                     stdout=log, stderr=subprocess.STDOUT)
+                                     stdout=log, stderr=subprocess.STDOUT, env=self.env)
         for _ in range(300):
             if self.call("GET", "/healthz", ADMIN, timeout=1)[0] == 200:
                 return

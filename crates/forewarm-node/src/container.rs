@@ -86,12 +86,15 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
                 });
             }
             Err(e) => {
+                // The supervisor stops this actor when it takes the container out of the
+                // pool. Stopping here could reach it first (a supervision event overtakes a
+                // message), and the request waiting for the start would hear "removed while
+                // starting" instead of the engine's error (chaos S7).
                 let _ = state.args.supervisor.cast(PoolMsg::Started {
                     serial,
                     result: Err(e.to_string()),
                     took,
                 });
-                myself.stop(Some(String::from("start failed")));
             }
         }
         Ok(())
