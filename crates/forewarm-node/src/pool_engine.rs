@@ -99,6 +99,14 @@ pub enum Command {
 /// The longest a tick goes without walking the pools, however far their next events are.
 pub const LONGEST_WALK_GAP: Duration = Duration::from_secs(60);
 
+/// The longest a container start may take: the runtime's readiness limit (Docker: 60 s).
+pub const START_LIMIT: Duration = Duration::from_secs(60);
+/// How long past its deadline a container may stay busy (or past [`START_LIMIT`] starting)
+/// before the reaper removes it. The request's deadline and the start's readiness limit
+/// normally remove it first; the reaper catches what escaped them (a lost release, an engine
+/// call that never returned).
+pub const REAP_GRACE: Duration = Duration::from_secs(5);
+
 /// How long a container labelled with this node may be listed without being in the book
 /// before a reconcile removes it: longer than a start may take (the runtime gives a runner
 /// 60 s to be ready), so a container being started is never taken for a leak.
@@ -754,6 +762,7 @@ impl PoolEngine {
     /// second.
     pub fn tick(&mut self, quota: &dyn Fn(&str) -> Option<Quota>, now: Instant) -> Commands {
         let mut out = Commands::new();
+        self.reap(now, &mut out);
         // Room freed since (a failed start, a removal): the waiting requests first.
         self.drain(quota, now, &mut out);
         if self.due.is_some_and(|at| now < at) {
@@ -778,6 +787,33 @@ impl PoolEngine {
         // What this walk started or removed is an event of its own.
         self.due = if out.is_empty() { due } else { None };
         out
+    }
+
+    /// Remove containers stuck past their deadline: busy longer than their code type's
+    /// `timeout_ms` + [`REAP_GRACE`] since leased, or starting longer than [`START_LIMIT`] +
+    /// [`REAP_GRACE`] (a request waiting for one hears that its start failed).
+    fn reap(&mut self, now: Instant, out: &mut Commands) {
+        let stuck: Vec<(u64, Duration)> = self
+            .reals
+            .iter()
+            .filter_map(|(&serial, r)| {
+                let limit = match r.state {
+                    RealState::Idle(_) => return None,
+                    RealState::Starting { .. } => START_LIMIT,
+                    RealState::Busy(_) => Duration::from_millis(
+                        self.pools
+                            .get(&r.code)
+                            .map_or(forewarm_raft::MAX_TIMEOUT_MS, |cp| cp.code.timeout_ms),
+                    ),
+                };
+                let age = now.saturating_duration_since(r.since);
+                (age > limit + REAP_GRACE).then_some((serial, age))
+            })
+            .collect();
+        for (serial, age) in stuck {
+            tracing::warn!("reaping container {serial}: stuck for {age:?}, past its deadline");
+            self.discard(serial, now, out);
+        }
     }
 
     /// When a tick next has something to do, as the last walk computed it (`None`: the next

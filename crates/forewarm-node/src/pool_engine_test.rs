@@ -610,3 +610,39 @@ fn t17_room_freed_by_a_failed_container_starts_one_for_the_first_in_line() {
     assert_eq!((lease.serial, lease.start), (serial, Start::Cold));
     assert_eq!(f.engine.queued("acme/flaky"), 0);
 }
+
+#[test]
+fn t18_the_reaper_removes_containers_stuck_busy_or_starting_past_their_deadline() {
+    let mut f = fixture();
+    let c = code("stuck", 1); // timeout_ms 60 s
+    let busy = f.cold_lease(&c, Duration::ZERO);
+    // A start that never reports, with a request waiting for it.
+    let (ticket, commands) = f.waiting_lease(&c, &no_quota, Duration::ZERO);
+    let (starting, ..) = started_spec(&commands)[0].clone();
+    // Within the deadlines and their grace: nothing is reaped.
+    let within = MIN + REAP_GRACE;
+    assert!(
+        !f.engine
+            .tick(&no_quota, f.at(within))
+            .iter()
+            .any(|c| matches!(c, Command::Remove { .. })),
+    );
+    // Past them: both removed, and the waiting request hears its start failed.
+    let past = f
+        .engine
+        .tick(&no_quota, f.at(within + Duration::from_secs(1)));
+    for serial in [busy.serial, starting] {
+        assert!(past.contains(&Command::Remove { serial }), "{past:?}");
+    }
+    assert!(matches!(
+        answer(&past, ticket),
+        Err(PoolError::StartFailed(_))
+    ));
+    assert_eq!(f.engine.counts(), [0, 0, 0]);
+    // Its lease's late release is harmless.
+    assert_eq!(
+        f.engine
+            .release(busy.serial, true, &no_quota, f.at(2 * MIN)),
+        vec![]
+    );
+}
