@@ -646,3 +646,31 @@ fn t18_the_reaper_removes_containers_stuck_busy_or_starting_past_their_deadline(
         vec![]
     );
 }
+
+#[test]
+fn t19_freed_room_goes_to_the_longest_waiting_request_whatever_its_code_type() {
+    let mut f = fixture();
+    let busy = f.cold_lease_within(&code("x", 1), &one_container, Duration::ZERO);
+    // The tenant's one container is busy: "b" waits, then "a".
+    let (b, _) = f.waiting_lease(&code("b", 1), &one_container, Duration::ZERO);
+    let (_a, _) = f.waiting_lease(&code("a", 1), &one_container, Duration::ZERO);
+    // The container fails: its room goes to "b", which asked first ("a" sorts first).
+    let commands = f
+        .engine
+        .release(busy.serial, false, &one_container, f.at(MIN));
+    let started: Vec<&str> = commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Start { code, .. } => Some(code.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec!["acme/b"], "{commands:?}");
+    let (serial, spec, _) = started_spec(&commands)[0].clone();
+    let lease = answer(&f.start(serial, &spec, MIN), b).expect("b's container");
+    assert_eq!(lease.serial, serial);
+    assert_eq!(
+        (f.engine.queued("acme/a"), f.engine.queued("acme/b")),
+        (1, 0)
+    );
+}

@@ -213,21 +213,39 @@ impl PoolEngine {
                 }
                 self.hand_idle(serial, now, out);
             }
-            while let Some(head) = self.queues.get(&key).and_then(VecDeque::front) {
-                let code = head.code.clone();
-                let class = class_for(head.mib, &code);
-                let q = quota(&code.tenant);
-                if self
-                    .make_room(&code.tenant, class.memory_mib, true, q, now, out)
-                    .is_err()
-                {
-                    break;
-                }
-                let Some(queued) = self.pop_queued(&key, |_| true) else {
-                    break;
-                };
-                self.spawn(&code, queued.slot, class, Some(queued.ticket), now, out);
+        }
+        // Freed room goes to the request that has waited longest (tickets count up), whatever
+        // its code type; a code type whose head finds no room (its tenant's quota) steps
+        // aside for the others.
+        let mut blocked: Vec<CodeKey> = Vec::new();
+        loop {
+            let oldest = self
+                .queues
+                .iter()
+                .filter(|(key, _)| !blocked.contains(key))
+                .filter_map(|(key, q)| Some((q.front()?.ticket, key)))
+                .min()
+                .map(|(_, key)| key.clone());
+            let Some(key) = oldest else {
+                break;
+            };
+            let Some(head) = self.queues.get(&key).and_then(VecDeque::front) else {
+                break;
+            };
+            let code = head.code.clone();
+            let class = class_for(head.mib, &code);
+            let q = quota(&code.tenant);
+            if self
+                .make_room(&code.tenant, class.memory_mib, true, q, now, out)
+                .is_err()
+            {
+                blocked.push(key);
+                continue;
             }
+            let Some(queued) = self.pop_queued(&key, |_| true) else {
+                break;
+            };
+            self.spawn(&code, queued.slot, class, Some(queued.ticket), now, out);
         }
     }
 
