@@ -286,6 +286,11 @@ impl AppPolicy for Recording {
         self.log.push((now, format!("minute {f:?}")));
         f
     }
+    fn scale_out(&mut self, now: Millis) -> Option<WarmFloor> {
+        let f = self.inner.scale_out(now);
+        self.log.push((now, format!("scale out {f:?}")));
+        f
+    }
     fn wants_minutes(&self) -> bool {
         self.inner.wants_minutes()
     }

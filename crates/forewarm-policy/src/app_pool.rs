@@ -7,7 +7,8 @@
 //! simulator drives it on a virtual clock; the node's PoolSupervisor drives it with real
 //! containers. A container's removal time is its latest own keep-alive or the latest floor that
 //! holds it; a `Prewarm` decision unloads the container (unless a floor holds it) and acts as a
-//! floor at its time; a newer decision replaces a pending pre-warm.
+//! floor at its time; a newer decision replaces a pending pre-warm. A scale-out the policy asks
+//! for right after an arrival is a floor whose new containers serve only after the start time.
 
 use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
 use crate::size_class::{ProfilePredictor, size_class_for};
@@ -50,6 +51,8 @@ struct Slot {
     expires: Millis,
     floor_until: Millis,
     idle_since: Millis,
+    /// Before this time the container is still starting and cannot serve.
+    ready_at: Millis,
     fresh: bool,
     running_mib: f64,
     /// Position in `busy` while busy.
@@ -70,6 +73,7 @@ pub struct AppPool<P> {
     pending: Option<(Millis, WarmFloor)>,
     next_tick: Millis,
     min_keep: Millis,
+    start_ms: Millis,
 }
 
 impl<P: AppPolicy> AppPool<P> {
@@ -93,6 +97,7 @@ impl<P: AppPolicy> AppPool<P> {
             pending: None,
             next_tick,
             min_keep: 0,
+            start_ms: 0,
         }
     }
 
@@ -106,11 +111,20 @@ impl<P: AppPolicy> AppPool<P> {
         self.min_keep = ms;
     }
 
+    /// Containers started for a policy's [`AppPolicy::scale_out`] serve only `ms` after it
+    /// asked (0, the default: at once). Floors and pre-warms the policy asked for ahead of time
+    /// (minute floors, `Prewarm` decisions) are taken to have been started early enough to be
+    /// ready when they are due; a scale-out reacts to an arrival, so its start time counts. The
+    /// simulator sets it to its cold-start time; memory is counted from the start.
+    pub fn set_start_ms(&mut self, ms: Millis) {
+        self.start_ms = ms;
+    }
+
     /// Hold at least `floor.containers` containers until `floor.until`, pre-warming the
     /// missing ones now (as a policy's floor would): for floors the policy cannot know of,
     /// such as another region's forecast for an application this pool has not seen yet.
     pub fn hold(&mut self, now: Millis, floor: WarmFloor, obs: &mut impl PoolObserver) {
-        self.apply_floor(now, floor, obs);
+        self.apply_floor(now, floor, now, obs);
     }
 
     /// The policy driving the pool.
@@ -133,12 +147,12 @@ impl<P: AppPolicy> AppPool<P> {
             let tick = self.next_tick;
             self.next_tick = tick + MINUTE_MS;
             if let Some(floor) = self.policy.on_minute(tick) {
-                self.apply_floor(tick, floor, obs);
+                self.apply_floor(tick, floor, tick, obs);
             }
             true
         } else if prewarm <= now {
             if let Some((at, floor)) = self.pending.take() {
-                self.apply_floor(at, floor, obs);
+                self.apply_floor(at, floor, at, obs);
             }
             true
         } else {
@@ -195,7 +209,14 @@ impl<P: AppPolicy> AppPool<P> {
         }
     }
 
-    fn apply_floor(&mut self, now: Millis, floor: WarmFloor, obs: &mut impl PoolObserver) {
+    /// Hold `floor`, spawning the missing containers now; they serve from `ready_at`.
+    fn apply_floor(
+        &mut self,
+        now: Millis,
+        floor: WarmFloor,
+        ready_at: Millis,
+        obs: &mut impl PoolObserver,
+    ) {
         self.purge(now, obs);
         let mut held = 0;
         // Busy containers first, then the most recently used idle ones.
@@ -219,6 +240,7 @@ impl<P: AppPolicy> AppPool<P> {
                 expires: floor.until,
                 floor_until: floor.until,
                 idle_since: now,
+                ready_at,
                 fresh: true,
                 running_mib: 0.0,
                 busy_at: usize::MAX,
@@ -246,6 +268,8 @@ impl<P: AppPolicy> AppPool<P> {
             if c.expires < now {
                 self.idle.remove(k);
                 self.remove(id, c.expires, obs);
+            } else if c.ready_at > now {
+                // Still starting: a later arrival gets it.
             } else if f64::from(c.mib) < memory_mib {
                 too_small = true;
             } else {
@@ -274,6 +298,7 @@ impl<P: AppPolicy> AppPool<P> {
                     expires: 0,
                     floor_until: 0,
                     idle_since: now,
+                    ready_at: now,
                     fresh: false,
                     running_mib: memory_mib,
                     busy_at: usize::MAX,
@@ -290,6 +315,9 @@ impl<P: AppPolicy> AppPool<P> {
         };
         self.slots[id].busy_at = self.busy.len();
         self.busy.push(id);
+        if let Some(floor) = self.policy.scale_out(now) {
+            self.apply_floor(now, floor, now + self.start_ms, obs);
+        }
         placement
     }
 
@@ -426,6 +454,49 @@ mod tests {
                 containers: 2,
             }
         }
+    }
+
+    /// Keeps containers 10 s and asks for two containers at every arrival.
+    struct ScaleOut;
+
+    impl AppPolicy for ScaleOut {
+        fn on_arrival(&mut self, _now: Millis) {}
+        fn on_idle(&mut self, now: Millis) -> IdleAction {
+            IdleAction::KeepAlive {
+                until: now + 10_000,
+            }
+        }
+        fn scale_out(&mut self, now: Millis) -> Option<WarmFloor> {
+            Some(WarmFloor {
+                containers: 2,
+                until: now + 10_000,
+            })
+        }
+    }
+
+    #[test]
+    fn a_scale_out_serves_only_once_started() {
+        let mut pool = AppPool::new(ScaleOut, 128.0, false);
+        pool.set_start_ms(1_000);
+        let mut log = Log::default();
+        // The first arrival is cold and starts a second container, ready at 1 s.
+        assert!(matches!(
+            pool.arrive(0, 64.0, &mut log),
+            Placement::Cold { .. }
+        ));
+        assert_eq!(log.prewarmed, vec![0]);
+        // Half a second later it is still starting: cold (and two run, so none is started).
+        assert!(matches!(
+            pool.arrive(500, 64.0, &mut log),
+            Placement::Cold { .. }
+        ));
+        assert_eq!(log.prewarmed, vec![0]);
+        // Once started it serves, and its memory counts from the start.
+        assert!(matches!(
+            pool.arrive(1_500, 64.0, &mut log),
+            Placement::Prewarmed(_)
+        ));
+        assert_eq!(log.idle, vec![(128, 0, 1_500)]);
     }
 
     #[test]

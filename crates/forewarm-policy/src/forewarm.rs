@@ -1,6 +1,6 @@
 //! forewarm's predictive policy.
 //!
-//! Three mechanisms, each where it pays:
+//! Four mechanisms, each where it pays:
 //! - **A price for cold starts** (`forewarm`), or an idle memory budget (`forewarm-keep<P>`,
 //!   `forewarm-<N>mib`). Under a price, each application's window ends where the cold starts
 //!   it saves stop paying for the idle memory-time they cost (one marginal rate across all
@@ -18,6 +18,13 @@
 //!   end.
 //!   Unlike a fixed-range histogram, this has no out-of-bounds case and resolves periods to the
 //!   millisecond, so a timer-driven application costs a minute or two of idle time per period.
+//! - **Scale out instead of holding spares** (priced `forewarm`). Only the container that
+//!   turns idle while no other is idle holds the idle-time window (and only its idle times are
+//!   learnt); one that turns idle while another is idle is spare and kept a minute. When an
+//!   arrival takes the last idle container of an application that ran several at once within
+//!   its concurrency history, the policy asks for more ([`AppPolicy::scale_out`]): that peak,
+//!   or one more than run now under a forecast floor. They serve once started, so a burst
+//!   pays a start's worth of memory per container instead of holding them through every gap.
 //! - **Demand forecasts** for busy applications: the per-minute peak concurrency is forecast
 //!   with augurs (MSTL when a period is detected, ETS otherwise) and held as a floor of warm
 //!   containers, so a ramp is met by containers that already exist.
@@ -89,6 +96,13 @@ pub struct ForewarmConfig {
     pub forecast_minutes: usize,
     /// Factor applied to the forecast peak before rounding up.
     pub floor_headroom: f64,
+    /// Scale out instead of holding spares: with `Some(s)`, only the *lead* (a container that
+    /// turns idle while no other container of the application is idle) holds the idle-time
+    /// window and teaches it; a *spare* (one that turns idle while another is idle) is kept
+    /// `s`. When an arrival takes the last idle container, the application asks for more
+    /// (`AppPolicy::scale_out`, held `s`; see `scale_out_to`). `None`: every container holds
+    /// the window (`forewarm-price<H>h-hold`, the default before issue 14 session 3).
+    pub spare_keep_ms: Option<Millis>,
 }
 
 impl Default for ForewarmConfig {
@@ -111,6 +125,7 @@ impl Default for ForewarmConfig {
             refit_minutes: 15,
             forecast_minutes: 120,
             floor_headroom: 1.2,
+            spare_keep_ms: None,
         }
     }
 }
@@ -126,6 +141,18 @@ fn shortest_cover(sorted: &[Millis], miss: f64) -> (Millis, Millis) {
         .unwrap_or((sorted[0], sorted[n - 1]))
 }
 
+/// A container the policy believes idle.
+#[derive(Debug, Clone, Copy)]
+struct IdleContainer {
+    /// When it turned idle.
+    since: Millis,
+    /// Until when its own decision holds it.
+    until: Millis,
+    /// Kept as a spare (see `ForewarmConfig::spare_keep_ms`): its idle time says nothing about
+    /// the window the first idle container needs, so it is not learnt.
+    spare: bool,
+}
+
 /// forewarm's state for one application.
 #[derive(Debug, Clone)]
 pub struct Forewarm {
@@ -134,8 +161,10 @@ pub struct Forewarm {
     /// Peak concurrency of the current busy period, and of the last finished one.
     burst_peak: u32,
     last_burst_peak: u32,
-    /// When each container that no arrival has taken since turned idle, most recent last.
-    idle_since: Vec<Millis>,
+    /// Containers that no arrival has taken since they turned idle, most recent last.
+    idle_since: Vec<IdleContainer>,
+    /// Containers to ask for at the next `scale_out`.
+    scale_to: Option<u32>,
     idle_times: VecDeque<Millis>,
     /// The same idle times, ascending (kept in step so a window needs no sort).
     sorted: Vec<Millis>,
@@ -174,6 +203,7 @@ impl Forewarm {
             burst_peak: 0,
             last_burst_peak: 0,
             idle_since: Vec::new(),
+            scale_to: None,
             stale: 0,
             window: None,
             minute_peak: 0,
@@ -335,6 +365,51 @@ impl Forewarm {
         self.planned.clear();
     }
 
+    /// With spares, when an arrival has taken the last idle container: how many containers
+    /// (busy or idle) to have for the arrivals that follow, if the application ran several at
+    /// once within its concurrency history. Without a demand forecast that peak, and at least
+    /// one more than run now; under a forecast floor (which sizes the level) one more than run
+    /// now: refilling a busy application to its two-hour peak each time took the busiest class
+    /// to up to 2× hybrid-histogram-4h's idle memory on the train variants
+    /// (docs/benchmarks.md, issue 14 session 3).
+    fn scale_out_to(&self) -> Option<u32> {
+        let peak = self
+            .concurrency
+            .iter()
+            .fold(f64::from(self.minute_peak), |a, b| a.max(*b)) as u32;
+        let one_more = self.busy + 1;
+        match peak {
+            0 | 1 => None,
+            _ if !self.plan.is_empty() => Some(one_more),
+            _ => Some(peak.max(one_more)),
+        }
+    }
+
+    /// Record one idle time (the oldest is forgotten beyond `samples`).
+    fn learn(&mut self, idle: Millis) {
+        if self.idle_times.len() == self.config.samples
+            && let Some(old) = self.idle_times.pop_front()
+            && let Ok(at) = self.sorted.binary_search(&old)
+        {
+            self.sorted.remove(at);
+        }
+        self.idle_times.push_back(idle);
+        let at = self.sorted.partition_point(|s| *s < idle);
+        self.sorted.insert(at, idle);
+        self.stale += 1;
+    }
+
+    /// With spares: the idle container an arrival at `now` takes, as the pool does (the most
+    /// recent one it still holds); when it holds none, the last lead container, whose idle time
+    /// this arrival ends (a miss the window must learn from). Containers gone are forgotten.
+    fn take_idle(&mut self, now: Millis) -> Option<IdleContainer> {
+        let at = self.idle_since.iter().rposition(|c| c.until >= now);
+        let at = at.or_else(|| self.idle_since.iter().rposition(|c| !c.spare));
+        let taken = at.map(|k| self.idle_since.remove(k));
+        self.idle_since.retain(|c| c.until >= now);
+        taken
+    }
+
     fn refit(&mut self) {
         let history: Vec<f64> = self.concurrency.iter().copied().collect();
         let mean = history.iter().sum::<f64>() / history.len().max(1) as f64;
@@ -364,23 +439,33 @@ fn drift(planned: &[f64], actual: &[f64]) -> Option<f64> {
 
 impl AppPolicy for Forewarm {
     fn on_arrival(&mut self, now: Millis) {
-        if let Some(since) = self.idle_since.pop() {
-            if self.idle_times.len() == self.config.samples
-                && let Some(old) = self.idle_times.pop_front()
-                && let Ok(at) = self.sorted.binary_search(&old)
-            {
-                self.sorted.remove(at);
-            }
-            let idle = now.saturating_sub(since);
-            self.idle_times.push_back(idle);
-            let at = self.sorted.partition_point(|s| *s < idle);
-            self.sorted.insert(at, idle);
-            self.stale += 1;
+        let taken = match self.config.spare_keep_ms {
+            None => self.idle_since.pop(),
+            Some(_) => self.take_idle(now),
+        };
+        if let Some(IdleContainer {
+            since,
+            spare: false,
+            ..
+        }) = taken
+        {
+            self.learn(now.saturating_sub(since));
         }
         self.busy += 1;
         self.peak_seen = self.peak_seen.max(self.busy);
         self.burst_peak = self.burst_peak.max(self.busy);
         self.minute_peak = self.minute_peak.max(self.busy);
+        if self.config.spare_keep_ms.is_some() && self.idle_since.is_empty() {
+            self.scale_to = self.scale_out_to();
+        }
+    }
+
+    fn scale_out(&mut self, now: Millis) -> Option<WarmFloor> {
+        let containers = self.scale_to.take()?;
+        Some(WarmFloor {
+            containers,
+            until: now + self.config.spare_keep_ms?,
+        })
     }
 
     fn on_idle(&mut self, now: Millis) -> IdleAction {
@@ -391,12 +476,8 @@ impl AppPolicy for Forewarm {
         if self.idle_since.len() == MAX_IDLE_TRACKED {
             self.idle_since.remove(0);
         }
-        self.idle_since.push(now);
         let window = self.window();
-        // Containers whose own window has passed are gone: forget them.
-        let life = window.map_or(self.config.default_keep_ms, |(_, hi)| hi);
-        self.idle_since.retain(|since| now - since <= life);
-        match window {
+        let action = match window {
             None => IdleAction::KeepAlive {
                 until: now + self.config.default_keep_ms,
             },
@@ -406,10 +487,43 @@ impl AppPolicy for Forewarm {
             Some((lo, hi)) => IdleAction::Prewarm {
                 at: now + lo,
                 until: now + hi,
-                // As many as the last burst needed, or as are idle within one window.
-                containers: (self.idle_since.len() as u32).max(self.last_burst_peak),
+                containers: 1,
             },
-        }
+        };
+        let Some(spare_ms) = self.config.spare_keep_ms else {
+            self.idle_since.push(IdleContainer {
+                since: now,
+                until: now,
+                spare: false,
+            });
+            // Containers whose own window has passed are gone: forget them.
+            let life = window.map_or(self.config.default_keep_ms, |(_, hi)| hi);
+            self.idle_since.retain(|c| now - c.since <= life);
+            return match action {
+                // As many as the last burst needed, or as are idle within one window.
+                IdleAction::Prewarm { at, until, .. } => IdleAction::Prewarm {
+                    at,
+                    until,
+                    containers: (self.idle_since.len() as u32).max(self.last_burst_peak),
+                },
+                keep => keep,
+            };
+        };
+        // Another container is idle already: this one is spare.
+        let spare = self.idle_since.iter().any(|c| c.until >= now);
+        let (action, until) = match action {
+            _ if spare => {
+                let until = now + spare_ms;
+                (IdleAction::KeepAlive { until }, until)
+            }
+            IdleAction::KeepAlive { until } | IdleAction::Prewarm { until, .. } => (action, until),
+        };
+        self.idle_since.push(IdleContainer {
+            since: now,
+            until,
+            spare,
+        });
+        action
     }
 
     fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
@@ -692,6 +806,101 @@ mod tests {
             "{lo}..{hi}"
         );
         assert!(p.assigned().starts_with("partial"), "{}", p.assigned());
+    }
+
+    /// A priced forewarm (256 MiB for one hour per cold start) that keeps spares `spare_ms`.
+    fn with_spares(declared_mib: f64, spare_ms: Millis) -> Forewarm {
+        let mut p = priced(declared_mib);
+        p.config.spare_keep_ms = Some(spare_ms);
+        p
+    }
+
+    /// Bursts of three overlapping invocations every 20 minutes; the decisions of the last.
+    fn bursts(p: &mut Forewarm, n: u64) -> Vec<IdleAction> {
+        let mut last = Vec::new();
+        for i in 0..n {
+            let t = i * 20 * MINUTE_MS;
+            for k in 0..3 {
+                p.on_arrival(t + k);
+            }
+            last = (0..3).map(|k| p.on_idle(t + 1_000 + k)).collect();
+        }
+        last
+    }
+
+    #[test]
+    fn spares_are_kept_a_minute_and_the_first_idle_container_its_window() {
+        let mut p = with_spares(256.0, MINUTE_MS);
+        let last = bursts(&mut p, 10);
+        let end = 9 * 20 * MINUTE_MS + 1_000;
+        // The first to turn idle is the one the next burst's first arrival waits for.
+        match last[0] {
+            IdleAction::Prewarm { at, containers, .. } => {
+                assert!(
+                    at - end > 15 * MINUTE_MS && containers == 1,
+                    "{:?}",
+                    last[0]
+                );
+            }
+            IdleAction::KeepAlive { until } => assert!(until - end > 20 * MINUTE_MS),
+        }
+        for (k, action) in last.iter().enumerate().skip(1) {
+            let until = end + k as Millis + MINUTE_MS;
+            assert_eq!(*action, IdleAction::KeepAlive { until });
+        }
+        // Holding every container: all three hold the window.
+        let mut hold = priced(256.0);
+        let last = bursts(&mut hold, 10);
+        assert!(
+            matches!(last[2], IdleAction::Prewarm { containers: 3, .. }),
+            "{:?}",
+            last[2]
+        );
+    }
+
+    #[test]
+    fn taking_the_last_idle_container_scales_out_to_the_recent_peak() {
+        let mut p = with_spares(256.0, MINUTE_MS);
+        bursts(&mut p, 10);
+        let t = 10 * 20 * MINUTE_MS;
+        p.on_arrival(t);
+        assert_eq!(
+            p.scale_out(t),
+            Some(WarmFloor {
+                containers: 3,
+                until: t + MINUTE_MS
+            })
+        );
+        assert_eq!(p.scale_out(t), None, "asked once");
+        // An application that never ran two at once does not scale out.
+        let mut single = with_spares(256.0, MINUTE_MS);
+        feed(&mut single, std::iter::repeat_n(5 * MINUTE_MS, 10));
+        assert_eq!(single.scale_out(50 * MINUTE_MS), None);
+        // Under a forecast floor, one more than run now, not the history's peak of 8.
+        let mut busy = with_spares(256.0, MINUTE_MS);
+        floors(&mut busy, 180, |m| if m < 100 { 8 } else { 4 });
+        let t = 180 * MINUTE_MS;
+        for k in 0..4 {
+            busy.on_arrival(t + 1 + k);
+        }
+        let floor = busy.scale_out(t + 4).map(|f| f.containers);
+        assert_eq!(floor, Some(5), "{}", busy.describe());
+        // Holding every container, nothing is asked for.
+        let mut hold = priced(256.0);
+        bursts(&mut hold, 10);
+        hold.on_arrival(t);
+        assert_eq!(hold.scale_out(t), None);
+    }
+
+    #[test]
+    fn with_spares_an_arrival_after_the_window_is_still_learnt() {
+        // Twenty 5-minute idle times, then hour-long ones: each of those arrives after the
+        // container was gone, and the window must grow to hold them.
+        let mut p = with_spares(16.0, MINUTE_MS);
+        let idle = (0..40).map(|i| if i < 20 { 5 * MINUTE_MS } else { HOUR_MS });
+        feed(&mut p, idle);
+        let (_, hi) = p.window().expect("a window");
+        assert!(hi > HOUR_MS, "{hi}");
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub trait AppPolicy: Send {
         None
     }
 
+    /// Right after [`AppPolicy::on_arrival`]: optionally ask for containers for the arrivals
+    /// that follow this one (a burst starting). Nothing predicted them ahead, so they are
+    /// started now and serve only once started (see `AppPool::set_start_ms`).
+    fn scale_out(&mut self, _now: Millis) -> Option<WarmFloor> {
+        None
+    }
+
     /// Whether this policy wants [`AppPolicy::on_minute`] calls (they cost time when unused).
     fn wants_minutes(&self) -> bool {
         false
@@ -98,6 +105,9 @@ macro_rules! forward_policy {
             }
             fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
                 (**self).on_minute(now)
+            }
+            fn scale_out(&mut self, now: Millis) -> Option<WarmFloor> {
+                (**self).scale_out(now)
             }
             fn wants_minutes(&self) -> bool {
                 (**self).wants_minutes()

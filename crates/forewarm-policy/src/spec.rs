@@ -21,9 +21,14 @@ pub enum IdleBudget {
     /// No budget: a price. One cold start is worth keeping the median application of the past
     /// (median of the past costs; without history 256 MiB) warm for `hours`
     /// (`forewarm-price<H>h`; `forewarm` = 4 hours). See `ForewarmConfig::worth_mib_ms`.
+    /// Spare containers are kept a minute and the application scales out when its last idle
+    /// container is taken (`ForewarmConfig::spare_keep_ms`), unless `hold_spares`
+    /// (`forewarm-price<H>h-hold`, the default before): then every container holds the window.
     Price {
         /// Hours of the median application's memory one cold start is worth.
         hours: u32,
+        /// Every idle container holds the idle-time window; no scale-out.
+        hold_spares: bool,
     },
 }
 
@@ -79,7 +84,7 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h, faascache-<N>gib, \
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-hold], faascache-<N>gib, \
      faascache-nofreq-<N>gib, spes or oracle"
 )]
 pub struct PolicySpecError {
@@ -91,6 +96,11 @@ pub struct PolicySpecError {
 /// hybrid-histogram-4h, the baseline that keeps any application whose idle times fall within
 /// it warm. Chosen among 1, 2 and 4 hours on the train variants only (docs/benchmarks.md).
 const DEFAULT_PRICE_HOURS: u32 = 4;
+
+/// How long a priced `forewarm` keeps a spare container (one that turns idle while another is
+/// idle), and holds the containers a scale-out starts. Chosen among 30, 60, 120 and 300 s on the
+/// train variants only (docs/benchmarks.md, issue 14 session 3).
+const SPARE_KEEP_MS: Millis = MINUTE_MS;
 
 impl PolicySpec {
     /// The policies compared when none is named.
@@ -107,6 +117,7 @@ impl PolicySpec {
     pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
         budget: IdleBudget::Price {
             hours: DEFAULT_PRICE_HOURS,
+            hold_spares: false,
         },
     };
 
@@ -134,7 +145,7 @@ impl PolicySpec {
             PolicySpec::Forewarm { budget } => {
                 let costs = app.past_costs_mib;
                 let worth_mib_ms = match budget {
-                    IdleBudget::Price { hours } => {
+                    IdleBudget::Price { hours, .. } => {
                         let reference = if costs.is_empty() {
                             f64::from(DEFAULT_REFERENCE_MIB)
                         } else {
@@ -159,6 +170,12 @@ impl PolicySpec {
                     ForewarmConfig {
                         idle_budget_mib,
                         worth_mib_ms,
+                        spare_keep_ms: match budget {
+                            IdleBudget::Price {
+                                hold_spares: false, ..
+                            } => Some(SPARE_KEEP_MS),
+                            _ => None,
+                        },
                         ..ForewarmConfig::default()
                     },
                     app.declared_mib,
@@ -187,9 +204,19 @@ impl FromStr for PolicySpec {
             "oracle" => Ok(PolicySpec::Oracle),
             "spes" => Ok(PolicySpec::Spes),
             _ => {
-                if let Some(n) = param("forewarm-price", "h") {
+                if let Some(n) = param("forewarm-price", "h-hold") {
                     n.map(|hours| PolicySpec::Forewarm {
-                        budget: IdleBudget::Price { hours },
+                        budget: IdleBudget::Price {
+                            hours,
+                            hold_spares: true,
+                        },
+                    })
+                } else if let Some(n) = param("forewarm-price", "h") {
+                    n.map(|hours| PolicySpec::Forewarm {
+                        budget: IdleBudget::Price {
+                            hours,
+                            hold_spares: false,
+                        },
                     })
                 } else if let Some(n) = param("forewarm-keep", "") {
                     let percent =
@@ -237,8 +264,12 @@ impl fmt::Display for PolicySpec {
                 budget: IdleBudget::Mib(mib),
             } => write!(f, "forewarm-{mib}mib"),
             PolicySpec::Forewarm {
-                budget: IdleBudget::Price { hours },
-            } => write!(f, "forewarm-price{hours}h"),
+                budget: IdleBudget::Price { hours, hold_spares },
+            } => write!(
+                f,
+                "forewarm-price{hours}h{}",
+                if *hold_spares { "-hold" } else { "" }
+            ),
             PolicySpec::FaasCache {
                 gib,
                 frequency: true,
@@ -269,6 +300,7 @@ mod tests {
             "forewarm-2000mib",
             "forewarm-keep90",
             "forewarm-price1h",
+            "forewarm-price4h-hold",
             "forewarm-keep79",
             "faascache-2000gib",
             "faascache-nofreq-800gib",

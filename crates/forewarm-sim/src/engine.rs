@@ -87,6 +87,7 @@ impl AppSim {
     /// Run `workload` through `policy` and report the measured outcome.
     pub fn run(policy: &mut dyn AppPolicy, workload: &Workload, params: SimParams) -> AppOutcome {
         let mut pool = AppPool::new(policy, workload.app_memory_mib, params.profiles);
+        pool.set_start_ms(params.cold_start_ms);
         let mut acc = Accounting {
             params,
             out: AppOutcome::default(),
