@@ -100,8 +100,8 @@ pub struct ForewarmConfig {
     /// turns idle while no other container of the application is idle) holds the idle-time
     /// window and teaches it; a *spare* (one that turns idle while another is idle) is kept
     /// `s`. When an arrival takes the last idle container, the application asks for more
-    /// (`AppPolicy::scale_out`, held `s`; see `scale_out_to`). `None`: every container holds
-    /// the window (`forewarm-price<H>h-hold`, the default before issue 14 session 3).
+    /// (`AppPolicy::scale_out`, held `s`; see `scale_out_to`); `forewarm-price<H>h-scaleout`.
+    /// `None`: every container holds the window (the default, `forewarm`).
     pub spare_keep_ms: Option<Millis>,
 }
 

@@ -21,14 +21,16 @@ pub enum IdleBudget {
     /// No budget: a price. One cold start is worth keeping the median application of the past
     /// (median of the past costs; without history 256 MiB) warm for `hours`
     /// (`forewarm-price<H>h`; `forewarm` = 4 hours). See `ForewarmConfig::worth_mib_ms`.
-    /// Spare containers are kept a minute and the application scales out when its last idle
-    /// container is taken (`ForewarmConfig::spare_keep_ms`), unless `hold_spares`
-    /// (`forewarm-price<H>h-hold`, the default before): then every container holds the window.
+    /// Every idle container holds the idle-time window, unless `scale_out`
+    /// (`forewarm-price<H>h-scaleout`, issue 14 session 3; not the default, see
+    /// docs/policies.md): then spare containers are kept a minute and the application scales
+    /// out when its last idle container is taken (`ForewarmConfig::spare_keep_ms`).
     Price {
         /// Hours of the median application's memory one cold start is worth.
         hours: u32,
-        /// Every idle container holds the idle-time window; no scale-out.
-        hold_spares: bool,
+        /// Spares kept a minute and a scale-out when the last idle container is taken,
+        /// instead of every container holding the window.
+        scale_out: bool,
     },
 }
 
@@ -84,7 +86,7 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-hold], faascache-<N>gib, \
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-scaleout], faascache-<N>gib, \
      faascache-nofreq-<N>gib, spes or oracle"
 )]
 pub struct PolicySpecError {
@@ -117,7 +119,7 @@ impl PolicySpec {
     pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
         budget: IdleBudget::Price {
             hours: DEFAULT_PRICE_HOURS,
-            hold_spares: false,
+            scale_out: false,
         },
     };
 
@@ -172,7 +174,7 @@ impl PolicySpec {
                         worth_mib_ms,
                         spare_keep_ms: match budget {
                             IdleBudget::Price {
-                                hold_spares: false, ..
+                                scale_out: true, ..
                             } => Some(SPARE_KEEP_MS),
                             _ => None,
                         },
@@ -204,18 +206,18 @@ impl FromStr for PolicySpec {
             "oracle" => Ok(PolicySpec::Oracle),
             "spes" => Ok(PolicySpec::Spes),
             _ => {
-                if let Some(n) = param("forewarm-price", "h-hold") {
+                if let Some(n) = param("forewarm-price", "h-scaleout") {
                     n.map(|hours| PolicySpec::Forewarm {
                         budget: IdleBudget::Price {
                             hours,
-                            hold_spares: true,
+                            scale_out: true,
                         },
                     })
                 } else if let Some(n) = param("forewarm-price", "h") {
                     n.map(|hours| PolicySpec::Forewarm {
                         budget: IdleBudget::Price {
                             hours,
-                            hold_spares: false,
+                            scale_out: false,
                         },
                     })
                 } else if let Some(n) = param("forewarm-keep", "") {
@@ -264,11 +266,11 @@ impl fmt::Display for PolicySpec {
                 budget: IdleBudget::Mib(mib),
             } => write!(f, "forewarm-{mib}mib"),
             PolicySpec::Forewarm {
-                budget: IdleBudget::Price { hours, hold_spares },
+                budget: IdleBudget::Price { hours, scale_out },
             } => write!(
                 f,
                 "forewarm-price{hours}h{}",
-                if *hold_spares { "-hold" } else { "" }
+                if *scale_out { "-scaleout" } else { "" }
             ),
             PolicySpec::FaasCache {
                 gib,
@@ -300,7 +302,7 @@ mod tests {
             "forewarm-2000mib",
             "forewarm-keep90",
             "forewarm-price1h",
-            "forewarm-price4h-hold",
+            "forewarm-price4h-scaleout",
             "forewarm-keep79",
             "faascache-2000gib",
             "faascache-nofreq-800gib",
