@@ -108,6 +108,7 @@ for _ in $(seq 150); do
   sleep 0.2
 done
 echo "healed: node transport back on all three after $(python3 -c "print(round($(date +%s.%N) - $healed_at, 2))")s: $linked"
+echo "RESULT S2b-region-$MODE requests=$asked acknowledged=$acked lost=${#missing[@]} duplicated=- stale=- failover_ms=-"
 if [ "$acked" != "$asked" ] || [ ${#missing[@]} != 0 ] || [ "$linked" != yes ]; then
   echo "chaos: FAILED: acknowledged $acked of $asked; missing on $REGION: ${missing[*]}; transport back: $linked" >&2
   exit 1
