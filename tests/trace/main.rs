@@ -5,6 +5,7 @@ use std::path::Path;
 
 use forewarm_tests::gen_trace;
 use forewarm_trace::{TraceError, TraceStats, Window, read_trace};
+use proptest::prelude::*;
 
 const INV: &str = "invocations_per_function_md.anon.d01.csv";
 const DUR: &str = "function_durations_percentiles.anon.d01.csv";
@@ -241,4 +242,117 @@ fn t09_generator_is_deterministic_and_matches_published_shape() {
     );
     assert!((1.6..2.4).contains(&stats.diurnal_swing), "{stats}");
     assert!((0.25..0.55).contains(&stats.bursty_apps), "{stats}");
+}
+
+/// The three files of a day, and for each a valid data row (as cells) with the columns that
+/// hold numbers.
+fn row_template(file: &str) -> (Vec<String>, std::ops::Range<usize>) {
+    let row = match file {
+        INV => counts_row("ox,ax,fx", "http", &[(3, 2)]),
+        DUR => "ox,ax,fx,100,3,10,500,10,12,50,90,150,400,500".to_owned(),
+        _ => "ox,ax,10,120,100,105,110,120,130,140,150,160".to_owned(),
+    };
+    let cells: Vec<String> = row.split(',').map(str::to_owned).collect();
+    let numbers = match file {
+        INV => 4..cells.len(),
+        DUR => 3..cells.len(),
+        _ => 2..cells.len(),
+    };
+    (cells, numbers)
+}
+
+/// `write_small`'s trace with `row` (raw bytes, no line end) put in `file` as data row `at`
+/// (clamped); returns the row's 1-based line.
+fn write_small_with(dir: &Path, file: &str, at: usize, row: &[u8]) -> u64 {
+    write_small(dir);
+    let text = fs::read_to_string(dir.join(file)).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = 1 + at.min(lines.len() - 1);
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == at {
+            out.extend_from_slice(row);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    if at == lines.len() {
+        out.extend_from_slice(row);
+        out.push(b'\n');
+    }
+    fs::write(dir.join(file), out).expect("write");
+    at as u64 + 1
+}
+
+fn any_file() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just(INV), Just(DUR), Just(MEM)]
+}
+
+/// Cells no column of any file accepts as a number (the last one is not UTF-8).
+const BAD_NUMBERS: [&[u8]; 9] = [
+    b"x", b"-1", b"", b"NaN", b"inf", b"1e400", b" -0.5 ", b"0x10", b"\xff",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// p01: any line (any bytes, quotes and line ends included) in any of a day's files: the
+    /// trace reads, or the error is a malformed-file error that names that file and a line
+    /// at or past the one added, never a panic.
+    #[test]
+    fn p01_arbitrary_lines_read_or_name_file_and_line(
+        file in any_file(),
+        at in 0usize..4,
+        line in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let added = write_small_with(dir.path(), file, at, &line);
+        let Err(e) = read_trace(dir.path(), Window::all()) else { return Ok(()) };
+        let shown = e.to_string();
+        let (name, at_line, column, _) = malformed(e);
+        prop_assert_eq!(name.as_str(), file, "{}", shown);
+        let lines = fs::read(dir.path().join(file)).expect("read").iter().filter(|b| **b == b'\n').count() as u64;
+        prop_assert!((added..=lines + 1).contains(&at_line), "{}", shown);
+        prop_assert!(column >= 1, "{}", shown);
+        prop_assert!(shown.contains(&format!("{file}:{at_line}:{column}: ")), "{}", shown);
+    }
+
+    /// p02: one cell of an otherwise valid row replaced by anything without a quote, comma
+    /// or line end: the trace reads, or the error names that file, line and column; a cell
+    /// that is no count or number in a numeric column is always that error.
+    #[test]
+    fn p02_a_bad_cell_is_named_by_file_line_and_column(
+        file in any_file(),
+        at in 0usize..4,
+        column in any::<prop::sample::Index>(),
+        cell in prop_oneof![
+            prop::sample::select(BAD_NUMBERS.to_vec()).prop_map(|b| (b.to_vec(), true)),
+            prop::collection::vec(
+                any::<u8>().prop_filter("no quote, comma or line end", |b| !b"\",\r\n".contains(b)),
+                0..20,
+            ).prop_map(|b| (b, false)),
+        ],
+    ) {
+        let (cells, numbers) = row_template(file);
+        let column = column.index(cells.len());
+        let (cell, bad) = cell;
+        let mut row = Vec::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                row.push(b',');
+            }
+            row.extend_from_slice(if i == column { &cell } else { c.as_bytes() });
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let line = write_small_with(dir.path(), file, at, &row);
+        match read_trace(dir.path(), Window::all()) {
+            Ok(_) => prop_assert!(!(bad && numbers.contains(&column)), "{:?} read as a number", cell),
+            Err(e) => {
+                let shown = e.to_string();
+                let (name, at_line, at_column, _) = malformed(e);
+                prop_assert_eq!((name.as_str(), at_line, at_column), (file, line, column + 1), "{}", shown);
+            }
+        }
+    }
 }

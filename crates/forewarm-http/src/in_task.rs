@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::HttpError;
@@ -166,10 +166,18 @@ async fn exchange_on(
             _ => io(e),
         });
     }
+    let (answer, reusable) = read_answer(&mut stream).await?;
+    Ok((answer, reusable.then_some(stream)))
+}
+
+/// Read one answer from `stream`; also says whether the connection may carry another
+/// exchange (kept alive, and the answer's end was framed rather than the connection's close).
+async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Answer, bool), Failure> {
+    let io = |e: std::io::Error| Failure::Broken(e.to_string());
     let mut buf = Vec::with_capacity(1024);
     // The head.
     let (status, head_len, framing, keep_alive) = loop {
-        let n = read_some(&mut stream, &mut buf).await;
+        let n = read_some(stream, &mut buf).await;
         match n {
             Ok(0) if buf.is_empty() => return Err(Failure::ClosedBeforeAnswer),
             Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
@@ -213,29 +221,30 @@ async fn exchange_on(
     buf.drain(..head_len);
     let body = match framing {
         Framing::Length(n) if n > MAX_ANSWER => {
-            return Err(Failure::Bad(format!("{n} bytes")));
+            return Err(Failure::Bad(format!(
+                "content-length {n} is over the limit of {MAX_ANSWER} bytes"
+            )));
         }
         Framing::Length(n) => {
             while buf.len() < n {
-                if read_some(&mut stream, &mut buf).await.map_err(io)? == 0 {
+                if read_some(stream, &mut buf).await.map_err(io)? == 0 {
                     return Err(Failure::Broken(String::from("closed mid-answer")));
                 }
             }
             buf.truncate(n);
             buf
         }
-        Framing::Chunked => read_chunked(&mut stream, buf).await?,
+        Framing::Chunked => read_chunked(stream, buf).await?,
         Framing::UntilClose => {
-            while read_some(&mut stream, &mut buf).await.map_err(io)? != 0 {
+            while read_some(stream, &mut buf).await.map_err(io)? != 0 {
                 if buf.len() > MAX_ANSWER {
                     return Err(Failure::Bad(String::from("answer too large")));
                 }
             }
-            return Ok((Answer { status, body: buf }, None));
+            return Ok((Answer { status, body: buf }, false));
         }
     };
-    let stream = keep_alive.then_some(stream);
-    Ok((Answer { status, body }, stream))
+    Ok((Answer { status, body }, keep_alive))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -245,44 +254,83 @@ enum Framing {
     UntilClose,
 }
 
-async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     buf.reserve(4096);
     stream.read_buf(buf).await
 }
 
-/// Decode a chunked body whose first bytes are in `buf`.
-async fn read_chunked(stream: &mut TcpStream, mut buf: Vec<u8>) -> Result<Vec<u8>, Failure> {
+/// Decode a chunked body whose first bytes are in `buf`, up to the end of its trailer.
+async fn read_chunked<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, Failure> {
     let io = |e: std::io::Error| Failure::Broken(e.to_string());
     let mut body = Vec::new();
     loop {
-        // A size line.
-        let line_end = loop {
-            if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
-                break i;
-            }
-            if buf.len() > 1024 || read_some(stream, &mut buf).await.map_err(io)? == 0 {
-                return Err(Failure::Bad(String::from("bad chunk size line")));
-            }
-        };
+        let line_end = read_line(stream, &mut buf, "chunk size").await?;
         let line = std::str::from_utf8(&buf[..line_end]).unwrap_or("");
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16)
             .map_err(|_| Failure::Bad(format!("bad chunk size {size_text:?}")))?;
         buf.drain(..line_end + 2);
+        if size == 0 {
+            // The trailer: fields, if any, up to an empty line. Read to its end, so that a
+            // kept-alive connection starts the next answer where it starts.
+            let mut trailer = 0;
+            loop {
+                let line_end = read_line(stream, &mut buf, "trailer").await?;
+                buf.drain(..line_end + 2);
+                if line_end == 0 {
+                    return Ok(body);
+                }
+                trailer += line_end + 2;
+                if trailer > 1024 {
+                    return Err(Failure::Bad(String::from("trailer over 1 KiB")));
+                }
+            }
+        }
         // Checked before any arithmetic on `size`: a size near usize::MAX must not overflow.
         if size > MAX_ANSWER - body.len() {
             return Err(Failure::Bad(String::from("answer too large")));
         }
-        // The chunk and its CRLF (the last chunk is followed by an empty trailer line).
+        // The chunk and its CRLF.
         while buf.len() < size + 2 {
             if read_some(stream, &mut buf).await.map_err(io)? == 0 {
                 return Err(Failure::Broken(String::from("closed mid-chunk")));
             }
         }
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(Failure::Bad(format!(
+                "a chunk of {size} bytes is not followed by CRLF"
+            )));
+        }
         body.extend_from_slice(&buf[..size]);
         buf.drain(..size + 2);
-        if size == 0 {
-            return Ok(body);
+    }
+}
+
+/// The length of the line at the start of `buf` (reading more as needed), without its CRLF;
+/// a line is at most 1 KiB (`what` names it in the error).
+async fn read_line<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<usize, Failure> {
+    loop {
+        if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+            return Ok(i);
+        }
+        if buf.len() > 1024 {
+            return Err(Failure::Bad(format!("{what} line over 1 KiB")));
+        }
+        let read = read_some(stream, buf)
+            .await
+            .map_err(|e| Failure::Broken(e.to_string()))?;
+        if read == 0 {
+            return Err(Failure::Broken(format!("closed mid-{what} line")));
         }
     }
 }
@@ -418,3 +466,7 @@ mod tests {
         assert!(matches!(e, HttpError::Protocol { .. }), "{e}");
     }
 }
+
+#[cfg(test)]
+#[path = "in_task_props.rs"]
+mod props;

@@ -273,18 +273,17 @@ struct NewTenant {
     allowed_regions: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct TenantCreated {
-    tenant: String,
-    token: String,
+/// What `POST /v1/tenants` asks for, checked: a valid name, quotas in range, valid regions.
+#[derive(Debug)]
+struct TenantRequest {
+    name: String,
+    max_warm: u32,
+    max_memory_mib: u64,
+    allowed_regions: Vec<String>,
 }
 
-async fn create_tenant(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
-    api.admin(&headers)?;
+/// The body of `POST /v1/tenants`, read and checked (400 or 413 otherwise).
+fn tenant_request(body: Result<Bytes, BytesRejection>) -> ApiResult<TenantRequest> {
     let (req, _) = json_body::<NewTenant>(body, false)?;
     if !valid_id(&req.name) {
         return Err(ApiError::bad(
@@ -309,13 +308,34 @@ async fn create_tenant(
             format!("region {bad:?} must be 1-32 of a-z, 0-9 and '-'"),
         ));
     }
+    Ok(TenantRequest {
+        name: req.name,
+        max_warm,
+        max_memory_mib,
+        allowed_regions: req.allowed_regions,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct TenantCreated {
+    tenant: String,
+    token: String,
+}
+
+async fn create_tenant(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    api.admin(&headers)?;
+    let req = tenant_request(body)?;
     let token = format!("fwt_{}", new_token());
     let token_sha256 = hash_token(&token);
     let tenant = Tenant {
         id: req.name.clone(),
         token_sha256: token_sha256.clone(),
-        max_warm,
-        max_memory_mib,
+        max_warm: req.max_warm,
+        max_memory_mib: req.max_memory_mib,
         allowed_regions: req.allowed_regions,
     };
     let written = api
@@ -432,19 +452,21 @@ struct CodeBody {
     max_queue: Option<u32>,
 }
 
-async fn put_code(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let tenant = api.tenant(&headers)?;
-    if !valid_code_name(&name) {
-        return Err(ApiError::bad(
-            "invalid_name",
-            format!("code name {name:?} must be 1-64 of A-Z, a-z, 0-9, '-', '_', '.'"),
-        ));
-    }
+/// What `PUT /v1/codes/{code}` asks for, checked: a workload within its bounds that fits
+/// the memory limit, limits, deadline and queue in range, an image reference.
+#[derive(Debug)]
+struct CodeRequest {
+    workload: Workload,
+    image: String,
+    max_memory_mib: u32,
+    max_cpu_millis: u32,
+    timeout_ms: u64,
+    max_queue: u32,
+}
+
+/// The body of `PUT /v1/codes/{code}`, read and checked (400 or 413 otherwise); a code type
+/// that names no image gets `runner_image`.
+fn code_request(body: Result<Bytes, BytesRejection>, runner_image: &str) -> ApiResult<CodeRequest> {
     let (req, _) = json_body::<CodeBody>(body, true)?;
     req.workload
         .validate()
@@ -471,7 +493,7 @@ async fn put_code(
             format!("max_queue {max_queue} must be 0..={MAX_MAX_QUEUE}"),
         ));
     }
-    if req.workload.mem_mib + RUNNER_OVERHEAD_MIB > u64::from(max_memory_mib) {
+    if req.workload.mem_mib.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(max_memory_mib) {
         return Err(ApiError::bad(
             "invalid_limits",
             format!(
@@ -480,15 +502,37 @@ async fn put_code(
             ),
         ));
     }
-    let image = req
-        .image
-        .unwrap_or_else(|| api.shared.config.runner_image.clone());
+    let image = req.image.unwrap_or_else(|| runner_image.to_owned());
     if image.is_empty() || image.len() > 256 || image.chars().any(char::is_whitespace) {
         return Err(ApiError::bad(
             "invalid_image",
             format!("image {image:?} is not an image reference"),
         ));
     }
+    Ok(CodeRequest {
+        workload: req.workload,
+        image,
+        max_memory_mib,
+        max_cpu_millis,
+        timeout_ms,
+        max_queue,
+    })
+}
+
+async fn put_code(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let tenant = api.tenant(&headers)?;
+    if !valid_code_name(&name) {
+        return Err(ApiError::bad(
+            "invalid_name",
+            format!("code name {name:?} must be 1-64 of A-Z, a-z, 0-9, '-', '_', '.'"),
+        ));
+    }
+    let req = code_request(body, &api.shared.config.runner_image)?;
     let existed = api
         .shared
         .catalog
@@ -498,11 +542,11 @@ async fn put_code(
         tenant: tenant.id.clone(),
         name: name.clone(),
         workload: req.workload,
-        image,
-        max_memory_mib,
-        max_cpu_millis,
-        timeout_ms,
-        max_queue,
+        image: req.image,
+        max_memory_mib: req.max_memory_mib,
+        max_cpu_millis: req.max_cpu_millis,
+        timeout_ms: req.timeout_ms,
+        max_queue: req.max_queue,
         version: 0,
         // This put's id: sent again (a forward that lost its answer), it is not stored twice.
         writes: vec![(new_id(), 0)],
@@ -559,22 +603,19 @@ async fn get_code(
     Ok(Json(code_view(&code)))
 }
 
-async fn invoke(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+/// The body of `POST /v1/invoke/{code}`: overrides of `code`'s workload that keep it within
+/// its bounds and its memory limit (400 or 413 otherwise), and the body's size.
+fn invoke_request(
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let received = Instant::now();
-    let tenant = api.tenant(&headers)?;
-    let code = api.code(&tenant, &name)?;
+    code: &Code,
+) -> ApiResult<(WorkloadOverrides, usize)> {
     let (overrides, payload_bytes) = json_body::<WorkloadOverrides>(body, true)?;
     code.workload
         .with(&overrides)
         .validate()
         .map_err(|e| ApiError::bad("invalid_overrides", e.to_string()))?;
     if let Some(m) = overrides.mem_mib
-        && m + RUNNER_OVERHEAD_MIB > u64::from(code.max_memory_mib)
+        && m.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(code.max_memory_mib)
     {
         return Err(ApiError::bad(
             "invalid_overrides",
@@ -584,6 +625,19 @@ async fn invoke(
             ),
         ));
     }
+    Ok((overrides, payload_bytes))
+}
+
+async fn invoke(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let received = Instant::now();
+    let tenant = api.tenant(&headers)?;
+    let code = api.code(&tenant, &name)?;
+    let (overrides, payload_bytes) = invoke_request(body, &code)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -870,3 +924,7 @@ async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serd
         "containers": entries,
     })))
 }
+
+#[cfg(test)]
+#[path = "api_props.rs"]
+mod props;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 pub use forewarm_cluster::ClusterConfig;
 use forewarm_policy::PolicySpec;
+use forewarm_store::Retention;
 use serde::Deserialize;
 
 /// Everything a node needs to start. Every field has a default but `data_dir`.
@@ -169,6 +170,15 @@ impl NodeConfig {
         Ok(config)
     }
 
+    /// How long the sample store keeps raw samples and per-minute rollups (a retention past
+    /// what milliseconds in a `u64` count, 584 million years, is for ever).
+    pub fn retention(&self) -> Retention {
+        Retention {
+            raw_ms: self.raw_retention_hours.saturating_mul(3_600_000),
+            rollup_ms: self.rollup_retention_days.saturating_mul(86_400_000),
+        }
+    }
+
     /// Take the cluster secret from FOREWARM_CLUSTER_SECRET when the file names none.
     pub fn secret_from_env(&mut self) {
         if self.cluster.secret.is_none() {
@@ -219,3 +229,7 @@ impl NodeConfig {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_props.rs"]
+mod props;

@@ -50,7 +50,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use forewarm_runtime::{ContainerRuntime, RuntimeError, reap_unowned};
-use forewarm_store::{Retention, SampleStore, StoreError};
+use forewarm_store::{SampleStore, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
@@ -160,10 +160,7 @@ impl Node {
         })?;
         let store = Arc::new(SampleStore::open(
             &config.data_dir.join("forewarm.redb"),
-            Retention {
-                raw_ms: config.raw_retention_hours * 3_600_000,
-                rollup_ms: config.rollup_retention_days * 86_400_000,
-            },
+            config.retention(),
         )?);
         let listen = config.listen;
         let listener = tokio::net::TcpListener::bind(listen)

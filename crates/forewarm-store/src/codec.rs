@@ -100,6 +100,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn sample() -> Sample {
@@ -157,5 +159,82 @@ mod tests {
             decode("c", &[7]),
             Err(String::from("unknown sample encoding 7"))
         );
+    }
+
+    /// Any sample: every integer and float (NaN and infinities too), any tenant name.
+    fn any_sample() -> impl Strategy<Value = Sample> {
+        let start = prop_oneof![Just(Start::Cold), Just(Start::Warm), Just(Start::Prewarmed)];
+        (any::<[u64; 3]>(), any::<[f64; 4]>(), ".{0,40}", start).prop_map(
+            |(ints, floats, tenant, start)| {
+                let mut s = sample();
+                [s.at_ms, s.io_kib, s.payload_bytes] = ints;
+                [s.cpu_ms, s.peak_mib, s.duration_ms, s.latency_ms] = floats;
+                s.code = format!("{tenant}/c");
+                (s.tenant, s.start) = (tenant, start);
+                s
+            },
+        )
+    }
+
+    /// The floats by their bits: NaN and -0.0 must come back as they went in.
+    fn bits(s: &Sample) -> [u64; 4] {
+        [s.cpu_ms, s.peak_mib, s.duration_ms, s.latency_ms].map(f64::to_bits)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Any sample (NaN, infinities, any tenant name) comes back bit for bit.
+        #[test]
+        fn p01_encode_then_decode_is_the_identity(s in any_sample()) {
+            let back = decode(&s.code, &encode(&s)).expect("decodes");
+            prop_assert_eq!(bits(&back), bits(&s));
+            prop_assert_eq!(encode(&back), encode(&s));
+            prop_assert_eq!((&back.tenant, &back.code, back.start), (&s.tenant, &s.code, s.start));
+        }
+
+        /// Arbitrary bytes, as they are or behind a version-1 or JSON first byte: a sample
+        /// or an error, never a panic.
+        #[test]
+        fn p02_arbitrary_bytes_decode_to_a_sample_or_an_error(
+            first in prop_oneof![Just(None), Just(Some(V1)), Just(Some(b'{'))],
+            rest in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let bytes: Vec<u8> = first.into_iter().chain(rest).collect();
+            if let Err(e) = decode("c", &bytes) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+
+        /// A stored record cut short, grown, with a byte inserted or changed: an error or a
+        /// sample, never a panic; one cut short or grown at its end is always an error.
+        #[test]
+        fn p03_damaged_records_never_panic(
+            s in any_sample(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            how in 0u8..4,
+        ) {
+            let mut bytes = encode(&s);
+            let i = at.index(bytes.len());
+            match how {
+                0 => {
+                    bytes.truncate(i);
+                    prop_assert!(decode("c", &bytes).is_err(), "cut at {}", i);
+                }
+                1 => {
+                    bytes.push(byte);
+                    prop_assert!(decode("c", &bytes).is_err(), "grown by {}", byte);
+                }
+                2 => {
+                    bytes.insert(i + 1, byte);
+                    let _ = decode("c", &bytes);
+                }
+                _ => {
+                    bytes[i] = byte;
+                    let _ = decode("c", &bytes);
+                }
+            }
+        }
     }
 }
