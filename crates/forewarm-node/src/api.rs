@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::admission::{Refused, Slots};
-use crate::catalog::{Code, Tenant, code_key, hash_token, new_token, valid_code_name, valid_id};
+use crate::catalog::{
+    Code, RUNNER_OVERHEAD_MIB, Tenant, code_key, hash_token, new_token, overrides_within,
+    valid_code_name, valid_id,
+};
 use crate::collector::CollectorMsg;
 use crate::idempotency::{Begun, Ids, MAX_KEY_LEN, Remembered, new_id, valid_key};
 use crate::pool::{PoolError, PoolMsg};
@@ -37,8 +40,6 @@ use forewarm_raft::{
     Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_MAX_QUEUE, MAX_TIMEOUT_MS,
 };
 
-/// Memory the runner needs besides what a workload touches, MiB (checked at registration).
-const RUNNER_OVERHEAD_MIB: u64 = 8;
 /// The shortest invocation deadline a code type may name, ms.
 const MIN_TIMEOUT_MS: u64 = 10;
 
@@ -610,21 +611,7 @@ fn invoke_request(
     code: &Code,
 ) -> ApiResult<(WorkloadOverrides, usize)> {
     let (overrides, payload_bytes) = json_body::<WorkloadOverrides>(body, true)?;
-    code.workload
-        .with(&overrides)
-        .validate()
-        .map_err(|e| ApiError::bad("invalid_overrides", e.to_string()))?;
-    if let Some(m) = overrides.mem_mib
-        && m.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(code.max_memory_mib)
-    {
-        return Err(ApiError::bad(
-            "invalid_overrides",
-            format!(
-                "mem_mib {m} plus the runner's {RUNNER_OVERHEAD_MIB} MiB is over the code type's max_memory_mib {}",
-                code.max_memory_mib
-            ),
-        ));
-    }
+    overrides_within(code, &overrides).map_err(|e| ApiError::bad("invalid_overrides", e))?;
     Ok((overrides, payload_bytes))
 }
 
@@ -656,6 +643,7 @@ async fn invoke(
         payload_bytes: payload_bytes as u64,
         received,
         forwarded_need_mib: None,
+        key: key.clone(),
     };
     let Some(key) = key else {
         // No key: an id of its own, for the logs and the client; nothing to remember.
@@ -753,18 +741,25 @@ fn replayed(answer: Remembered, key: &str) -> Response {
 async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
     // Only a refusal reads the node's start time (not every request).
     let retry = || retry_after_secs(&api.shared);
-    let _slot = api.slots.take(&inv.code.tenant).map_err(|e| {
-        let code = match e {
-            Refused::Node { .. } => "overloaded",
-            Refused::Tenant { .. } => "fair_share",
-        };
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!("{e}; retry later"),
-        )
-        .retry_after(retry())
-    })?;
+    // Waiting for a slot counts against the invocation's deadline.
+    let deadline =
+        tokio::time::Instant::from_std(inv.received) + Duration::from_millis(inv.code.timeout_ms);
+    let _slot = api
+        .slots
+        .acquire(&inv.code.tenant, deadline)
+        .await
+        .map_err(|e| {
+            let code = match e {
+                Refused::Node { .. } => "overloaded",
+                Refused::Tenant { .. } => "fair_share",
+            };
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                format!("{e}; retry later"),
+            )
+            .retry_after(retry())
+        })?;
     let called = api
         .router
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
@@ -775,46 +770,25 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
     };
     match result {
         Ok(invoked) => {
-            let word = match invoked.start {
-                forewarm_store::Start::Cold => "cold",
-                forewarm_store::Start::Warm => "warm",
-                forewarm_store::Start::Prewarmed => "prewarmed",
-            };
+            let word = invoked.start.as_str();
             let mut response = Json(invoked).into_response();
             response
                 .headers_mut()
                 .insert(START_HEADER, HeaderValue::from_static(word));
             Ok(response)
         }
-        Err(e) => Err(match &e {
-            InvokeError::Pool(PoolError::TenantQuota { .. }) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota", e.to_string())
-                    .retry_after(retry())
-            }
-            InvokeError::Pool(PoolError::Capacity(_)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "capacity", e.to_string())
-                    .retry_after(retry())
-            }
-            InvokeError::Pool(PoolError::StartFailed(_)) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "start_failed",
-                e.to_string(),
-            ),
-            InvokeError::Timeout(_) => {
-                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
-            }
-            InvokeError::Failed(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "invocation_failed", e.to_string())
-            }
-            InvokeError::Pool(PoolError::NoWarmFit) => {
-                ApiError::new(StatusCode::CONFLICT, "no_warm_fit", e.to_string())
-            }
-            InvokeError::Pool(PoolError::Stopping) | InvokeError::Internal(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
-        }),
+        Err(e) => {
+            let (status, code) = e.http();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let error = ApiError::new(status, code, e.to_string());
+            // Refused for room (quota, capacity): worth trying again once containers turn over.
+            Err(match &e {
+                InvokeError::Pool(PoolError::TenantQuota { .. } | PoolError::Capacity(_)) => {
+                    error.retry_after(retry())
+                }
+                _ => error,
+            })
+        }
     }
 }
 

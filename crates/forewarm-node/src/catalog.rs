@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use forewarm_raft::{AppliedState, SharedState};
+use forewarm_runtime::WorkloadOverrides;
 
 pub use forewarm_raft::{Code, CodeKey, Tenant, code_key, hash_token};
 
@@ -23,6 +24,27 @@ pub fn valid_code_name(s: &str) -> bool {
         && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Memory the runner needs besides what a workload touches, MiB (checked at registration).
+pub const RUNNER_OVERHEAD_MIB: u64 = 8;
+
+/// Whether `overrides` keep `code`'s workload within its bounds and its memory limit: what an
+/// invocation may ask, from a client or forwarded by another member.
+pub fn overrides_within(code: &Code, overrides: &WorkloadOverrides) -> Result<(), String> {
+    code.workload
+        .with(overrides)
+        .validate()
+        .map_err(|e| e.to_string())?;
+    match overrides.mem_mib {
+        Some(m) if m.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(code.max_memory_mib) => {
+            Err(format!(
+                "mem_mib {m} plus the runner's {RUNNER_OVERHEAD_MIB} MiB is over the code type's max_memory_mib {}",
+                code.max_memory_mib
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A fresh random token: 32 bytes from the OS generator, hex.

@@ -27,6 +27,9 @@ pub struct Invocation {
     /// Forwarded from another region, with the memory need decided there: run only on an
     /// idle container that fits, never start one (the home region falls back to its own).
     pub forwarded_need_mib: Option<f64>,
+    /// The client's `Idempotency-Key`, if it gave one: a forward carries it, so the member
+    /// runs it at most once too and a retry sent to the member is answered from this run.
+    pub key: Option<String>,
 }
 
 /// An invocation as forwarded to another region's node (its RouterLink, [`crate::router_link`]).
@@ -42,6 +45,9 @@ pub struct Forwarded {
     pub payload_bytes: u64,
     /// The memory need predicted at home, MiB.
     pub need_mib: f64,
+    /// The client's `Idempotency-Key` (absent from a node before keys crossed regions).
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// What an invocation did.
@@ -89,6 +95,21 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
+    /// The HTTP status and error code the API answers it with. 429 and 503 say it never
+    /// reached a container; 502 and 504 that it may have run.
+    pub fn http(&self) -> (u16, &'static str) {
+        match self {
+            InvokeError::Pool(PoolError::TenantQuota { .. }) => (429, "quota"),
+            InvokeError::Pool(PoolError::Capacity(_)) => (503, "capacity"),
+            InvokeError::Pool(PoolError::StartFailed(_)) => (503, "start_failed"),
+            InvokeError::Pool(PoolError::NoWarmFit) => (409, "no_warm_fit"),
+            InvokeError::Pool(PoolError::Stopping) => (503, "unavailable"),
+            InvokeError::Timeout(_) => (504, "timeout"),
+            InvokeError::Failed(_) => (502, "invocation_failed"),
+            InvokeError::Internal(_) => (502, "internal"),
+        }
+    }
+
     /// Whether the invocation may have run (in part) before this error: it reached a
     /// container (`Failed`, `Timeout`) or nobody knows (`Internal`). Such a request is never
     /// run again by the node: at most once.

@@ -260,7 +260,7 @@ impl Node {
             predictor: predictor.clone(),
             collector: collector.clone(),
             slots: slots.clone(),
-            ids,
+            ids: ids.clone(),
         })
         .merge(forewarm_cluster::routes(cluster.clone()))
         .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
@@ -306,6 +306,7 @@ impl Node {
                     catalog: node.shared.catalog.clone(),
                     router: node.router.clone(),
                     slots,
+                    ids,
                 };
                 match Actor::spawn(None, router_link::RouterLink, args).await {
                     Ok((link, _)) => mesh.own(link.get_cell()),

@@ -126,6 +126,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             overrides: inv.overrides,
             payload_bytes: inv.payload_bytes,
             need_mib,
+            key: inv.key.clone(),
         };
         let node = &choice.target.node;
         // The member runs it on a warm container only and bounds it by the code type's

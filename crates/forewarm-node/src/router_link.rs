@@ -8,8 +8,9 @@ use forewarm_cluster::mesh::{Mesh, MeshError, RouterLinkMsg, SCOPE, router_node,
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 use crate::admission::Slots;
-use crate::catalog::{Catalog, code_key};
-use crate::invocation::{Forwarded, Invocation, Invoked, RemoteError, RouterMsg};
+use crate::catalog::{Catalog, Code, code_key, overrides_within};
+use crate::idempotency::{Begun, Ids, Remembered, valid_key};
+use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RemoteError, RouterMsg};
 
 /// What the RouterLink needs.
 #[derive(Debug)]
@@ -24,6 +25,9 @@ pub struct RouterLinkArgs {
     pub router: ActorRef<RouterMsg>,
     /// The node's in-flight slots (the API's: the same limits apply).
     pub slots: Arc<Slots>,
+    /// The node's invocation ids (the API's: a key forwarded here and the same key sent here
+    /// by the client are one invocation).
+    pub ids: Arc<Ids>,
 }
 
 /// The Router's remote face: runs invocations forwarded by other regions through the local
@@ -75,15 +79,36 @@ fn declined(reason: impl ToString) -> RemoteError {
     }
 }
 
-/// Run one forwarded invocation here.
-async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, RemoteError> {
-    let received = Instant::now();
+/// A forwarded invocation read from `body` and checked against its code type (`code_of`
+/// finds it by key) as the API checks a client's: overrides within the workload's bounds and
+/// memory limit, a memory need between 0 and the code type's limit. Anything else is
+/// declined (nothing ran; the home region runs it itself or answers).
+fn forwarded_request(
+    body: &[u8],
+    code_of: impl Fn(&str) -> Option<Arc<Code>>,
+) -> Result<(Forwarded, Arc<Code>), RemoteError> {
     let f: Forwarded =
         serde_json::from_slice(body).map_err(|e| declined(format!("forwarded invocation: {e}")))?;
-    let code = args
-        .catalog
-        .code(&code_key(&f.tenant, &f.code))
+    let code = code_of(&code_key(&f.tenant, &f.code))
         .ok_or_else(|| declined(format!("no code type {}/{} here (yet)", f.tenant, f.code)))?;
+    overrides_within(&code, &f.overrides).map_err(|e| declined(format!("overrides: {e}")))?;
+    if !(0.0..=f64::from(code.max_memory_mib)).contains(&f.need_mib) {
+        return Err(declined(format!(
+            "need_mib {} is not within 0..={} MiB",
+            f.need_mib, code.max_memory_mib
+        )));
+    }
+    if f.key.as_deref().is_some_and(|k| !valid_key(k)) {
+        return Err(declined("an invalid Idempotency-Key"));
+    }
+    Ok((f, code))
+}
+
+/// Run one forwarded invocation here; under the client's `Idempotency-Key`, at most once
+/// (as the API does: recorded before it runs, its answer remembered for a retry).
+async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, RemoteError> {
+    let received = Instant::now();
+    let (f, code) = forwarded_request(body, |key| args.catalog.code(key))?;
     let _slot = args.slots.take(&f.tenant).map_err(declined)?;
     let inv = Invocation {
         code,
@@ -91,20 +116,81 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, Re
         payload_bytes: f.payload_bytes,
         received,
         forwarded_need_mib: Some(f.need_mib),
+        key: f.key,
     };
+    let Some(key) = inv.key.clone() else {
+        return run_here(args, inv).await.map_err(remote_error);
+    };
+    let running = match args.ids.begin(&inv.code.tenant, &key, received) {
+        Begun::Run(running) => running,
+        Begun::InProgress => {
+            return Err(RemoteError {
+                reason: format!("an invocation with Idempotency-Key {key:?} is running there"),
+                may_have_run: true,
+            });
+        }
+        Begun::Replay(answer) => return replay(&answer, &key),
+    };
+    running.persist().await.map_err(|e| {
+        declined(format!(
+            "could not record Idempotency-Key {key:?} ({e}); nothing ran"
+        ))
+    })?;
+    let result = run_here(args, inv).await;
+    running.finish(remembered(&result), Instant::now()).await;
+    result.map_err(remote_error)
+}
+
+/// Run `inv` through the local Router (on an idle container that fits only).
+async fn run_here(args: &RouterLinkArgs, inv: Invocation) -> Result<Invoked, InvokeError> {
     let called = args
         .router
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
         .await;
     match called {
-        Ok(ractor::rpc::CallResult::Success(result)) => result.map_err(|e| RemoteError {
-            reason: e.to_string(),
-            may_have_run: e.may_have_run(),
-        }),
-        _ => Err(RemoteError {
-            reason: String::from("node stopping"),
-            may_have_run: true,
-        }),
+        Ok(ractor::rpc::CallResult::Success(result)) => result,
+        _ => Err(InvokeError::Internal(String::from("node stopping"))),
+    }
+}
+
+fn remote_error(e: InvokeError) -> RemoteError {
+    RemoteError {
+        reason: e.to_string(),
+        may_have_run: e.may_have_run(),
+    }
+}
+
+/// What the API would have answered for `result` (so either face can replay it).
+fn remembered(result: &Result<Invoked, InvokeError>) -> Remembered {
+    match result {
+        Ok(invoked) => Remembered {
+            status: 200,
+            start: Some(invoked.start.as_str().to_owned()),
+            body: serde_json::to_vec(invoked).unwrap_or_default(),
+        },
+        Err(e) => {
+            let (status, code) = e.http();
+            let body = serde_json::json!({"error": code, "message": e.to_string()});
+            Remembered {
+                status,
+                start: None,
+                body: body.to_string().into_bytes(),
+            }
+        }
+    }
+}
+
+/// The remembered answer of `key`, as the home region reads it: it ran (maybe failed) here.
+fn replay(answer: &Remembered, key: &str) -> Result<Invoked, RemoteError> {
+    let ran_before = |why: String| RemoteError {
+        reason: format!("Idempotency-Key {key:?} ran there before: {why}"),
+        may_have_run: true,
+    };
+    if answer.status == 200 {
+        serde_json::from_slice(&answer.body).map_err(|e| ran_before(e.to_string()))
+    } else {
+        let body = String::from_utf8_lossy(&answer.body);
+        Err(ran_before(format!("answered {} {body}", answer.status)))
     }
 }
 
@@ -180,4 +266,121 @@ pub async fn invoke_on(
                 RemoteFailed::Declined { name, reason }
             }
         })
+}
+
+#[cfg(test)]
+mod props {
+    //! Property tests (issue 15, "no input panics"): a member reads invocations forwarded by
+    //! other members; whatever the bytes, it reads one within every bound the API would
+    //! enforce, or declines with a reason (nothing ran).
+    use forewarm_runtime::Workload;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::catalog::RUNNER_OVERHEAD_MIB;
+
+    fn code() -> Arc<Code> {
+        Arc::new(Code {
+            tenant: String::from("acme"),
+            name: String::from("resize"),
+            workload: Workload {
+                cpu_ms: 5,
+                mem_mib: 32,
+                ..Workload::default()
+            },
+            image: String::from("forewarm/runner:0"),
+            max_memory_mib: 256,
+            max_cpu_millis: 1000,
+            timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
+            max_queue: forewarm_raft::DEFAULT_MAX_QUEUE,
+            version: 1,
+            writes: vec![],
+        })
+    }
+
+    fn number() -> BoxedStrategy<Value> {
+        prop_oneof![
+            prop::sample::select(vec![
+                0u64,
+                1,
+                247,
+                248,
+                249,
+                256,
+                600_000,
+                600_001,
+                u64::MAX
+            ])
+            .prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec![-1.0f64, 0.5, 255.9, 256.0, 256.1, 1e308])
+                .prop_map(Value::from),
+            Just(Value::Null),
+            Just(Value::from("12")),
+        ]
+        .boxed()
+    }
+
+    /// Bodies shaped like a forward, with hostile values in every field (and now and then
+    /// a field too many or none at all), or arbitrary bytes.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let overrides = prop::collection::btree_map(
+            prop::sample::select(vec![
+                "cpu_ms", "mem_mib", "io_kib", "sleep_ms", "init_ms", "x",
+            ]),
+            number(),
+            0..4,
+        );
+        let need = prop_oneof![
+            (-10.0f64..300.0).prop_map(|f| json!(f)),
+            any::<f64>().prop_map(|f| json!(f)),
+            number(),
+            Just(json!("NaN")),
+        ];
+        let key = prop_oneof![
+            2 => Just(Value::Null),
+            1 => "[ -~]{0,130}".prop_map(Value::from),
+            1 => "\\PC{1,4}".prop_map(Value::from),
+        ];
+        let shaped = (
+            prop::sample::select(vec!["acme", "acme", "acme", "other", ""]),
+            prop::sample::select(vec!["resize", "resize", "resize", "nope"]),
+            overrides,
+            need,
+            key,
+            any::<u64>(),
+        )
+            .prop_map(|(tenant, code, overrides, need, key, payload)| {
+                let body = json!({
+                    "tenant": tenant, "code": code, "overrides": overrides,
+                    "payload_bytes": payload, "need_mib": need, "key": key,
+                });
+                serde_json::to_vec(&body).expect("serialises")
+            });
+        prop_oneof![3 => shaped, 1 => prop::collection::vec(any::<u8>(), 0..120)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn p01_a_forward_is_within_every_bound_or_declined(body in body()) {
+            let code = code();
+            let known = |key: &str| (key == "acme/resize").then(|| code.clone());
+            match forwarded_request(&body, known) {
+                Ok((f, c)) => {
+                    let w = c.workload.with(&f.overrides);
+                    prop_assert!(w.validate().is_ok(), "{:?}", f);
+                    prop_assert!(w.mem_mib + RUNNER_OVERHEAD_MIB <= u64::from(c.max_memory_mib), "{:?}", f);
+                    prop_assert!(f.need_mib.is_finite() && (0.0..=256.0).contains(&f.need_mib), "{:?}", f);
+                    prop_assert!(f.key.as_deref().is_none_or(valid_key), "{:?}", f);
+                }
+                Err(e) => {
+                    prop_assert!(!e.may_have_run, "{:?}", e);
+                    prop_assert!(!e.reason.is_empty());
+                }
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use forewarm_node::{ClusterConfig, Node, NodeConfig};
 use std::sync::atomic::Ordering;
 
 use forewarm_runtime::{ContainerRuntime, FakeRuntime, FaultyRuntime};
-use forewarm_tests::{call, json};
+use forewarm_tests::{call, invoke_keyed, json};
 use forewarm_tools::delay_proxy::DelayProxy;
 use serde_json::Value;
 
@@ -696,6 +696,62 @@ async fn t06_a_forwarded_invocation_that_may_have_run_is_never_run_again_at_home
     let again = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(far_rt.faults.ran.load(Ordering::Acquire), ran + 1);
+    far.shutdown().await;
+    home.shutdown().await;
+}
+
+/// A key crosses regions: an invocation with an `Idempotency-Key` forwarded to eu-west runs
+/// there once, and the same key sent to eu-west itself is answered from that run; a key that
+/// ran at eu-west first is not run again when home forwards it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t07_an_idempotency_key_forwarded_to_a_member_runs_once_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Node::start(
+        config(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]),
+        Arc::new(FakeRuntime::new()),
+    )
+    .await
+    .expect("home starts");
+    let far_rt = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
+    let far = Node::start(
+        config(
+            dir.path(),
+            1,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            vec![home.addr().to_string()],
+        ),
+        far_rt.clone(),
+    )
+    .await
+    .expect("eu-west starts");
+    leader_seen(home.addr(), None, 2).await;
+    let token = create_tenant(home.addr(), "acme").await;
+    warm_f_at(home.addr(), far.addr(), &token, 0.0).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let ran = || far_rt.faults.ran.load(Ordering::Acquire);
+
+    // Forwarded with k1: it runs at eu-west.
+    let before = ran();
+    let first = invoke_keyed(home.addr(), &token, "f", "k1", "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(json(&first)["region"], "eu-west", "{}", first.body);
+    assert_eq!(ran(), before + 1);
+    // The client retries k1 at eu-west: the answer of that run, nothing runs.
+    let retried = invoke_keyed(far.addr(), &token, "f", "k1", "").await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.header("x-forewarm-replayed"), Some("true"));
+    assert_eq!(json(&retried)["container"], json(&first)["container"]);
+    assert_eq!(ran(), before + 1, "k1 ran once");
+
+    // k2 runs at eu-west first (sent there); home forwards its retry there: not run again.
+    let there = invoke_keyed(far.addr(), &token, "f", "k2", "").await;
+    assert_eq!(there.status, 200, "{}", there.body);
+    assert_eq!(ran(), before + 2);
+    tokio::time::sleep(Duration::from_millis(600)).await; // its container idle again
+    let via_home = invoke_keyed(home.addr(), &token, "f", "k2", "").await;
+    assert_eq!(via_home.status, 200, "{}", via_home.body);
+    assert_eq!(json(&via_home)["region"], "eu-west", "{}", via_home.body);
+    assert_eq!(ran(), before + 2, "k2 ran once");
     far.shutdown().await;
     home.shutdown().await;
 }

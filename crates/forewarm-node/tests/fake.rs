@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use forewarm_node::{Node, NodeConfig};
 use forewarm_runtime::{ContainerRuntime, FakeRuntime};
-use forewarm_tests::{Answer, call, json};
+use forewarm_tests::{Answer, call, invoke_keyed, json};
 
 fn config(dir: &Path, scale: f64) -> NodeConfig {
     NodeConfig {
@@ -605,39 +605,6 @@ async fn t08_a_burst_of_200_from_zero_is_served_whole_within_the_default_quota()
         .collect();
     assert!(states.iter().all(|s| *s == "idle"), "{states:?}");
     node.shutdown().await;
-}
-
-/// `POST /v1/invoke/{code}` with an `Idempotency-Key`, over a raw connection (the shared
-/// client sends no extra headers).
-async fn invoke_keyed(addr: SocketAddr, token: &str, code: &str, key: &str, body: &str) -> Answer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "POST /v1/invoke/{code} HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {token}\r\n\
-         idempotency-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("answer");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

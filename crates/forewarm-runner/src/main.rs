@@ -42,6 +42,11 @@ async fn main() {
             }
         }
     };
+    // Answers go out as soon as they are written (no Nagle wait behind an unacknowledged
+    // segment), as on the node's own listener.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, runner.router())
         .with_graceful_shutdown(shutdown)
         .await

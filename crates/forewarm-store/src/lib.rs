@@ -37,6 +37,17 @@ pub enum Start {
     Prewarmed,
 }
 
+impl Start {
+    /// Its name in answers and metrics: `cold`, `warm` or `prewarmed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Start::Cold => "cold",
+            Start::Warm => "warm",
+            Start::Prewarmed => "prewarmed",
+        }
+    }
+}
+
 /// One execution as measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
