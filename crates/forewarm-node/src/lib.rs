@@ -227,6 +227,7 @@ impl Node {
                 catalog,
                 models: shared.models.clone(),
                 cluster: cluster.clone(),
+                collector: collector.clone(),
             },
         )
         .await

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::actors::off_worker;
 use crate::catalog::{Catalog, CodeKey};
 use crate::clock::unix_ms;
+use crate::collector::CollectorMsg;
 use forewarm_cluster::Cluster;
 
 /// Samples a model is trained on at most (the most recent).
@@ -37,6 +38,8 @@ const HORIZON_MIN: usize = 10;
 pub const TRAIN_EVERY: Duration = Duration::from_secs(30);
 /// A miss retrains a code type at most this often.
 const MISS_DEBOUNCE: Duration = Duration::from_millis(500);
+/// How long a retrain after a miss waits for the Collector to write its buffer.
+const SYNC_WITHIN: Duration = Duration::from_secs(5);
 /// Headroom over the predicted peak, share and MiB.
 const HEADROOM: f64 = 0.10;
 const HEADROOM_MIB: f64 = 8.0;
@@ -230,6 +233,8 @@ pub struct PredictorArgs {
     pub models: ModelTable,
     /// Where summaries are published.
     pub cluster: Arc<Cluster>,
+    /// What writes the samples: asked to write what it holds before a retrain after a miss.
+    pub collector: ActorRef<CollectorMsg>,
 }
 
 /// Its state.
@@ -335,6 +340,19 @@ impl Actor for Predictor {
                     .get(&code)
                     .is_some_and(|at| at.elapsed() < MISS_DEBOUNCE);
                 if !recent {
+                    // The execution that caused the miss is still in the Collector's buffer
+                    // (written every few seconds): written first, it is trained on now, not
+                    // at the next round.
+                    let synced = state
+                        .args
+                        .collector
+                        .call(CollectorMsg::Sync, Some(SYNC_WITHIN))
+                        .await;
+                    if !matches!(synced, Ok(ractor::rpc::CallResult::Success(()))) {
+                        tracing::warn!(
+                            "predictor: the collector did not write its samples in time"
+                        );
+                    }
                     state.train(code).await;
                 }
             }

@@ -658,3 +658,28 @@ async fn t09_an_idempotency_key_runs_once_and_replays_its_answer() {
     assert_eq!(p["profile"]["samples"], 3, "{p}");
     node.shutdown().await;
 }
+
+/// The retrain after a miss sees the execution that caused it: the first cold start of a code
+/// type gives it a model at once, not at the next training round (every 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_a_miss_is_trained_on_at_once() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "f", FAST).await;
+    let first = invoke(addr, &token, "f", "").await;
+    assert_eq!(json(&first)["start"], "cold", "{}", first.body);
+    let begun = std::time::Instant::now();
+    loop {
+        let p = json(&call(addr, "GET", "/v1/codes/f/prediction", Some(&token), "").await);
+        if p["profile"]["samples"] == 1 {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no model from the miss after 10 s: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.shutdown().await;
+}

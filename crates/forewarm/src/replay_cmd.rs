@@ -77,6 +77,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     forewarm_policy::nearest_rank(sorted, p).unwrap_or(f64::NAN)
 }
 
+/// When each invocation of the `chosen` apps is sent: a trace minute (counted from the window's
+/// start, as the reader gives it) lasts `per_minute`, and its invocations, at most
+/// `max_per_minute` per app, land at random instants within it. Also how many were dropped
+/// over that cap.
+fn plan(
+    apps: &[App],
+    chosen: &[usize],
+    per_minute: Duration,
+    max_per_minute: u32,
+    seed: u64,
+) -> (Vec<Planned>, u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut plan: Vec<Planned> = Vec::new();
+    let mut dropped = 0u64;
+    for (code, &i) in chosen.iter().enumerate() {
+        for (minute, count) in apps[i].minute_counts() {
+            dropped += u64::from(count.saturating_sub(max_per_minute));
+            for _ in 0..count.min(max_per_minute) {
+                let at = per_minute.mul_f64(f64::from(minute) + rng.random::<f64>());
+                plan.push((at, code));
+            }
+        }
+    }
+    (plan, dropped)
+}
+
 pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     ensure!(a.speed > 0.0 && a.speed.is_finite(), "--speed must be > 0");
     ensure!(
@@ -97,20 +123,8 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<()> {
     if chosen.is_empty() {
         bail!("no app of the band has an invocation in the window");
     }
-    let mut rng = SmallRng::seed_from_u64(a.seed);
-    let mut plan: Vec<Planned> = Vec::new();
-    let mut dropped = 0u64;
     let per_minute = Duration::from_secs_f64(60.0 / a.speed);
-    for (code, &i) in chosen.iter().enumerate() {
-        for (minute, count) in trace.apps[i].minute_counts() {
-            let rel = u64::from(minute).saturating_sub(a.skip_minutes);
-            dropped += u64::from(count.saturating_sub(a.max_per_minute));
-            for _ in 0..count.min(a.max_per_minute) {
-                let at = per_minute.mul_f64(rel as f64 + rng.random::<f64>());
-                plan.push((at, code));
-            }
-        }
-    }
+    let (mut plan, dropped) = plan(&trace.apps, &chosen, per_minute, a.max_per_minute, a.seed);
     plan.sort();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,5 +279,38 @@ fn report(a: &ReplayArgs, apps: usize, planned: usize, dropped: u64, mut tally: 
             format!("HTTP {status}")
         };
         println!("{what:<18} {n:>8}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window that starts past the trace's first minute is replayed over its own length:
+    /// minutes come from the reader counted from the window's start (they were once counted
+    /// from it twice, and every invocation landed in the first second).
+    #[test]
+    fn t01_a_skipped_start_spreads_the_window_over_its_minutes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        forewarm_tests::gen_trace(dir.path(), 200, 1, 3);
+        let window = Window {
+            start_minute: 600,
+            minutes: Some(60),
+        };
+        let trace = read_trace(dir.path(), window).expect("the trace reads");
+        let chosen = choose(&trace.apps, (0.0, 1.0), 20);
+        assert!(!chosen.is_empty());
+        let per_minute = Duration::from_secs(1);
+        let (plan, _) = plan(&trace.apps, &chosen, per_minute, 1000, 1);
+        let last = plan.iter().map(|(at, _)| *at).max().expect("invocations");
+        assert!(last < Duration::from_secs(60), "{last:?}");
+        // The busiest of 20 apps run every minute of the hour: the plan covers the hour.
+        assert!(last > Duration::from_secs(50), "{last:?}");
+        let first_minute = plan.iter().filter(|(at, _)| *at < per_minute).count();
+        assert!(
+            first_minute * 10 < plan.len(),
+            "{first_minute} of {}",
+            plan.len()
+        );
     }
 }
