@@ -887,15 +887,33 @@ async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serd
             ));
         }
     };
-    let entries: Vec<_> = match who {
-        Principal::Admin => entries,
-        Principal::Tenant(t) => entries.into_iter().filter(|e| e.tenant == t.id).collect(),
+    let (_, idle) = api.shared.metrics.idle_memory();
+    let (entries, idle): (Vec<_>, serde_json::Map<_, _>) = match who {
+        Principal::Admin => (
+            entries,
+            idle.into_iter().map(|(k, v)| (k, json!(v))).collect(),
+        ),
+        Principal::Tenant(t) => {
+            let mine = format!("{}/", t.id);
+            (
+                entries.into_iter().filter(|e| e.tenant == t.id).collect(),
+                idle.into_iter()
+                    .filter(|(k, _)| k.starts_with(&mine))
+                    .map(|(k, v)| (k, json!(v)))
+                    .collect(),
+            )
+        }
     };
+    let idle_total: f64 = idle.values().filter_map(serde_json::Value::as_f64).sum();
     let cap = api.shared.config.capacity;
     Ok(Json(json!({
         "node": api.shared.config.node_id,
         "capacity": {"memory_mib": cap.memory_mib, "containers": cap.containers},
         "containers": entries,
+        // Memory held by idle containers over time, MiB × wall seconds (times the node's
+        // time scale: trace seconds), per `tenant/code` and in total.
+        "idle_memory_mib_s": idle,
+        "idle_memory_mib_s_total": idle_total,
     })))
 }
 

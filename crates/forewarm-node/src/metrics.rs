@@ -1,7 +1,10 @@
 //! Prometheus metrics, kept in atomics and rendered as text on `GET /metrics`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use forewarm_store::Start;
 
@@ -65,6 +68,17 @@ pub struct Metrics {
     pub prewarms: AtomicU64,
     /// Containers removed so far.
     pub removals: AtomicU64,
+    /// Idle containers' memory-time so far.
+    idle: Mutex<IdleMemory>,
+}
+
+/// Memory held by idle containers over time (the simulator's waste), MiB·s of wall time,
+/// summed at each pool tick from what is idle then.
+#[derive(Debug, Default)]
+struct IdleMemory {
+    by_code: HashMap<String, f64>,
+    total: f64,
+    last: Option<Instant>,
 }
 
 /// Why an invocation failed, for the error counter.
@@ -102,6 +116,7 @@ impl Default for Metrics {
             pool: Default::default(),
             prewarms: AtomicU64::new(0),
             removals: AtomicU64::new(0),
+            idle: Mutex::default(),
         }
     }
 }
@@ -130,6 +145,27 @@ impl Metrics {
             self.prediction_error
                 .observe((predicted_mib - measured_mib).abs() / measured_mib);
         }
+    }
+
+    /// `idle` (idle containers' memory, MiB, per `tenant/code`) has been held since the last
+    /// call: adds it, times the wall time since, to the idle memory-time.
+    pub fn idle_held(&self, idle: &HashMap<String, Vec<u32>>, now: Instant) {
+        let mut m = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let since = m.last.replace(now);
+        let Some(dt) = since.map(|at| now.saturating_duration_since(at).as_secs_f64()) else {
+            return;
+        };
+        for (code, mibs) in idle {
+            let mib_s = mibs.iter().map(|m| f64::from(*m)).sum::<f64>() * dt;
+            *m.by_code.entry(code.clone()).or_default() += mib_s;
+            m.total += mib_s;
+        }
+    }
+
+    /// Idle memory-time so far, MiB·s of wall time: in total and per `tenant/code`.
+    pub fn idle_memory(&self) -> (f64, HashMap<String, f64>) {
+        let m = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        (m.total, m.by_code.clone())
     }
 
     /// Invocations served so far by start kind (cold, warm, prewarmed).
@@ -192,6 +228,14 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
             );
         }
+        let (idle, _) = self.idle_memory();
+        let _ = writeln!(
+            out,
+            "# HELP forewarm_idle_memory_mib_seconds_total Memory held by idle containers over \
+             time (MiB times wall seconds).\n\
+             # TYPE forewarm_idle_memory_mib_seconds_total counter\n\
+             forewarm_idle_memory_mib_seconds_total {idle}"
+        );
         out.push_str(
             "# HELP forewarm_prediction_error_ratio |predicted - measured| / measured peak memory.\n",
         );
@@ -226,5 +270,27 @@ mod tests {
         assert!(text.contains("forewarm_invocation_errors_total{reason=\"rejected\"} 1"));
         assert!(text.contains("forewarm_prediction_error_ratio_bucket{le=\"0.1\"} 1"));
         assert_eq!(m.counts(), [1, 2, 0]);
+    }
+
+    #[test]
+    fn idle_memory_time_adds_what_was_idle_times_the_time_since() {
+        let m = Metrics::default();
+        let t0 = Instant::now();
+        let idle = HashMap::from([
+            (String::from("acme/f"), vec![128, 256]),
+            (String::from("beta/g"), vec![128]),
+        ]);
+        m.idle_held(&idle, t0); // the first tick only starts the clock
+        assert_eq!(m.idle_memory().0, 0.0);
+        m.idle_held(&idle, t0 + std::time::Duration::from_secs(2));
+        m.idle_held(&HashMap::new(), t0 + std::time::Duration::from_secs(5));
+        let (total, by_code) = m.idle_memory();
+        assert_eq!(total, 1024.0);
+        assert_eq!(by_code["acme/f"], 768.0);
+        assert_eq!(by_code["beta/g"], 256.0);
+        assert!(
+            m.render()
+                .contains("\nforewarm_idle_memory_mib_seconds_total 1024\n")
+        );
     }
 }

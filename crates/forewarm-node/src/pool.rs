@@ -352,8 +352,10 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         for (gauge, n) in shared.metrics.pool.iter().zip(book.engine.counts()) {
             gauge.store(n, Ordering::Relaxed);
         }
+        let idle = book.engine.idle_inventory();
+        shared.metrics.idle_held(&idle, Instant::now());
         let inventory = forewarm_cluster::Inventory {
-            idle: book.engine.idle_inventory(),
+            idle,
             start_ms: book.engine.start_time().as_secs_f64() * 1e3,
             queue_ms: shared.cluster.queue_ms(),
         };

@@ -683,3 +683,46 @@ async fn t10_a_miss_is_trained_on_at_once() {
     }
     node.shutdown().await;
 }
+
+/// The pool accounts for the memory its idle containers hold over time, per code type, and a
+/// tenant sees only its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t11_idle_memory_time_is_accounted_per_code_type() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let acme = tenant(addr, "acme", "").await;
+    let beta = tenant(addr, "beta", "").await;
+    register(addr, &acme, "f", FAST).await;
+    let begun = std::time::Instant::now();
+    let first = invoke(addr, &acme, "f", "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let pool = loop {
+        let pool = json(&call(addr, "GET", "/v1/pool", Some(&acme), "").await);
+        if pool["idle_memory_mib_s_total"].as_f64() > Some(0.0) {
+            break pool;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(10), "{pool}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // One idle container of 128 MiB since the invocation: at most 128 MiB × the time since.
+    let held = pool["idle_memory_mib_s"]["acme/f"]
+        .as_f64()
+        .expect("acme/f");
+    assert_eq!(pool["idle_memory_mib_s_total"].as_f64(), Some(held));
+    assert!(held <= 128.0 * begun.elapsed().as_secs_f64(), "{pool}");
+    let other = json(&call(addr, "GET", "/v1/pool", Some(&beta), "").await);
+    assert_eq!(
+        other["idle_memory_mib_s_total"].as_f64(),
+        Some(0.0),
+        "{other}"
+    );
+    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics
+            .body
+            .contains("forewarm_idle_memory_mib_seconds_total"),
+        "{}",
+        metrics.body
+    );
+    node.shutdown().await;
+}

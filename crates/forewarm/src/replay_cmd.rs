@@ -70,6 +70,17 @@ fn code_body(app: &App) -> serde_json::Value {
 struct Tally {
     latencies: [Vec<f64>; 3],
     errors: std::collections::BTreeMap<u16, u64>,
+    /// Memory the replay's idle containers held over the replay, MiB·s of trace time (the
+    /// node's wall-time figure times its time scale), if the node said.
+    idle_mib_s: Option<f64>,
+}
+
+impl Tally {
+    /// Cold starts among the invocations served, %.
+    fn cold_start_pct(&self) -> f64 {
+        let served: usize = self.latencies.iter().map(Vec::len).sum();
+        100.0 * self.latencies[0].len() as f64 / served.max(1) as f64
+    }
 }
 
 /// Nearest-rank percentile (NaN for none: printed as such, not as a zero latency).
@@ -221,6 +232,17 @@ async fn replay(
         }
     }
     progress.finish();
+    // What the tenant's idle containers held while it ran (its code types only: a fresh
+    // tenant), in the trace's time.
+    match client.json(Method::GET, "/v1/pool", Vec::new()).await {
+        Ok((200, pool)) => {
+            tally.idle_mib_s = pool["idle_memory_mib_s_total"]
+                .as_f64()
+                .map(|wall| wall * scale);
+        }
+        Ok((status, answer)) => eprintln!("note: no idle memory-time: /v1/pool {status} {answer}"),
+        Err(e) => eprintln!("note: no idle memory-time: /v1/pool: {e}"),
+    }
     Ok(tally)
 }
 
@@ -250,7 +272,9 @@ fn report(a: &ReplayArgs, apps: usize, planned: usize, dropped: u64, mut tally: 
         println!(
             "{}",
             json!({"apps": apps, "invocations": planned, "dropped": dropped,
-                   "served": served, "starts": per_kind, "errors": errors})
+                   "served": served, "starts": per_kind, "errors": errors,
+                   "cold_start_pct": tally.cold_start_pct(),
+                   "wasted_memory_mib_s": tally.idle_mib_s})
         );
         return;
     }
@@ -270,6 +294,12 @@ fn report(a: &ReplayArgs, apps: usize, planned: usize, dropped: u64, mut tally: 
             percentile(l, 0.5),
             percentile(l, 0.95),
             percentile(l, 0.99)
+        );
+    }
+    if let Some(idle) = tally.idle_mib_s {
+        println!(
+            "cold starts {:.2}% of those served; idle memory-time {idle:.4e} MiB·s (trace time)",
+            tally.cold_start_pct()
         );
     }
     for (status, n) in &tally.errors {

@@ -273,6 +273,18 @@ fn t02_replay_drives_a_trace_through_a_live_node() {
         starts["cold"]["count"].as_u64().unwrap_or(0) >= 1,
         "{report}"
     );
+    // The node's own accounting of the replay: cold starts among those served, and the memory
+    // its idle containers held (a container stays warm between invocations: some).
+    let cold = starts["cold"]["count"].as_f64().unwrap_or(0.0);
+    let pct = report["cold_start_pct"].as_f64().expect("cold_start_pct");
+    assert!(
+        (pct - 100.0 * cold / served as f64).abs() < 1e-9,
+        "{report}"
+    );
+    let waste = report["wasted_memory_mib_s"]
+        .as_f64()
+        .expect("wasted_memory_mib_s");
+    assert!(waste > 0.0, "{report}");
     assert!(sigterm(&mut node.child).success());
     assert!(docker_ids(&format!("forewarm.node={node_id}")).is_empty());
 }
