@@ -121,9 +121,10 @@ pub enum Spares {
     /// = `forewarm-price4h`). There a released spare is soon replaced by a container that
     /// finishes or by a scale-out, and one more container than run now follows a ramp the
     /// floor has not caught yet: on the ten train runs the busiest class (> 1000 invocations
-    /// in 8 h) got 8-33% fewer cold starts for 2-9% less idle memory than holding spares, and
-    /// the other classes were left as they were. Scaling out everywhere traded cold starts for
-    /// memory instead (docs/benchmarks.md, issue 14 sessions 3 and 4).
+    /// in 8 h) got 8-33% fewer cold starts for 2-9% less idle memory than holding spares (the
+    /// 101-1000 class 0-5% more cold starts for 0-2% less; the others unchanged). Scaling out
+    /// everywhere traded cold starts for memory instead (docs/benchmarks.md, issue 14
+    /// sessions 3 and 4).
     ScaleOutWhenBusy,
     /// Scale out always (`forewarm-price<H>h-scaleout`, issue 14 session 3).
     ScaleOut,
