@@ -552,6 +552,8 @@ impl AppPolicy for Forewarm {
             },
         };
         let Some(spare_ms) = self.spare_keep() else {
+            // Holding ignores `until`; an application that starts scaling out (`Spares::
+            // ScaleOutWhenBusy`) reads it to tell which of these containers are still there.
             let until = match action {
                 IdleAction::KeepAlive { until } | IdleAction::Prewarm { until, .. } => until,
             };
