@@ -29,7 +29,7 @@ mod stats;
 pub use app_pool::{AppPool, ContainerId, Placement, PoolObserver};
 pub use faas_cache::{CachedContainer, FaasCache};
 pub use forecast::{DemandForecast, DemandForecaster, DemandModel, forecast_next};
-pub use forewarm::{Forewarm, ForewarmConfig};
+pub use forewarm::{Forewarm, ForewarmConfig, Spares};
 pub use hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 pub use idle_times::IdleTimes;
 pub use keep_alive::FixedKeepAlive;

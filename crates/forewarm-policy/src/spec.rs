@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::forewarm::{DEFAULT_IDLE_BUDGET_MIB, DEFAULT_REFERENCE_MIB, Forewarm, ForewarmConfig};
+use crate::forewarm::{
+    DEFAULT_IDLE_BUDGET_MIB, DEFAULT_REFERENCE_MIB, Forewarm, ForewarmConfig, Spares,
+};
 use crate::hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 use crate::keep_alive::FixedKeepAlive;
 use crate::policy::{AppPolicy, HOUR_MS, MINUTE_MS, Millis};
@@ -21,16 +23,15 @@ pub enum IdleBudget {
     /// No budget: a price. One cold start is worth keeping the median application of the past
     /// (median of the past costs; without history 256 MiB) warm for `hours`
     /// (`forewarm-price<H>h`; `forewarm` = 4 hours). See `ForewarmConfig::worth_mib_ms`.
-    /// Every idle container holds the idle-time window, unless `scale_out`
-    /// (`forewarm-price<H>h-scaleout`, issue 14 session 3; not the default, see
-    /// docs/policies.md): then spare containers are kept a minute and the application scales
-    /// out when its last idle container is taken (`ForewarmConfig::spare_keep_ms`).
+    /// `spares` says whether idle containers beyond the first hold the idle-time window or are
+    /// kept a minute while the application scales out when its last idle container is taken
+    /// (`Spares`; `forewarm-price<H>h-hold`, `forewarm-price<H>h` and
+    /// `forewarm-price<H>h-scaleout`).
     Price {
         /// Hours of the median application's memory one cold start is worth.
         hours: u32,
-        /// Spares kept a minute and a scale-out when the last idle container is taken,
-        /// instead of every container holding the window.
-        scale_out: bool,
+        /// Hold spares, scale out while busy, or scale out always.
+        spares: Spares,
     },
 }
 
@@ -86,7 +87,7 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-scaleout], faascache-<N>gib, \
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-hold|-scaleout], faascache-<N>gib, \
      faascache-nofreq-<N>gib, spes or oracle"
 )]
 pub struct PolicySpecError {
@@ -119,7 +120,7 @@ impl PolicySpec {
     pub const FOREWARM: PolicySpec = PolicySpec::Forewarm {
         budget: IdleBudget::Price {
             hours: DEFAULT_PRICE_HOURS,
-            scale_out: false,
+            spares: Spares::ScaleOutWhenBusy,
         },
     };
 
@@ -172,12 +173,11 @@ impl PolicySpec {
                     ForewarmConfig {
                         idle_budget_mib,
                         worth_mib_ms,
-                        spare_keep_ms: match budget {
-                            IdleBudget::Price {
-                                scale_out: true, ..
-                            } => Some(SPARE_KEEP_MS),
-                            _ => None,
+                        spares: match budget {
+                            IdleBudget::Price { spares, .. } => spares,
+                            _ => Spares::Hold,
                         },
+                        spare_keep_ms: SPARE_KEEP_MS,
                         ..ForewarmConfig::default()
                     },
                     app.declared_mib,
@@ -206,20 +206,17 @@ impl FromStr for PolicySpec {
             "oracle" => Ok(PolicySpec::Oracle),
             "spes" => Ok(PolicySpec::Spes),
             _ => {
+                let price = |n: Result<u32, PolicySpecError>, spares| {
+                    n.map(|hours| PolicySpec::Forewarm {
+                        budget: IdleBudget::Price { hours, spares },
+                    })
+                };
                 if let Some(n) = param("forewarm-price", "h-scaleout") {
-                    n.map(|hours| PolicySpec::Forewarm {
-                        budget: IdleBudget::Price {
-                            hours,
-                            scale_out: true,
-                        },
-                    })
+                    price(n, Spares::ScaleOut)
+                } else if let Some(n) = param("forewarm-price", "h-hold") {
+                    price(n, Spares::Hold)
                 } else if let Some(n) = param("forewarm-price", "h") {
-                    n.map(|hours| PolicySpec::Forewarm {
-                        budget: IdleBudget::Price {
-                            hours,
-                            scale_out: false,
-                        },
-                    })
+                    price(n, Spares::ScaleOutWhenBusy)
                 } else if let Some(n) = param("forewarm-keep", "") {
                     let percent =
                         n.and_then(|p| u8::try_from(p).ok().filter(|p| *p <= 100).ok_or_else(err))?;
@@ -266,11 +263,15 @@ impl fmt::Display for PolicySpec {
                 budget: IdleBudget::Mib(mib),
             } => write!(f, "forewarm-{mib}mib"),
             PolicySpec::Forewarm {
-                budget: IdleBudget::Price { hours, scale_out },
+                budget: IdleBudget::Price { hours, spares },
             } => write!(
                 f,
                 "forewarm-price{hours}h{}",
-                if *scale_out { "-scaleout" } else { "" }
+                match spares {
+                    Spares::Hold => "-hold",
+                    Spares::ScaleOutWhenBusy => "",
+                    Spares::ScaleOut => "-scaleout",
+                }
             ),
             PolicySpec::FaasCache {
                 gib,
@@ -303,6 +304,8 @@ mod tests {
             "forewarm-keep90",
             "forewarm-price1h",
             "forewarm-price4h-scaleout",
+            "forewarm-price4h-hold",
+            "forewarm-price2h",
             "forewarm-keep79",
             "faascache-2000gib",
             "faascache-nofreq-800gib",
