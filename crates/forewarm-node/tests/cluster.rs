@@ -643,31 +643,56 @@ async fn t05_members_reach_each_others_process_groups_over_the_transport() {
     }
 }
 
+/// Home (us-east, a fake runtime) and eu-west (a fake runtime with faults) in one cluster, a
+/// tenant `acme`, and code type `f` warm at eu-west only, with home's inventory fresh.
+struct Pair {
+    _dir: tempfile::TempDir,
+    home: Node,
+    home_rt: Arc<FakeRuntime>,
+    far: Node,
+    far_rt: Arc<FaultyRuntime<FakeRuntime>>,
+    token: String,
+}
+
+async fn warm_pair() -> Pair {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let home_rt = Arc::new(FakeRuntime::new());
+    let home = Node::start(config(dir.path(), 0, any_port, vec![]), home_rt.clone())
+        .await
+        .expect("home starts");
+    let far_rt = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
+    let join = vec![home.addr().to_string()];
+    let far = Node::start(config(dir.path(), 1, any_port, join), far_rt.clone())
+        .await
+        .expect("eu-west starts");
+    leader_seen(home.addr(), None, 2).await;
+    let token = create_tenant(home.addr(), "acme").await;
+    warm_f_at(home.addr(), far.addr(), &token, 0.0).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    Pair {
+        _dir: dir,
+        home,
+        home_rt,
+        far,
+        far_rt,
+        token,
+    }
+}
+
 /// At most once across regions: an invocation forwarded to eu-west's warm container that
 /// fails there after running is answered 502 at home, never run again at home; one eu-west
 /// declines (nothing ran) is run at home.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t06_a_forwarded_invocation_that_may_have_run_is_never_run_again_at_home() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home_rt = Arc::new(FakeRuntime::new());
-    let home = Node::start(
-        config(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]),
-        home_rt.clone(),
-    )
-    .await
-    .expect("home starts");
-    let far_rt = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
-    let far_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let far = Node::start(
-        config(dir.path(), 1, far_listen, vec![home.addr().to_string()]),
-        far_rt.clone(),
-    )
-    .await
-    .expect("eu-west starts");
-    leader_seen(home.addr(), None, 2).await;
-    let token = create_tenant(home.addr(), "acme").await;
-    warm_f_at(home.addr(), far.addr(), &token, 0.0).await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let Pair {
+        _dir,
+        home,
+        home_rt,
+        far,
+        far_rt,
+        token,
+    } = warm_pair().await;
     let near = call(home.addr(), "POST", "/v1/invoke/f", Some(&token), "").await;
     assert_eq!(json(&near)["region"], "eu-west", "{}", near.body);
     let ran = far_rt.faults.ran.load(Ordering::Acquire);
@@ -705,29 +730,14 @@ async fn t06_a_forwarded_invocation_that_may_have_run_is_never_run_again_at_home
 /// ran at eu-west first is not run again when home forwards it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t07_an_idempotency_key_forwarded_to_a_member_runs_once_there() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let home = Node::start(
-        config(dir.path(), 0, SocketAddr::from(([127, 0, 0, 1], 0)), vec![]),
-        Arc::new(FakeRuntime::new()),
-    )
-    .await
-    .expect("home starts");
-    let far_rt = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
-    let far = Node::start(
-        config(
-            dir.path(),
-            1,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            vec![home.addr().to_string()],
-        ),
-        far_rt.clone(),
-    )
-    .await
-    .expect("eu-west starts");
-    leader_seen(home.addr(), None, 2).await;
-    let token = create_tenant(home.addr(), "acme").await;
-    warm_f_at(home.addr(), far.addr(), &token, 0.0).await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let Pair {
+        _dir,
+        home,
+        far,
+        far_rt,
+        token,
+        ..
+    } = warm_pair().await;
     let ran = || far_rt.faults.ran.load(Ordering::Acquire);
 
     // Forwarded with k1: it runs at eu-west.
