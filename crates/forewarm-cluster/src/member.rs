@@ -287,6 +287,11 @@ impl Cluster {
             .map(|fatal| format!("replicated state stopped: {fatal}"))
     }
 
+    /// Whether this member knows a leader now (itself included).
+    pub fn leader_known(&self) -> bool {
+        self.raft.metrics().borrow().current_leader.is_some()
+    }
+
     /// Members (id, node) as of the last applied membership.
     pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
         let metrics = self.raft.metrics();

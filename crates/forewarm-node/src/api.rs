@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use forewarm_runtime::{Workload, WorkloadOverrides};
-use ractor::ActorRef;
 use ractor::rpc::CallResult;
+use ractor::{ActorRef, ActorStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -30,6 +30,7 @@ use crate::catalog::{
     valid_code_name, valid_id,
 };
 use crate::collector::CollectorMsg;
+use crate::health::Part;
 use crate::idempotency::{Begun, Ids, MAX_KEY_LEN, Remembered, new_id, valid_key};
 use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
@@ -218,6 +219,7 @@ pub fn routes(api: Api) -> Routes {
     Routes::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(create_tenant))
         .route("/v1/tenants/{id}", get(get_tenant))
@@ -242,13 +244,31 @@ async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
     )
 }
 
-/// 200 when the node can keep what it is given; 503 with the reasons when its store fails
-/// to write or its replicated state stopped (crate::health).
+/// 200 while the process answers (liveness: nothing else is checked).
+async fn livez() -> Json<serde_json::Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// 200 when the node can serve and keep what it is given; 503 with the reasons when its
+/// store fails to write, its container engine does not answer, its replicated state stopped
+/// or knows no leader, or one of its actors is gone (crate::health).
 async fn readyz(State(api): State<Api>) -> Response {
-    let reasons: Vec<String> = [api.shared.health.store_fault(), api.shared.cluster.fault()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut reasons = api.shared.health.faults();
+    reasons.extend(api.shared.cluster.fault());
+    if !api.shared.cluster.leader_known() {
+        reasons.push(String::from("replicated state: no leader known"));
+    }
+    let actors = [
+        ("router", api.router.get_status()),
+        ("pool supervisor", api.pool.get_status()),
+        ("predictor", api.predictor.get_status()),
+        ("collector", api.collector.get_status()),
+    ];
+    for (name, status) in actors {
+        if status != ActorStatus::Running {
+            reasons.push(format!("actor {name}: {status:?}"));
+        }
+    }
     if reasons.is_empty() {
         Json(json!({"status": "ready"})).into_response()
     } else {
@@ -534,11 +554,6 @@ async fn put_code(
         ));
     }
     let req = code_request(body, &api.shared.config.runner_image)?;
-    let existed = api
-        .shared
-        .catalog
-        .code(&code_key(&tenant.id, &name))
-        .is_some();
     let written_code = Code {
         tenant: tenant.id.clone(),
         name: name.clone(),
@@ -563,13 +578,17 @@ async fn put_code(
         Applied::CodeVersion { version } => version,
         other => return Err(unexpected(&other)),
     };
-    if existed && let Some(stored) = api.shared.catalog.code(&code_key(&tenant.id, &name)) {
+    // Version 1 is this write's creation. Read from the write's own answer: whether this node
+    // had applied an earlier version when the put arrived is a race on a follower (cluster t01
+    // saw an update answered 201).
+    let created = version == 1;
+    if !created && let Some(stored) = api.shared.catalog.code(&code_key(&tenant.id, &name)) {
         let _ = api.pool.cast(PoolMsg::Retire(stored));
     }
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    let status = if created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((
         status,
@@ -668,7 +687,7 @@ async fn invoke(
     // Recorded before it runs, so a crash cannot lead to a second run; unrecorded, it must
     // not run at all.
     if let Err(e) = running.persist().await {
-        api.shared.health.store_failed(&e);
+        api.shared.health.failed(Part::Store, &e);
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store",

@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::off_worker;
 use crate::clock::unix_ms;
+use crate::health::Part;
 use crate::shared::NodeShared;
 
 /// Buffered samples are written at least this often.
@@ -82,10 +83,10 @@ impl CollectorState {
         .await;
         // A write that fails makes the node not ready (`/readyz`) until one succeeds.
         match written {
-            Ok(Ok(())) => self.shared.health.store_ok(),
+            Ok(Ok(())) => self.shared.health.ok(Part::Store),
             Ok(Err(e)) => {
                 tracing::error!("collector: samples not stored: {e}");
-                self.shared.health.store_failed(e);
+                self.shared.health.failed(Part::Store, e);
             }
             Err(e) => tracing::error!("collector: samples not stored: task failed: {e}"),
         }

@@ -26,6 +26,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::catalog::{Code, CodeKey};
 use crate::collector::CollectorMsg;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
+use crate::health::Part;
 use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine, Reconciled};
 use crate::pool_msg::Seen;
 use crate::room::Quota;
@@ -307,10 +308,15 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
     /// Compare the book with what the engine listed at `at`; remove the leaks it finds.
     fn reconcile(&self, listed: Result<Vec<Seen>, String>, at: Instant) {
         self.listing.store(false, Ordering::Release);
+        let health = &self.args.shared.health;
         let listed = match listed {
-            Ok(listed) => listed,
+            Ok(listed) => {
+                health.ok(Part::Engine);
+                listed
+            }
             Err(e) => {
                 tracing::warn!("reconcile: listing this node's containers: {e}");
+                health.failed(Part::Engine, e);
                 return;
             }
         };

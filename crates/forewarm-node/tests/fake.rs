@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use forewarm_node::{Node, NodeConfig};
-use forewarm_runtime::{ContainerRuntime, FakeRuntime};
+use forewarm_runtime::{ContainerRuntime, FakeRuntime, FaultyRuntime};
 use forewarm_tests::{Answer, call, invoke_keyed, json};
 
 fn config(dir: &Path, scale: f64) -> NodeConfig {
@@ -724,5 +724,55 @@ async fn t11_idle_memory_time_is_accounted_per_code_type() {
         "{}",
         metrics.body
     );
+    node.shutdown().await;
+}
+
+/// `/readyz` names a container engine that stops answering, and is ready again once it
+/// answers; `/livez` only says the process answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t12_readiness_names_a_container_engine_that_does_not_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
+    let config = NodeConfig {
+        reconcile_every_ms: 100,
+        ..config(dir.path(), 1.0)
+    };
+    let node = Node::start(config, runtime.clone())
+        .await
+        .expect("node starts");
+    let addr = node.addr();
+    // Poll `/readyz` (up to 10 s) until its status is `want`; its last answer.
+    let readiness = |want: u16| async move {
+        let begun = std::time::Instant::now();
+        loop {
+            let ready = call(addr, "GET", "/readyz", None, "").await;
+            if ready.status == want {
+                return ready;
+            }
+            assert!(
+                begun.elapsed() < Duration::from_secs(10),
+                "{} {}",
+                ready.status,
+                ready.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    readiness(200).await;
+    runtime
+        .faults
+        .engine_down
+        .store(true, std::sync::atomic::Ordering::Release);
+    let down = readiness(503).await;
+    let reasons = json(&down)["reasons"].to_string();
+    assert!(reasons.contains("container engine"), "{reasons}");
+    assert!(reasons.contains("the engine does not answer"), "{reasons}");
+    let live = call(addr, "GET", "/livez", None, "").await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    runtime
+        .faults
+        .engine_down
+        .store(false, std::sync::atomic::Ordering::Release);
+    readiness(200).await;
     node.shutdown().await;
 }

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
@@ -27,6 +27,16 @@ pub struct Faults {
     pub invoke_delay_ms: AtomicU64,
     /// Invocations that reached the wrapped runtime (ran), for checkers.
     pub ran: AtomicU64,
+    /// While set, the engine does not answer: every start and listing fails.
+    pub engine_down: AtomicBool,
+}
+
+/// The error of an engine that does not answer.
+fn engine_down(action: &'static str) -> RuntimeError {
+    RuntimeError::Engine {
+        action,
+        message: String::from("injected fault: the engine does not answer"),
+    }
 }
 
 /// Take one of the next N: whether this call is one of them.
@@ -63,6 +73,9 @@ impl<R> FaultyRuntime<R> {
 impl<R: ContainerRuntime> ContainerRuntime for FaultyRuntime<R> {
     async fn start(&self, spec: &ContainerSpec) -> Result<Container, RuntimeError> {
         delay(&self.faults.start_delay_ms).await;
+        if self.faults.engine_down.load(Ordering::Acquire) {
+            return Err(engine_down("create container"));
+        }
         if take(&self.faults.fail_starts) {
             return Err(RuntimeError::Engine {
                 action: "create container",
@@ -106,8 +119,11 @@ impl<R: ContainerRuntime> ContainerRuntime for FaultyRuntime<R> {
         self.inner.remove(id)
     }
 
-    fn list(&self, node: &str) -> impl Future<Output = Result<Vec<Listed>, RuntimeError>> + Send {
-        self.inner.list(node)
+    async fn list(&self, node: &str) -> Result<Vec<Listed>, RuntimeError> {
+        if self.faults.engine_down.load(Ordering::Acquire) {
+            return Err(engine_down("list containers"));
+        }
+        self.inner.list(node).await
     }
 
     fn forget_tenant(&self, tenant: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send {

@@ -20,9 +20,15 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// What a node logs unless `FOREWARM_LOG` says otherwise: forewarm's own crates at info,
+/// dependencies at warn (openraft's info lines dump whole Raft states on every change).
+const DEFAULT_LOG: &str = "warn,forewarm=info,forewarm_node=info,forewarm_cluster=info,\
+forewarm_raft=info,forewarm_runtime=info,forewarm_store=info,forewarm_http=info,\
+forewarm_policy=info,forewarm_tools=info";
+
 pub(crate) fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FOREWARM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
