@@ -9,7 +9,7 @@ RUNNER_IMAGE := forewarm/runner:$(VERSION)
 NODE_IMAGE := forewarm/node:$(VERSION)
 STATIC := target/$(TARGET)/release
 
-.PHONY: sim test verify lint fmt-check fix build bench-sim images up
+.PHONY: sim test verify lint fmt-check fix build bench-sim images up test-tools
 
 ## The main job: build, generate a 2000-app day in the Azure 2019 format, compare policies.
 sim: build
@@ -37,9 +37,14 @@ images:
 up: build images
 	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner $(BIN) up --time-scale 60
 
+## What the tests need besides Rust and Docker (cargo-nextest, the chaos scripts' tools),
+## installed when missing.
+test-tools:
+	scripts/install-test-tools.sh
+
 ## The test suite (what CI runs after lint); builds the images the Docker tests use, then
 ## runs the quick chaos scenarios against them (chaos/run-all.sh --quick).
-test: images
+test: test-tools images
 	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) FOREWARM_NODE_IMAGE=$(NODE_IMAGE) \
 	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
 		$(CARGO) nextest run --workspace --profile ci

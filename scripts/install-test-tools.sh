@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# What `make test` needs besides Rust, make and a Docker engine, installed when missing:
+# cargo-nextest (the test runner); python3 and curl (the chaos scripts); docker-compose (the
+# compose cluster of chaos S2/S3); nsenter (util-linux) and iptables (their partitions inside
+# a container's network namespace). Debian packages need root (or sudo).
+set -euo pipefail
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+missing=()
+for pair in curl:curl python3:python3 docker-compose:docker-compose nsenter:util-linux \
+  iptables:iptables; do
+  tool=${pair%%:*} package=${pair#*:}
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update
+  $sudo apt-get install -y "${missing[@]}"
+fi
