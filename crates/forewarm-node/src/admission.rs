@@ -245,17 +245,23 @@ impl Slots {
     }
 
     /// The oldest waiting request allowed a slot now, counted; requests whose client left are
-    /// dropped on the way.
+    /// dropped on the way. Usually the first is allowed: a scan goes past the front only while
+    /// the waiters there belong to tenants over their share.
     fn next_waiter(&self, held: &mut Held) -> Option<Waiter> {
-        held.waiting.retain(|w| !w.granted.is_closed());
-        let tenants = held.competing(Instant::now());
-        let i = held
-            .waiting
-            .iter()
-            .position(|w| self.check(held, &w.tenant, tenants.max(1)).is_ok())?;
-        let waiter = held.waiting.remove(i)?;
-        held.count(&waiter.tenant);
-        Some(waiter)
+        let tenants = held.competing(Instant::now()).max(1);
+        let mut i = 0;
+        while i < held.waiting.len() {
+            if held.waiting[i].granted.is_closed() {
+                held.waiting.remove(i);
+            } else if self.check(held, &held.waiting[i].tenant, tenants).is_ok() {
+                let waiter = held.waiting.remove(i)?;
+                held.count(&waiter.tenant);
+                return Some(waiter);
+            } else {
+                i += 1;
+            }
+        }
+        None
     }
 }
 
