@@ -67,6 +67,19 @@ def tenant(admin, name):
     return client
 
 
+def starts(admin):
+    """Containers the node started (cold and pre-warmed) and removed so far (/metrics)."""
+    _, text = admin.call("GET", "/metrics")
+    got = {}
+    for line in text.splitlines():
+        for name, key in (('forewarm_invocations_total{start="cold"}', "cold"),
+                          ("forewarm_prewarms_total", "prewarmed"),
+                          ("forewarm_removals_total", "removed")):
+            if line.startswith(name + " "):
+                got[key] = int(float(line.split()[-1]))
+    return got
+
+
 def quiet_run(quiet):
     spans, refused, failed = [], 0, 0
     due = time.monotonic()
@@ -116,9 +129,10 @@ def run(admin):
     ramp_end = time.monotonic() + RAMP_S
     while time.monotonic() < ramp_end:
         quiet.call("POST", "/v1/invoke/q", {})
-    begun = time.monotonic()
+    begun, before = time.monotonic(), starts(admin)
     flooded = quiet_run(quiet)
-    spent = time.monotonic() - begun
+    spent, after = time.monotonic() - begun, starts(admin)
+    churn = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     out, _ = flooder.communicate(timeout=120)  # closing its stdin stops it
     flood = json.loads(out.strip().splitlines()[-1])
     counts, reasons = flood["counts"], flood["reasons"]
@@ -126,7 +140,9 @@ def run(admin):
     print(f"flood: {FLOOD} clients at nice {FLOOD_NICE} for {flood['seconds']:.1f} s: "
           f"{counts['answered'] / flood['seconds']:.0f} answered/s, "
           f"{counts['refused'] / flood['seconds']:.0f} refused/s "
-          f"(quiet measured over {spent:.1f} s of it)")
+          f"(quiet measured over {spent:.1f} s of it; meanwhile the node started "
+          f"{churn.get('cold', 0)} cold and {churn.get('prewarmed', 0)} pre-warmed containers "
+          f"and removed {churn.get('removed', 0)})")
 
     ratio = flooded[1] / alone[1] if alone[1] else float("nan")
     print(f"quiet alone: p50 {alone[0]:.1f} ms, p99 {alone[1]:.1f} ms; under a flood of "
