@@ -47,6 +47,11 @@ class Client:
 
     def call(self, method, path, body=None, timeout=30):
         """(status or None, body)."""
+        status, text, _ = self.call_timed(method, path, body, timeout)
+        return status, text
+
+    def call_timed(self, method, path, body=None, timeout=30):
+        """(status or None, body, {stage: ms} from the answer's Server-Timing header)."""
         for _ in range(2):  # one reconnect when the kept-alive connection went away
             try:
                 if self.conn is None:
@@ -54,10 +59,25 @@ class Client:
                 self.conn.request(method, path, body=json.dumps(body) if body is not None
                                   else None, headers={"authorization": f"Bearer {self.token}"})
                 r = self.conn.getresponse()
-                return r.status, r.read().decode()
+                return r.status, r.read().decode(), server_timing(r.getheader("server-timing"))
             except (OSError, http.client.HTTPException):
                 self.conn = None
-        return None, ""
+        return None, "", {}
+
+
+STAGES = ("admit", "route", "lease", "run", "work")
+
+
+def server_timing(value):
+    """{name: ms} of a `Server-Timing` header (`admit;dur=0.012, route;dur=…`)."""
+    got = {}
+    for metric in (value or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        for param in params.split(";"):
+            key, _, dur = param.strip().partition("=")
+            if key == "dur":
+                got[name] = float(dur)
+    return got
 
 
 def tenant(admin, name):
@@ -80,18 +100,27 @@ def starts(admin):
     return got
 
 
+def pick(xs, q):
+    """The nearest-rank q-quantile of xs (nan when empty)."""
+    return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
 def quiet_run(quiet):
-    """(p50, p99, refused, failed, node p50, node p99): latencies as the client saw them and
-    as the node measured them (`latency_ms`: from the request's arrival to the runner's
-    answer), ms."""
+    """(p50, p99, refused, failed, node p50, node p99, stages): latencies as the client saw
+    them and as the node measured them (`latency_ms`: from the request's arrival to the
+    runner's answer), ms; stages: {stage: [ms, …]} from each answer's Server-Timing."""
     spans, at_node, refused, failed = [], [], 0, 0
+    stages = {name: [] for name in STAGES}
     due = time.monotonic()
     for _ in range(REQUESTS):
         # A steady tenant: one request every PACE_MS (the next at once if one took longer).
         due += PACE_MS / 1000
         time.sleep(max(0.0, due - time.monotonic()))
         begun = time.monotonic()
-        status, body = quiet.call("POST", "/v1/invoke/q", {})
+        status, body, timing = quiet.call_timed("POST", "/v1/invoke/q", {})
+        for name in STAGES:
+            if name in timing:
+                stages[name].append(timing[name])
         if status != 200 and refused + failed < 2:
             print(f"  quiet got {status}: {body[:200]}")
         spans.append((time.monotonic() - begun) * 1000)
@@ -99,9 +128,8 @@ def quiet_run(quiet):
             at_node.append(json.loads(body)["latency_ms"])
         refused += status in (429, 503)
         failed += status != 200 and status not in (429, 503)
-    pick = lambda xs, q: sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")  # noqa: E731
     return (pick(spans, 0.5), pick(spans, 0.99), refused, failed,
-            pick(at_node, 0.5), pick(at_node, 0.99))
+            pick(at_node, 0.5), pick(at_node, 0.99), stages)
 
 
 def main():
@@ -156,6 +184,10 @@ def run(admin):
     print(f"quiet at the node (arrival to the runner's answer): alone p50 {alone[4]:.1f} ms, "
           f"p99 {alone[5]:.1f} ms; under the flood p50 {flooded[4]:.1f} ms, "
           f"p99 {flooded[5]:.1f} ms")
+    print("  by stage (Server-Timing), p50 / p99 ms, alone -> flooded: " + "; ".join(
+        f"{name} {pick(alone[6][name], 0.5):.2f}/{pick(alone[6][name], 0.99):.2f} -> "
+        f"{pick(flooded[6][name], 0.5):.2f}/{pick(flooded[6][name], 0.99):.2f}"
+        for name in STAGES))
     print(f"noisy: {counts['answered']} answered, {counts['refused']} refused, "
           f"{counts['other']} other; refusals: "
           + "; ".join(f"{n}x {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3]))

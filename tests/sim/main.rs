@@ -4,7 +4,10 @@
 use forewarm_policy::{
     AppContext, AppPolicy, IdleAction, MINUTE_MS, Millis, PolicySpec, WarmFloor,
 };
-use forewarm_sim::{AppOutcome, AppSim, Invocation, SimConfig, SimParams, Workload, simulate};
+use forewarm_sim::{
+    AppOutcome, AppSim, Invocation, Replay, ReplayedCode, SimConfig, SimParams, Workload, in_band,
+    simulate, spread,
+};
 use forewarm_tests::gen_trace;
 use forewarm_trace::{Trace, Window, read_trace};
 use rand::rngs::SmallRng;
@@ -429,4 +432,86 @@ fn t12_per_app_rows_and_classes_add_up_to_the_totals() {
         table.contains("101-1000") || table.contains("11-100"),
         "{table}"
     );
+}
+
+#[test]
+fn t13_apps_runs_what_replay_sends_a_live_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_trace(dir.path(), 150, 1, 11);
+    let read = |start_minute, minutes| {
+        read_trace(
+            dir.path(),
+            Window {
+                start_minute,
+                minutes: Some(minutes),
+            },
+        )
+        .expect("reads")
+    };
+    let band = (0.3, 0.7);
+    // `forewarm replay --skip-minutes 60 --minutes 240 --apps 12`: the window alone is read,
+    // apps ranked by their invocations in it.
+    let window = read(60, 240);
+    let counts: Vec<u64> = window.apps.iter().map(|a| a.invocations()).collect();
+    let replayed: std::collections::BTreeSet<(String, String)> =
+        spread(&in_band(&counts, Some(band)), 12)
+            .into_iter()
+            .map(|i| (window.apps[i].owner.clone(), window.apps[i].app.clone()))
+            .collect();
+    assert_eq!(replayed.len(), 12);
+    // `forewarm simulate --skip-minutes 60 --hours 4 --apps 12`: read from minute 0.
+    let config = SimConfig {
+        hours: Some(4.0),
+        skip_minutes: 60,
+        app_band: Some(band),
+        replay: Some(Replay {
+            apps: 12,
+            speed: 60.0,
+        }),
+        policies: vec!["keepalive-10m".parse().expect("policy")],
+        per_app: true,
+        ..SimConfig::default()
+    };
+    let report = simulate(&read(0, 300), &config, &|_, _| {}).expect("simulates");
+    let simulated: std::collections::BTreeSet<(String, String)> = report
+        .apps
+        .iter()
+        .map(|r| (r.owner.clone(), r.app.clone()))
+        .collect();
+    assert_eq!(simulated, replayed, "the same applications");
+    // A sample is the other way to choose apps, not both.
+    let both = SimConfig {
+        sample: Some(3),
+        ..config
+    };
+    assert!(simulate(&read(0, 300), &both, &|_, _| {}).is_err());
+}
+
+#[test]
+fn t14_a_replayed_workload_holds_its_container_for_its_cpu_time_times_the_speed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    gen_trace(dir.path(), 20, 1, 3);
+    let trace = read_trace(
+        dir.path(),
+        Window {
+            start_minute: 0,
+            minutes: None,
+        },
+    )
+    .expect("reads");
+    let app = trace
+        .apps
+        .iter()
+        .find(|a| a.invocations() > 0)
+        .expect("an app");
+    let code = ReplayedCode::of(app);
+    assert!((1..=20).contains(&code.cpu_ms) && (1..=32).contains(&code.mem_mib));
+    let w = Workload::draw(app, 0, 1, false, 256.0).replayed(&code, 60.0);
+    assert_eq!(w.app_memory_mib, 128.0);
+    assert!(
+        w.invocations
+            .iter()
+            .all(|i| i.duration_ms == code.cpu_ms * 60 && i.memory_mib == 128.0)
+    );
+    assert_eq!(code.body()["max_memory_mib"], 128);
 }

@@ -661,6 +661,7 @@ async fn invoke(
         overrides,
         payload_bytes: payload_bytes as u64,
         received,
+        admitted: received,
         forwarded_need_mib: None,
         key: key.clone(),
     };
@@ -757,7 +758,7 @@ fn replayed(answer: Remembered, key: &str) -> Response {
 }
 
 /// Run `inv` through the Router and answer.
-async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
+async fn run(api: &Api, mut inv: Invocation) -> ApiResult<Response> {
     // Only a refusal reads the node's start time (not every request).
     let retry = || retry_after_secs(&api.shared);
     // Waiting for a slot counts against the invocation's deadline.
@@ -779,6 +780,7 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
             )
             .retry_after(retry())
         })?;
+    inv.admitted = Instant::now();
     let called = api
         .router
         .call(|reply| RouterMsg::Invoke(inv, reply), None)
@@ -790,10 +792,11 @@ async fn run(api: &Api, inv: Invocation) -> ApiResult<Response> {
     match result {
         Ok(invoked) => {
             let word = invoked.start.as_str();
+            let timing = invoked.stages.server_timing();
             let mut response = Json(invoked).into_response();
-            response
-                .headers_mut()
-                .insert(START_HEADER, HeaderValue::from_static(word));
+            let headers = response.headers_mut();
+            headers.insert(START_HEADER, HeaderValue::from_static(word));
+            set_header(headers, "server-timing", &timing);
             Ok(response)
         }
         Err(e) => {

@@ -24,6 +24,8 @@ pub struct Invocation {
     pub payload_bytes: u64,
     /// When the gateway received it.
     pub received: Instant,
+    /// When it was given an in-flight slot (the gateway sets it; `received` until then).
+    pub admitted: Instant,
     /// Forwarded from another region, with the memory need decided there: run only on an
     /// idle container that fits, never start one (the home region falls back to its own).
     pub forwarded_need_mib: Option<f64>,
@@ -63,6 +65,40 @@ pub struct Invoked {
     pub latency_ms: f64,
     /// Measured usage.
     pub usage: UsageView,
+    /// Where the time went at this node (answered as a `Server-Timing` header, not in the
+    /// body; a forwarded invocation's are the member's and stay there).
+    #[serde(skip)]
+    pub stages: Stages,
+}
+
+/// Where one invocation's time went at the node that ran it, ms: the stages add up to its
+/// `latency_ms` (less building the answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stages {
+    /// Arrival to an in-flight slot: reading the request, waiting for a slot.
+    pub admit_ms: f64,
+    /// Slot to asking the pool: the Router's mailbox, the profile prediction, the routing
+    /// decision (and a forward declined by another region).
+    pub route_ms: f64,
+    /// Asking the pool to holding a container: at once when one is idle, else a start or
+    /// a wait in the code type's queue.
+    pub lease_ms: f64,
+    /// Holding the container to its runner's answer.
+    pub run_ms: f64,
+    /// Of `run_ms`, the workload's own time as its runner measured it (the rest is the
+    /// way to the container and back).
+    pub work_ms: f64,
+}
+
+impl Stages {
+    /// The W3C `Server-Timing` header value: `admit;dur=0.012, route;dur=…, lease;dur=…,
+    /// run;dur=…, work;dur=…` (ms, three decimals; `work` is part of `run`).
+    pub fn server_timing(&self) -> String {
+        format!(
+            "admit;dur={:.3}, route;dur={:.3}, lease;dur={:.3}, run;dur={:.3}, work;dur={:.3}",
+            self.admit_ms, self.route_ms, self.lease_ms, self.run_ms, self.work_ms
+        )
+    }
 }
 
 /// Usage as the API shows it.

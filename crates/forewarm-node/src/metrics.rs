@@ -68,6 +68,9 @@ pub struct Metrics {
     pub prewarms: AtomicU64,
     /// Containers removed so far.
     pub removals: AtomicU64,
+    /// Invocations killed over their container's memory class (then run again at the code
+    /// type's limit) so far.
+    pub misfits: AtomicU64,
     /// Idle containers' memory-time so far.
     idle: Mutex<IdleMemory>,
 }
@@ -116,6 +119,7 @@ impl Default for Metrics {
             pool: Default::default(),
             prewarms: AtomicU64::new(0),
             removals: AtomicU64::new(0),
+            misfits: AtomicU64::new(0),
             idle: Mutex::default(),
         }
     }
@@ -166,6 +170,11 @@ impl Metrics {
     pub fn idle_memory(&self) -> (f64, HashMap<String, f64>) {
         let m = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         (m.total, m.by_code.clone())
+    }
+
+    /// The total of [`Self::idle_memory`] alone (a scrape needs no per-code copy).
+    pub fn idle_memory_total(&self) -> f64 {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     /// Invocations served so far by start kind (cold, warm, prewarmed).
@@ -221,6 +230,12 @@ impl Metrics {
                 "Containers removed.",
                 &self.removals,
             ),
+            (
+                "forewarm_misfits_total",
+                "Invocations killed over their container's memory class, run again at the code \
+                 type's limit.",
+                &self.misfits,
+            ),
         ] {
             let n = value.load(Ordering::Relaxed);
             let _ = writeln!(
@@ -228,7 +243,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
             );
         }
-        let (idle, _) = self.idle_memory();
+        let idle = self.idle_memory_total();
         let _ = writeln!(
             out,
             "# HELP forewarm_idle_memory_mib_seconds_total Memory held by idle containers over \

@@ -278,6 +278,15 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         self.update(|engine, quota| engine.release(serial, ok, quota, Instant::now()));
     }
 
+    /// The request on lease `serial` is done and used `peak_mib` at its peak (what the code
+    /// type's size classes learn from).
+    pub fn release_used(&self, serial: u64, peak_mib: f64) {
+        self.update(|engine, quota| {
+            engine.used(serial, peak_mib);
+            engine.release(serial, true, quota, Instant::now())
+        });
+    }
+
     /// Ask the container engine, off the actor, for every container of this node; the
     /// answer comes back as [`PoolMsg::Listed`]. At most one such request at a time.
     fn list_containers(&self, myself: &ActorRef<PoolMsg>) {

@@ -643,6 +643,18 @@ impl PoolEngine {
         })
     }
 
+    /// The request on container `serial` was measured to use `mib` at its peak (call before
+    /// [`Self::release`]): the code type's size classes are chosen from what its invocations
+    /// used, not from what was predicted for them.
+    pub fn used(&mut self, serial: u64, mib: f64) {
+        let Some(real) = self.reals.get(&serial) else {
+            return;
+        };
+        if let Some(cp) = self.pools.get_mut(&real.code) {
+            cp.pool.used(real.slot, mib);
+        }
+    }
+
     /// The request on container `serial` is done at `now`; `ok = false` if the container
     /// failed.
     pub fn release(

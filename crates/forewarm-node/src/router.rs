@@ -9,6 +9,7 @@
 //! up the next request.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use forewarm_runtime::{ContainerRuntime, RunnerError, RuntimeError, Usage};
@@ -18,7 +19,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::catalog::Code;
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
-pub use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RouterMsg, UsageView};
+pub use crate::invocation::{
+    Forwarded, Invocation, InvokeError, Invoked, RouterMsg, Stages, UsageView,
+};
 use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
@@ -191,6 +194,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let mut killed: Option<String> = None;
         for attempt in 0..2 {
             let asked = Instant::now();
+            let route_ms = ms_between(inv.admitted, asked);
             let lease = match self
                 .lease(&inv.code, need, warm_only, deadline, limit)
                 .await
@@ -204,8 +208,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                     });
                 }
             };
+            let leased = Instant::now();
             if lease.start != Start::Cold {
-                self.shared.cluster.record_queue_wait(asked.elapsed());
+                self.shared.cluster.record_queue_wait(leased - asked);
             }
             let invoked = self.runtime.invoke(&lease.container, &inv.overrides);
             let Ok(result) = tokio::time::timeout_at(deadline, invoked).await else {
@@ -214,10 +219,21 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 let _ = self.predictor.cast(PredictorMsg::Train(key.clone()));
                 return Err(InvokeError::Timeout(limit));
             };
-            self.pool.release(lease.serial, result.is_ok());
+            match &result {
+                Ok(usage) => self.pool.release_used(lease.serial, usage.peak_mib),
+                Err(_) => self.pool.release(lease.serial, false),
+            }
             match result {
                 Ok(usage) => {
-                    let latency_ms = inv.received.elapsed().as_secs_f64() * 1e3;
+                    let answered = Instant::now();
+                    let latency_ms = ms_between(inv.received, answered);
+                    let stages = Stages {
+                        admit_ms: ms_between(inv.received, inv.admitted),
+                        route_ms,
+                        lease_ms: ms_between(asked, leased),
+                        run_ms: ms_between(leased, answered),
+                        work_ms: usage.duration_ms,
+                    };
                     self.record(&inv, &key, &lease, &usage, need, latency_ms);
                     if lease.start == Start::Cold {
                         let _ = self.predictor.cast(PredictorMsg::Train(key));
@@ -232,6 +248,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                             peak_mib: usage.peak_mib,
                             io_kib: usage.io_kib,
                         },
+                        stages,
                     });
                 }
                 Err(e) => {
@@ -248,6 +265,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                     );
                     if attempt == 0 && cut_off && need < limit {
                         tracing::warn!("{key}: {e}; retrying at the code's limit {limit} MiB");
+                        self.shared.metrics.misfits.fetch_add(1, Ordering::Relaxed);
                         need = limit;
                         killed = Some(e.to_string());
                         continue;
@@ -285,6 +303,11 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             payload_bytes: inv.payload_bytes,
         });
     }
+}
+
+/// `to - from`, ms.
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1e3
 }
 
 impl<R: ContainerRuntime + 'static> Actor for Router<R> {

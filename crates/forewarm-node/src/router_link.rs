@@ -115,6 +115,7 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, Re
         overrides: f.overrides,
         payload_bytes: f.payload_bytes,
         received,
+        admitted: Instant::now(),
         forwarded_need_mib: Some(f.need_mib),
         key: f.key,
     };

@@ -61,6 +61,23 @@ async fn invoke(addr: SocketAddr, token: &str, code: &str, body: &str) -> Answer
     .await
 }
 
+/// The answer's `Server-Timing` stages, ms by name (all five must be there).
+fn server_timing(answer: &Answer) -> std::collections::BTreeMap<String, f64> {
+    let value = answer
+        .header("server-timing")
+        .expect("a Server-Timing header");
+    let stages: std::collections::BTreeMap<String, f64> = value
+        .split(", ")
+        .map(|metric| {
+            let (name, dur) = metric.split_once(";dur=").expect("name;dur=ms");
+            (name.to_owned(), dur.parse().expect("ms"))
+        })
+        .collect();
+    let names: Vec<&str> = stages.keys().map(String::as_str).collect();
+    assert_eq!(names, ["admit", "lease", "route", "run", "work"], "{value}");
+    stages
+}
+
 const FAST: &str = r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":50},"max_memory_mib":128}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,6 +106,20 @@ async fn t01_first_invocation_is_cold_then_warm_and_samples_are_measured() {
         body["latency_ms"].as_f64().expect("latency") >= 50.0,
         "init time is paid"
     );
+    // Where the time went: the start is in the lease, the stages add up to the latency, and
+    // the workload's own time is part of the run.
+    let stages = server_timing(&first);
+    assert!(stages["lease"] >= 50.0, "{stages:?}");
+    assert!(stages["work"] <= stages["run"], "{stages:?}");
+    let sum: f64 = ["admit", "route", "lease", "run"]
+        .iter()
+        .map(|s| stages[*s])
+        .sum();
+    let latency = body["latency_ms"].as_f64().expect("latency");
+    assert!(
+        sum <= latency + 0.01 && sum >= latency - 1.0,
+        "{stages:?} vs {latency}"
+    );
     let second = invoke(addr, &token, "resize", r#"{"cpu_ms":2}"#).await;
     assert_eq!(
         second.header("x-forewarm-start"),
@@ -97,6 +128,10 @@ async fn t01_first_invocation_is_cold_then_warm_and_samples_are_measured() {
         second.body
     );
     assert_eq!(json(&second)["container"], body["container"]);
+    assert!(
+        server_timing(&second)["lease"] < 50.0,
+        "a warm lease starts nothing"
+    );
     assert!(json(&second)["latency_ms"].as_f64().expect("latency") < 50.0);
 
     // The container carries its labels in the engine.
@@ -774,5 +809,93 @@ async fn t12_readiness_names_a_container_engine_that_does_not_answer() {
         .engine_down
         .store(false, std::sync::atomic::Ordering::Release);
     readiness(200).await;
+    node.shutdown().await;
+}
+
+/// One code type's pool holds containers of two size classes — the code type's limit for the
+/// first (nothing known yet), then the class its measured invocations need — and an
+/// invocation killed over its container's class (a misfit) is run again at the code type's
+/// limit, counted, and learnt from: the next container is sized to hold it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t13_two_size_classes_in_one_pool_and_a_misfit_corrected() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    let code = |mem: u32| {
+        format!(
+            r#"{{"workload":{{"cpu_ms":1,"mem_mib":{mem},"init_ms":10}},"max_memory_mib":512}}"#
+        )
+    };
+    let classes = || async {
+        let pool = json(&call(addr, "GET", "/v1/pool", Some(&token), "").await);
+        let mut classes: Vec<String> = pool["containers"]
+            .as_array()
+            .expect("containers")
+            .iter()
+            .map(|c| c["class"].as_str().expect("class").to_owned())
+            .collect();
+        classes.sort();
+        classes
+    };
+    let misfits = || async {
+        let metrics = call(addr, "GET", "/metrics", None, "").await;
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("forewarm_misfits_total "))
+            .map(|n| n.parse::<u64>().expect("a count"))
+    };
+    register(addr, &token, "grow", &code(4)).await;
+    for _ in 0..8 {
+        let a = invoke(addr, &token, "grow", "").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    // Nothing was known at the first start: a container at the code type's limit.
+    assert_eq!(classes().await, ["1000m-512Mi"]);
+    // While it is busy, a second container is sized from what the invocations used.
+    let long = {
+        let token = token.clone();
+        tokio::spawn(async move { invoke(addr, &token, "grow", r#"{"sleep_ms":500}"#).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let short = invoke(addr, &token, "grow", "").await;
+    assert_eq!(json(&short)["start"], "cold", "{}", short.body);
+    assert_eq!(long.await.expect("long").status, 200);
+    assert_eq!(classes().await, ["1000m-512Mi", "250m-128Mi"]);
+    assert_eq!(misfits().await, Some(0));
+
+    // The code type grows past its class (a new version: its old containers are retired).
+    register(addr, &token, "grow", &code(200)).await;
+    let begun = std::time::Instant::now();
+    while !classes().await.is_empty() {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "old containers stay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its first invocation starts in the profile's class, is killed there, and runs again
+    // at the limit: answered, and counted as a misfit.
+    let grown = invoke(addr, &token, "grow", "").await;
+    assert_eq!(grown.status, 200, "{}", grown.body);
+    assert!(json(&grown)["usage"]["peak_mib"].as_f64() > Some(200.0));
+    assert_eq!(misfits().await, Some(1));
+    // Learnt: the next container is sized to hold it, and nothing more is killed.
+    let p = json(
+        &call(
+            addr,
+            "GET",
+            "/v1/codes/grow/prediction?train=true",
+            Some(&token),
+            "",
+        )
+        .await,
+    );
+    assert!(p["pool"]["next_container_mib"].as_u64() >= Some(256), "{p}");
+    for _ in 0..3 {
+        let a = invoke(addr, &token, "grow", "").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    assert_eq!(misfits().await, Some(1));
     node.shutdown().await;
 }

@@ -321,6 +321,15 @@ impl<P: AppPolicy> AppPool<P> {
         placement
     }
 
+    /// The invocation running on container `id` was measured to use `mib` at its peak: what
+    /// the size-class profile learns when it completes (instead of the memory asked for at
+    /// its arrival, which on a live node is itself a prediction).
+    pub fn used(&mut self, id: ContainerId, mib: f64) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.running_mib = mib;
+        }
+    }
+
     /// The invocation on container `id` finished at `now`.
     pub fn complete(&mut self, now: Millis, id: ContainerId, obs: &mut impl PoolObserver) {
         let k = self.slots[id].busy_at;

@@ -13,6 +13,9 @@ pub struct SimConfig {
     pub app_band: Option<(f64, f64)>,
     /// Then draw this many of them with the seed.
     pub sample: Option<usize>,
+    /// Or run what `forewarm replay` sends a live node: its applications of the band and
+    /// their replayed workloads (exclusive with `sample`).
+    pub replay: Option<Replay>,
     /// Policies, in report order.
     pub policies: Vec<PolicySpec>,
     /// Seed of every random draw (arrival offsets, durations, memory, sampling).
@@ -32,6 +35,7 @@ impl Default for SimConfig {
             skip_minutes: 0,
             app_band: None,
             sample: None,
+            replay: None,
             policies: PolicySpec::DEFAULTS.to_vec(),
             seed: 1,
             cold_start_ms: 1_000,
@@ -56,6 +60,21 @@ pub enum ConfigError {
     /// No policy to run.
     #[error("no policy to simulate")]
     NoPolicy,
+    /// `--apps` must be positive, its `--speed` positive and finite, and `--sample` not given.
+    #[error("--apps must be at least 1 with a --speed > 0, and not with --sample")]
+    Replay,
+}
+
+/// The applications and workloads of `forewarm replay --apps N --speed S` (see
+/// [`crate::replayed`]): each replayed code type's invocation holds its container for its CPU
+/// time times `speed` (the live node runs `speed` times faster than the trace), in a container
+/// of [`crate::ReplayedCode::MAX_MEMORY_MIB`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replay {
+    /// Applications, evenly spread over the band.
+    pub apps: usize,
+    /// Trace minutes per real minute of the replay.
+    pub speed: f64,
 }
 
 impl SimConfig {
@@ -75,6 +94,11 @@ impl SimConfig {
         }
         if self.policies.is_empty() {
             return Err(ConfigError::NoPolicy);
+        }
+        if let Some(r) = self.replay
+            && (r.apps == 0 || !(r.speed.is_finite() && r.speed > 0.0) || self.sample.is_some())
+        {
+            return Err(ConfigError::Replay);
         }
         Ok(())
     }

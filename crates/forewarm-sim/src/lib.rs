@@ -17,15 +17,17 @@ mod cache_sim;
 mod config;
 mod engine;
 mod plot;
+mod replayed;
 mod report;
 mod simulate;
 mod workload;
 
 pub use app_class::AppClass;
 pub use cache_sim::SharedCacheSim;
-pub use config::{ConfigError, SimConfig};
+pub use config::{ConfigError, Replay, SimConfig};
 pub use engine::{AppOutcome, AppSim, SimParams};
 pub use plot::pareto_svg;
+pub use replayed::{ReplayedCode, in_band, spread};
 pub use report::{AppColdStartPct, AppRow, ClassSummary, PolicyReport, Report, TraceSummary};
 pub use simulate::{select_apps, simulate};
 pub use workload::{Invocation, Workload};

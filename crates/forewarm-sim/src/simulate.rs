@@ -15,6 +15,7 @@ use crate::app_class::AppClass;
 use crate::cache_sim::SharedCacheSim;
 use crate::config::{ConfigError, SimConfig};
 use crate::engine::{AppOutcome, AppSim, SimParams};
+use crate::replayed::{ReplayedCode, in_band, spread};
 use crate::report::{AppRow, PolicyReport, Report, TraceSummary};
 use crate::workload::Workload;
 
@@ -34,39 +35,24 @@ fn default_memory_mb(trace: &Trace) -> f64 {
 
 /// Indices of the applications to simulate: those with invocations in the measured window
 /// (from minute `measure_from` of the trace as read), filtered by popularity band, then
-/// sampled.
+/// sampled, or spread as `forewarm replay` chooses them.
 pub fn select_apps(trace: &Trace, measure_from: u64, config: &SimConfig) -> Vec<usize> {
-    let mut ranked: Vec<(u64, usize)> = trace
+    let counts: Vec<u64> = trace
         .apps
         .iter()
-        .enumerate()
-        .map(|(i, app)| {
-            let n: u64 = app
-                .functions
+        .map(|app| {
+            app.functions
                 .iter()
                 .flat_map(|f| f.counts.iter())
                 .filter(|(m, _)| u64::from(*m) >= measure_from)
                 .map(|(_, c)| u64::from(*c))
-                .sum();
-            (n, i)
+                .sum()
         })
-        .filter(|(n, _)| *n > 0)
         .collect();
-    // Most popular first; ties by position in the trace, so selection is deterministic.
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let n = ranked.len() as f64;
-    let mut chosen: Vec<usize> = ranked
-        .iter()
-        .enumerate()
-        .filter(|(rank, _)| {
-            config.app_band.is_none_or(|(lo, hi)| {
-                let q = *rank as f64 / n;
-                q >= lo && q < hi
-            })
-        })
-        .map(|(_, (_, i))| *i)
-        .collect();
-    if let Some(k) = config.sample.filter(|k| *k < chosen.len()) {
+    let mut chosen = in_band(&counts, config.app_band);
+    if let Some(replay) = config.replay {
+        chosen = spread(&chosen, replay.apps);
+    } else if let Some(k) = config.sample.filter(|k| *k < chosen.len()) {
         let mut rng = SmallRng::seed_from_u64(config.seed);
         for i in 0..k {
             let j = rng.random_range(i..chosen.len());
@@ -141,13 +127,18 @@ pub fn simulate(
     let apps = select_apps(trace, measure_from_minute, config);
     let default_memory = default_memory_mb(trace);
     let draw = |index: usize| {
-        Workload::draw(
-            &trace.apps[index],
+        let app = &trace.apps[index];
+        let drawn = Workload::draw(
+            app,
             index as u64,
             config.seed,
             config.profiles,
             default_memory,
-        )
+        );
+        match config.replay {
+            Some(replay) => drawn.replayed(&ReplayedCode::of(app), replay.speed),
+            None => drawn,
+        }
     };
     // Policies that size their budget from the population learn it from the warm-up only, and
     // from every app of the trace: the selection (--app-band, --sample) ranks apps by the

@@ -2,6 +2,8 @@
 
 use forewarm_policy::{MINUTE_MS, Millis};
 use forewarm_trace::{App, DurationPercentiles};
+
+use crate::replayed::ReplayedCode;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -79,5 +81,19 @@ impl Workload {
             invocations,
             app_memory_mib,
         }
+    }
+
+    /// The same arrivals as `forewarm replay` runs them on a live node at `speed` times the
+    /// trace's pace: each invocation holds its container for `code`'s CPU time (wall ms on the
+    /// node, so `speed` times as long in trace time), in a container of the code type's limit.
+    pub fn replayed(mut self, code: &ReplayedCode, speed: f64) -> Self {
+        let duration_ms = (code.cpu_ms as f64 * speed).round().max(1.0) as Millis;
+        let memory_mib = f64::from(ReplayedCode::MAX_MEMORY_MIB);
+        for inv in &mut self.invocations {
+            inv.duration_ms = duration_ms;
+            inv.memory_mib = memory_mib;
+        }
+        self.app_memory_mib = memory_mib;
+        self
     }
 }

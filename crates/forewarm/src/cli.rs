@@ -266,6 +266,14 @@ pub struct SimulateArgs {
     /// Then draw N of those apps with the seed.
     #[arg(long)]
     pub sample: Option<usize>,
+    /// Or run the N apps `forewarm replay --apps N` sends a live node (evenly spread over the
+    /// band by invocations in the measured window) with its workloads: each invocation holds a
+    /// 128 MiB container for its replayed CPU time times --speed (docs/simulator.md).
+    #[arg(long, conflicts_with = "sample")]
+    pub apps: Option<usize>,
+    /// With --apps: the replay's --speed (trace minutes per real minute).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
     /// Policy to run (repeatable): no-unloading, keepalive-<N>m, hybrid-histogram-<H>h,
     /// forewarm (= forewarm-price4h), forewarm-price<H>h[-hold|-scaleout], forewarm-keep<P>, forewarm-<N>mib,
     /// spes (SPES's per-class windows), faascache-<N>gib, faascache-nofreq-<N>gib, oracle.

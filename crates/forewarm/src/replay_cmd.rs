@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use forewarm_http::Method;
 use forewarm_node::client::NodeClient;
+use forewarm_sim::{ReplayedCode, in_band, spread};
 use forewarm_trace::{App, Window, read_trace};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -22,48 +23,11 @@ use crate::progress::Progress;
 /// One planned invocation: real offset from the start, code index.
 type Planned = (Duration, usize);
 
-/// The apps of `band` (popularity rank quantiles, most popular first), `n` evenly spread.
+/// The apps of `band` (popularity rank quantiles by invocations in the window, most popular
+/// first), `n` evenly spread: what `forewarm simulate --apps n` runs too.
 fn choose(apps: &[App], band: (f64, f64), n: usize) -> Vec<usize> {
-    let mut ranked: Vec<(u64, usize)> = apps
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.invocations(), i))
-        .filter(|(c, _)| *c > 0)
-        .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let total = ranked.len() as f64;
-    let inside: Vec<usize> = ranked
-        .iter()
-        .enumerate()
-        .filter(|(r, _)| {
-            let q = *r as f64 / total;
-            q >= band.0 && q < band.1
-        })
-        .map(|(_, (_, i))| *i)
-        .collect();
-    if inside.len() <= n {
-        return inside;
-    }
-    (0..n).map(|k| inside[k * inside.len() / n]).collect()
-}
-
-/// A code type for `app`: its median duration as CPU (at most 20 ms) and a quarter of its
-/// median memory touched (at most 32 MiB), so a laptop can replay many.
-fn code_body(app: &App) -> serde_json::Value {
-    let duration = app
-        .functions
-        .iter()
-        .find_map(|f| f.durations)
-        .map_or(10.0, |d| d.quantile(0.5));
-    let memory = app.memory.map_or(64.0, |m| m.quantile(0.5));
-    json!({
-        "workload": {
-            "cpu_ms": duration.clamp(1.0, 20.0) as u64,
-            "mem_mib": (memory / 4.0).clamp(1.0, 32.0) as u64,
-            "init_ms": 250,
-        },
-        "max_memory_mib": 128,
-    })
+    let counts: Vec<u64> = apps.iter().map(App::invocations).collect();
+    spread(&in_band(&counts, Some(band)), n)
 }
 
 #[derive(Debug, Default)]
@@ -185,7 +149,7 @@ async fn replay(
     let token = created["token"].as_str().unwrap_or_default().to_owned();
     let client = NodeClient::new(&a.url, Some(token)).map_err(anyhow::Error::msg)?;
     for (code, &i) in chosen.iter().enumerate() {
-        let body = code_body(&apps[i]).to_string().into_bytes();
+        let body = ReplayedCode::of(&apps[i]).body().to_string().into_bytes();
         let (status, answer) = client
             .json(Method::PUT, &format!("/v1/codes/app-{code}"), body)
             .await

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use forewarm_policy::PolicySpec;
-use forewarm_sim::{SimConfig, pareto_svg, simulate};
+use forewarm_sim::{Replay, SimConfig, pareto_svg, simulate};
 use forewarm_trace::{Window, read_trace};
 
 use crate::cli::SimulateArgs;
@@ -14,6 +14,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         skip_minutes: args.skip_minutes,
         app_band: args.app_band,
         sample: args.sample,
+        replay: args.apps.map(|apps| Replay {
+            apps,
+            speed: args.speed,
+        }),
         policies: if args.policies.is_empty() {
             PolicySpec::DEFAULTS.to_vec()
         } else {
