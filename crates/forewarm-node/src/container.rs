@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec};
+use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec, RuntimeError};
 use forewarm_store::ContainerStat;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -15,6 +15,9 @@ use crate::pool_msg::PoolMsg;
 
 /// How often a running container's resource use is sampled.
 pub const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// How long after a failed start the one retry comes.
+const START_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// What a container actor is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
@@ -72,7 +75,21 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
     ) -> Result<(), ActorProcessingErr> {
         // Started here, not in pre_start: spawning must not block the supervisor.
         let began = Instant::now();
-        let result = state.args.runtime.start(&state.args.spec).await;
+        let runtime = &state.args.runtime;
+        let mut result = runtime.start(&state.args.spec).await;
+        // An engine that errs on one create or start (or did not answer) may not on the next:
+        // one more try, so a transient engine error does not reach the waiting request (chaos
+        // S7). A missing image or a runner that never got ready would only fail again.
+        if let Err(e) = &result
+            && matches!(
+                e,
+                RuntimeError::Engine { .. } | RuntimeError::Unavailable(_)
+            )
+        {
+            tracing::warn!("container {}: {e}; trying once more", state.args.serial);
+            tokio::time::sleep(START_RETRY_AFTER).await;
+            result = runtime.start(&state.args.spec).await;
+        }
         let took = began.elapsed();
         let serial = state.args.serial;
         match result {

@@ -899,3 +899,38 @@ async fn t13_two_size_classes_in_one_pool_and_a_misfit_corrected() {
     assert_eq!(misfits().await, Some(1));
     node.shutdown().await;
 }
+
+/// A container start the engine fails once is tried once more: the waiting request is
+/// served. A start that fails twice is answered 503 `start_failed` naming the engine's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t14_a_failed_container_start_is_tried_once_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = Arc::new(FaultyRuntime::new(FakeRuntime::new()));
+    let node = Node::start(config(dir.path(), 1.0), runtime.clone())
+        .await
+        .expect("node starts");
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "once", FAST).await;
+    register(addr, &token, "twice", FAST).await;
+    let fail = |n: u32| {
+        runtime
+            .faults
+            .fail_starts
+            .store(n, std::sync::atomic::Ordering::Release)
+    };
+    fail(1);
+    let once = invoke(addr, &token, "once", "").await;
+    assert_eq!(
+        (once.status, once.header("x-forewarm-start")),
+        (200, Some("cold")),
+        "{}",
+        once.body
+    );
+    fail(2);
+    let twice = invoke(addr, &token, "twice", "").await;
+    assert_eq!(twice.status, 503, "{}", twice.body);
+    assert_eq!(json(&twice)["error"], "start_failed", "{}", twice.body);
+    assert!(twice.body.contains("injected fault"), "{}", twice.body);
+    node.shutdown().await;
+}
