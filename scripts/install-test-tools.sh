@@ -2,7 +2,9 @@
 # What `make test` needs besides Rust, make and a Docker engine, installed when missing:
 # cargo-nextest (the test runner); python3 and curl (the chaos scripts); docker-compose (the
 # compose cluster of chaos S2/S3); nsenter (util-linux) and iptables (their partitions inside
-# a container's network namespace). Debian packages need root (or sudo).
+# a container's network namespace); promtool (Debian's prometheus package, without its
+# recommends: the metrics test runs `promtool check metrics`). Debian packages need root (or
+# sudo).
 set -euo pipefail
 
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -14,9 +16,15 @@ for pair in curl:curl python3:python3 docker-compose:docker-compose nsenter:util
   tool=${pair%%:*} package=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
 done
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+updated=""
 if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update
+  updated=1
   $sudo apt-get install -y "${missing[@]}"
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  [ -n "$updated" ] || $sudo apt-get update
+  $sudo apt-get install -y --no-install-recommends prometheus
 fi

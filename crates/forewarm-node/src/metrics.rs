@@ -8,9 +8,12 @@ use std::time::Instant;
 
 use forewarm_store::Start;
 
-const LATENCY_BUCKETS_MS: [f64; 14] = [
-    0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+/// Latency buckets, seconds (Prometheus's base unit): 0.5 ms to 10 s.
+const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Bytes in a MiB.
+const MIB: f64 = 1_048_576.0;
 const ERROR_BUCKETS: [f64; 7] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
 
 /// A histogram with fixed buckets (sum kept in micro-units).
@@ -113,7 +116,7 @@ fn start_index(start: Start) -> usize {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_MS)),
+            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_S)),
             errors: Default::default(),
             prediction_error: Histogram::new(&ERROR_BUCKETS),
             pool: Default::default(),
@@ -128,7 +131,7 @@ impl Default for Metrics {
 impl Metrics {
     /// One invocation served.
     pub fn invoked(&self, start: Start, latency_ms: f64) {
-        self.latency[start_index(start)].observe(latency_ms);
+        self.latency[start_index(start)].observe(latency_ms / 1e3);
     }
 
     /// Invocations that started `start` so far.
@@ -204,12 +207,15 @@ impl Metrics {
                 "forewarm_invocation_errors_total{{reason=\"{name}\"}} {n}"
             );
         }
-        out.push_str("# HELP forewarm_invocation_latency_ms End-to-end latency at the node.\n");
-        out.push_str("# TYPE forewarm_invocation_latency_ms histogram\n");
+        out.push_str(
+            "# HELP forewarm_invocation_duration_seconds End-to-end latency at the node: from \
+             the request's arrival to its runner's answer.\n",
+        );
+        out.push_str("# TYPE forewarm_invocation_duration_seconds histogram\n");
         for (i, name) in STARTS.iter().enumerate() {
             self.latency[i].render(
                 &mut out,
-                "forewarm_invocation_latency_ms",
+                "forewarm_invocation_duration_seconds",
                 &format!("start=\"{name}\""),
             );
         }
@@ -243,13 +249,13 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
             );
         }
-        let idle = self.idle_memory_total();
+        let idle = self.idle_memory_total() * MIB;
         let _ = writeln!(
             out,
-            "# HELP forewarm_idle_memory_mib_seconds_total Memory held by idle containers over \
-             time (MiB times wall seconds).\n\
-             # TYPE forewarm_idle_memory_mib_seconds_total counter\n\
-             forewarm_idle_memory_mib_seconds_total {idle}"
+            "# HELP forewarm_idle_memory_byte_seconds_total Memory held by idle containers over \
+             time (bytes times wall seconds).\n\
+             # TYPE forewarm_idle_memory_byte_seconds_total counter\n\
+             forewarm_idle_memory_byte_seconds_total {idle}"
         );
         out.push_str(
             "# HELP forewarm_prediction_error_ratio |predicted - measured| / measured peak memory.\n",
@@ -275,13 +281,16 @@ mod tests {
         m.prediction(110.0, 100.0);
         let text = m.render();
         assert!(text.contains("forewarm_invocations_total{start=\"warm\"} 2"));
+        let warm = "forewarm_invocation_duration_seconds_bucket{start=\"warm\"";
         assert!(
-            text.contains("forewarm_invocation_latency_ms_bucket{start=\"warm\",le=\"0.5\"} 1")
+            text.contains(&format!("{warm},le=\"0.0005\"}} 1")),
+            "{text}"
         );
-        assert!(text.contains("forewarm_invocation_latency_ms_bucket{start=\"warm\",le=\"5\"} 2"));
+        assert!(text.contains(&format!("{warm},le=\"0.005\"}} 2")), "{text}");
         assert!(
-            text.contains("forewarm_invocation_latency_ms_bucket{start=\"cold\",le=\"+Inf\"} 1")
+            text.contains("forewarm_invocation_duration_seconds_bucket{start=\"cold\",le=\"1\"} 1")
         );
+        assert!(text.contains("forewarm_invocation_duration_seconds_sum{start=\"cold\"} 0.7"));
         assert!(text.contains("forewarm_invocation_errors_total{reason=\"rejected\"} 1"));
         assert!(text.contains("forewarm_prediction_error_ratio_bucket{le=\"0.1\"} 1"));
         assert_eq!(m.counts(), [1, 2, 0]);
@@ -305,7 +314,7 @@ mod tests {
         assert_eq!(by_code["beta/g"], 256.0);
         assert!(
             m.render()
-                .contains("\nforewarm_idle_memory_mib_seconds_total 1024\n")
+                .contains("\nforewarm_idle_memory_byte_seconds_total 1073741824\n")
         );
     }
 }

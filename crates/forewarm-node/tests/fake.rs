@@ -755,7 +755,7 @@ async fn t11_idle_memory_time_is_accounted_per_code_type() {
     assert!(
         metrics
             .body
-            .contains("forewarm_idle_memory_mib_seconds_total"),
+            .contains("forewarm_idle_memory_byte_seconds_total"),
         "{}",
         metrics.body
     );
@@ -933,4 +933,45 @@ async fn t14_a_failed_container_start_is_tried_once_more() {
     assert_eq!(json(&twice)["error"], "start_failed", "{}", twice.body);
     assert!(twice.body.contains("injected fault"), "{}", twice.body);
     node.shutdown().await;
+}
+
+/// `/metrics` is what Prometheus's own checker accepts: `promtool check metrics` (Debian's
+/// `prometheus` package; `make test-tools` installs it) finds no error and no lint problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t15_metrics_pass_promtool() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "f", FAST).await;
+    for _ in 0..3 {
+        assert_eq!(invoke(addr, &token, "f", "").await.status, 200);
+    }
+    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    assert_eq!(metrics.status, 200);
+    node.shutdown().await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus: make test-tools installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.body.as_bytes())
+        .expect("writes");
+    let out = promtool.wait_with_output().expect("promtool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{}",
+        metrics.body
+    );
 }
