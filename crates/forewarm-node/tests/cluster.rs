@@ -259,6 +259,23 @@ async fn rtt_to(addr: SocketAddr, name: &str) -> (Value, Option<f64>) {
     (v, rtt)
 }
 
+/// Three nodes on free loopback ports, n1 and n2 joining n0, once n0 sees a leader and three
+/// voters.
+async fn three(dir: &Path) -> (Vec<SocketAddr>, Vec<Node>) {
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+    let mut nodes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let join = if i == 0 {
+            vec![]
+        } else {
+            vec![addrs[0].to_string()]
+        };
+        nodes.push(start(dir, i, *addr, join).await);
+    }
+    leader_seen(addrs[0], None, 3).await;
+    (addrs, nodes)
+}
+
 /// A free loopback port (bound, then released, for a node to take).
 fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -609,17 +626,8 @@ async fn wait_for_groups(from: &[SocketAddr], i: usize, present: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t05_members_reach_each_others_process_groups_over_the_transport() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
-    let mut nodes = Vec::new();
-    for (i, addr) in addrs.iter().enumerate() {
-        let join = if i == 0 {
-            vec![]
-        } else {
-            vec![addrs[0].to_string()]
-        };
-        nodes.push(Some(start(dir.path(), i, *addr, join).await));
-    }
-    leader_seen(addrs[0], None, 3).await;
+    let (addrs, nodes) = three(dir.path()).await;
+    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
     // Every member reaches the others' PoolLink and RouterLink, per region and per node.
     for i in 0..3 {
         let others: Vec<SocketAddr> = (0..3).filter(|&j| j != i).map(|j| addrs[j]).collect();
@@ -764,4 +772,127 @@ async fn t07_an_idempotency_key_forwarded_to_a_member_runs_once_there() {
     assert_eq!(ran(), before + 2, "k2 ran once");
     far.shutdown().await;
     home.shutdown().await;
+}
+
+/// A child process killed when dropped (a failing assertion must not leave it running).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real Prometheus (Debian's `prometheus`; `make test-tools` installs it) scrapes three
+/// nodes with `cluster/prometheus.yml` (the nodes' addresses put in place of the compose
+/// cluster's, a 1 s interval) and answers queries on what the nodes counted: every target up,
+/// with its region, and the invocations each served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addrs, nodes) = three(dir.path()).await;
+    let token = create_tenant(addrs[0], "acme").await;
+    let put = call(
+        addrs[0],
+        "PUT",
+        "/v1/codes/f",
+        Some(&token),
+        r#"{"workload":{"cpu_ms":1,"init_ms":10}}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    for _ in 0..3 {
+        let a = call(addrs[0], "POST", "/v1/invoke/f", Some(&token), "").await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster/prometheus.yml"),
+    )
+    .expect("cluster/prometheus.yml");
+    let mut config = shipped.replace("scrape_interval: 5s", "scrape_interval: 1s");
+    config = config.replace("scrape_timeout: 4s", "scrape_timeout: 900ms");
+    for (i, addr) in addrs.iter().enumerate() {
+        let compose = format!("127.0.0.1:{}", 7101 + i);
+        assert!(
+            config.contains(&compose),
+            "{compose} in cluster/prometheus.yml"
+        );
+        config = config.replace(&compose, &addr.to_string());
+    }
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(&config_file, config).expect("writes the config");
+    let web = free_port();
+    let _prometheus = Killed(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package prometheus: make test-tools installs it)"),
+    );
+    // Up to 30 s: Prometheus starts, scrapes each node at least once.
+    let query = |q: &'static str| async move {
+        let path = format!("/api/v1/query?query={q}");
+        match forewarm_tests::try_call(web, "GET", &path, None, "").await {
+            Some(a) if a.status == 200 => Some(json(&a)),
+            _ => None,
+        }
+    };
+    let begun = Instant::now();
+    let (up, served) = loop {
+        let up = query("up%7Bjob%3D%22forewarm%22%7D").await;
+        let served = query("sum%20by%20(region)%20(forewarm_invocations_total)").await;
+        if let (Some(up), Some(served)) = (up, served)
+            && up["data"]["result"].as_array().map(Vec::len) == Some(3)
+            && served["data"]["result"].as_array().map(Vec::len) == Some(3)
+        {
+            break (up, served);
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "Prometheus did not scrape the three nodes within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let value = |r: &Value| r["value"][1].as_str().unwrap_or_default().to_owned();
+    for target in up["data"]["result"].as_array().expect("result") {
+        assert_eq!(value(target), "1", "{target}");
+    }
+    let by_region: std::collections::BTreeMap<String, String> = served["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["region"].as_str().unwrap_or("").to_owned(),
+                value(r),
+            )
+        })
+        .collect();
+    // The three invocations ran at us-east (the request's node: nothing warm elsewhere).
+    assert_eq!(
+        by_region.get("us-east").map(String::as_str),
+        Some("3"),
+        "{by_region:?}"
+    );
+    assert_eq!(
+        by_region.get("eu-west").map(String::as_str),
+        Some("0"),
+        "{by_region:?}"
+    );
+    assert_eq!(
+        by_region.get("ap-south").map(String::as_str),
+        Some("0"),
+        "{by_region:?}"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
 }
