@@ -26,7 +26,10 @@
 //!   that ran several at once within its concurrency history, the policy asks for more
 //!   ([`AppPolicy::scale_out`]): that peak, or one more than run now under a forecast floor.
 //!   They serve once started, so a burst pays a start's worth of memory per container instead
-//!   of holding them through every gap.
+//!   of holding them through every gap. `forewarm-price<H>h-priced` chooses per application
+//!   by the price: it replays the application's arrivals against a holding and a scaling-out
+//!   shadow pool and scales out while the idle memory saved is worth more than the cold
+//!   starts added.
 //! - **Demand forecasts** for busy applications: the per-minute peak concurrency is forecast
 //!   with augurs (MSTL when a period is detected, ETS otherwise) and held as a floor of warm
 //!   containers, so a ramp is met by containers that already exist.
@@ -104,6 +107,12 @@ pub struct ForewarmConfig {
     /// How long a spare is kept, and how long the containers of a scale-out are held, where
     /// [`Spares`] says the application scales out.
     pub spare_keep_ms: Millis,
+    /// How long a container takes to start, as the shadow pools of [`Spares::Priced`] assume
+    /// (a scale-out's containers serve only after it; the simulator's `--cold-start-ms` is 1 s).
+    pub start_ms: Millis,
+    /// [`Spares::Priced`]: the shadow pools' tallies are halved every this many minutes, so the
+    /// choice follows an application that changes.
+    pub shadow_half_life_minutes: u64,
 }
 
 /// Hold spare containers through the idle-time window, or scale out instead.
@@ -128,6 +137,13 @@ pub enum Spares {
     ScaleOutWhenBusy,
     /// Scale out always (`forewarm-price<H>h-scaleout`, issue 14 session 3).
     ScaleOut,
+    /// As [`Spares::ScaleOutWhenBusy`] under a forecast floor; elsewhere choose per
+    /// application by the price (`forewarm-price<H>h-priced`, issue 14 session 5): the policy
+    /// replays the application's own arrivals and completions against two shadow pools, one
+    /// holding spares and one scaling out ([`Shadow`]), and scales out while the idle
+    /// memory-time holding spares costs more than the cold starts it saves are worth at
+    /// `ForewarmConfig::worth_mib_ms`.
+    Priced,
 }
 
 impl Default for ForewarmConfig {
@@ -152,6 +168,8 @@ impl Default for ForewarmConfig {
             floor_headroom: 1.2,
             spares: Spares::Hold,
             spare_keep_ms: MINUTE_MS,
+            start_ms: 1_000,
+            shadow_half_life_minutes: 240,
         }
     }
 }
@@ -165,6 +183,104 @@ fn shortest_cover(sorted: &[Millis], miss: f64) -> (Millis, Millis) {
         .map(|i| (sorted[i], sorted[i + cover - 1]))
         .min_by_key(|(a, b)| b - a)
         .unwrap_or((sorted[0], sorted[n - 1]))
+}
+
+/// One container of a [`Shadow`] pool: idle memory is counted from `from`, it serves from
+/// `ready` (a scale-out's, after a start), and is gone after `until`.
+#[derive(Debug, Clone, Copy)]
+struct ShadowContainer {
+    from: Millis,
+    ready: Millis,
+    until: Millis,
+    /// Turned idle after an execution (not started by a scale-out): the containers the
+    /// policy itself tracks, and the only ones that make a container turning idle a spare.
+    ran: bool,
+}
+
+/// A model of the application's pool under one way of treating spares, fed with the
+/// application's own arrivals and completions (which do not depend on the policy): what
+/// would have been cold, and how much idle container-time it would have held. Two of them
+/// ([`Spares::Priced`]) price holding spares against scaling out for this application.
+#[derive(Debug, Clone, Default)]
+struct Shadow {
+    idle: Vec<ShadowContainer>,
+    /// Arrivals that found no ready idle container.
+    cold: f64,
+    /// Idle container-ms held.
+    idle_ms: f64,
+}
+
+impl Shadow {
+    /// An arrival at `now`: takes the most recent ready container still held, if any (the
+    /// pool's order); containers past their end are gone. Returns how many are still held.
+    fn arrive(&mut self, now: Millis) -> usize {
+        let mut spent = 0.0;
+        self.idle.retain(|c| {
+            let gone = c.until < now;
+            if gone {
+                spent += c.until.saturating_sub(c.from) as f64;
+            }
+            !gone
+        });
+        self.idle_ms += spent;
+        match self.idle.iter().rposition(|c| c.ready <= now) {
+            Some(k) => {
+                let c = self.idle.remove(k);
+                self.idle_ms += now.saturating_sub(c.from) as f64;
+            }
+            None => self.cold += 1.0,
+        }
+        self.idle.len()
+    }
+
+    /// Whether a container that turned idle after an execution is still held at `now` (the
+    /// policy's view: it does not track a scale-out's containers).
+    fn holds(&self, now: Millis) -> bool {
+        self.idle.iter().any(|c| c.ran && c.until >= now)
+    }
+
+    /// A container turns idle at `now` and is held as `action` says (from its pre-warm on).
+    fn idle(&mut self, now: Millis, action: IdleAction) {
+        let (from, until) = match action {
+            IdleAction::KeepAlive { until } => (now, until),
+            IdleAction::Prewarm { at, until, .. } => (at, until),
+        };
+        if until > from {
+            self.idle.push(ShadowContainer {
+                from,
+                ready: from,
+                until,
+                ran: true,
+            });
+        }
+    }
+
+    /// Containers that turned idle after an execution and are held at `now` are held at
+    /// least until `until`.
+    fn extend(&mut self, now: Millis, until: Millis) {
+        for c in &mut self.idle {
+            if c.ran && c.until >= now {
+                c.until = c.until.max(until);
+            }
+        }
+    }
+
+    /// `n` containers requested at `now`, serving from `now + start_ms` until `until`.
+    fn start(&mut self, n: u32, now: Millis, start_ms: Millis, until: Millis) {
+        for _ in 0..n {
+            self.idle.push(ShadowContainer {
+                from: now,
+                ready: now + start_ms,
+                until,
+                ran: false,
+            });
+        }
+    }
+
+    fn halve(&mut self) {
+        self.cold /= 2.0;
+        self.idle_ms /= 2.0;
+    }
 }
 
 /// A container the policy believes idle.
@@ -219,6 +335,9 @@ pub struct Forewarm {
     /// With a price: the share of recent idle times the window covers (0: kept cold), and the
     /// cold starts saved per idle MiB·s of covering all of them.
     priced: Option<(f64, f64)>,
+    /// [`Spares::Priced`]: the application's pool replayed holding spares, and scaling out.
+    shadow_hold: Shadow,
+    shadow_scale: Shadow,
 }
 
 impl Forewarm {
@@ -247,6 +366,8 @@ impl Forewarm {
             peak_seen: 1,
             window_gave_up: false,
             priced: None,
+            shadow_hold: Shadow::default(),
+            shadow_scale: Shadow::default(),
         }
     }
 
@@ -405,8 +526,57 @@ impl Forewarm {
             Spares::Hold => false,
             Spares::ScaleOutWhenBusy => !self.plan.is_empty() && self.turns_over(),
             Spares::ScaleOut => true,
+            Spares::Priced if !self.plan.is_empty() => self.turns_over(),
+            Spares::Priced => self.scaling_out_pays(),
         };
         scale_out.then_some(self.config.spare_keep_ms)
+    }
+
+    /// [`Spares::Priced`]: whether, on this application's recent arrivals, scaling out saved
+    /// more idle memory-time than the cold starts it added are worth at the price (holding
+    /// while neither shadow has told them apart).
+    fn scaling_out_pays(&self) -> bool {
+        let (hold, scale) = (&self.shadow_hold, &self.shadow_scale);
+        let saved_mib_ms = (hold.idle_ms - scale.idle_ms) * self.declared_mib;
+        let worth = self.config.worth_mib_ms.unwrap_or(f64::INFINITY);
+        saved_mib_ms > 0.0 && saved_mib_ms > (scale.cold - hold.cold) * worth
+    }
+
+    /// [`Spares::Priced`]: replay an arrival at `now` in both shadow pools (after `busy`
+    /// counts it). The scaling-out pool asks, as `on_arrival` does, for `scale_out_to`'s
+    /// containers when the arrival leaves it none idle.
+    fn shadow_arrival(&mut self, now: Millis) {
+        self.shadow_hold.arrive(now);
+        let left = self.shadow_scale.arrive(now);
+        if !self.shadow_scale.holds(now)
+            && let Some(want) = self.scale_out_to()
+        {
+            let have = self.busy as usize + left;
+            let more = (want as usize).saturating_sub(have) as u32;
+            let (start, keep) = (self.config.start_ms, self.config.spare_keep_ms);
+            self.shadow_scale.start(more, now, start, now + keep);
+        }
+    }
+
+    /// [`Spares::Priced`]: replay a container turning idle at `now` with the window's
+    /// `action`: every container holds it in the holding pool; in the scaling-out pool a
+    /// container that turns idle while another is held is a spare, kept `spare_keep_ms`.
+    fn shadow_idle(&mut self, now: Millis, action: IdleAction) {
+        self.shadow_hold.idle(now, action);
+        let action = if self.shadow_scale.holds(now) {
+            // The window was learnt from every container's idle times (holding), each counted
+            // from its own turning idle: the lead of a scaling-out pool holds it from the last
+            // container of the burst, as the leads' own idle times would teach it to.
+            if let IdleAction::KeepAlive { until } = action {
+                self.shadow_scale.extend(now, until);
+            }
+            IdleAction::KeepAlive {
+                until: now + self.config.spare_keep_ms,
+            }
+        } else {
+            action
+        };
+        self.shadow_scale.idle(now, action);
     }
 
     /// Whether the application's containers turn over within a spare's keep: over the
@@ -516,6 +686,9 @@ impl AppPolicy for Forewarm {
         self.peak_seen = self.peak_seen.max(self.busy);
         self.burst_peak = self.burst_peak.max(self.busy);
         self.minute_peak = self.minute_peak.max(self.busy);
+        if self.config.spares == Spares::Priced {
+            self.shadow_arrival(now);
+        }
         if scaling_out && self.idle_since.is_empty() {
             self.scale_to = self.scale_out_to();
         }
@@ -551,6 +724,9 @@ impl AppPolicy for Forewarm {
                 containers: 1,
             },
         };
+        if self.config.spares == Spares::Priced {
+            self.shadow_idle(now, action);
+        }
         let Some(spare_ms) = self.spare_keep() else {
             // Holding ignores `until`; an application that starts scaling out (`Spares::
             // ScaleOutWhenBusy`) reads it to tell which of these containers are still there.
@@ -604,6 +780,12 @@ impl AppPolicy for Forewarm {
         if (now / MINUTE_MS).is_multiple_of(self.config.refit_minutes as u64) {
             self.check_forecast();
         }
+        if self.config.spares == Spares::Priced
+            && (now / MINUTE_MS).is_multiple_of(self.config.shadow_half_life_minutes.max(1))
+        {
+            self.shadow_hold.halve();
+            self.shadow_scale.halve();
+        }
         self.demand_floor(now)
     }
 
@@ -613,10 +795,26 @@ impl AppPolicy for Forewarm {
 
     fn assigned(&self) -> String {
         let n = self.idle_times.len();
-        let floor = if self.plan.is_empty() {
-            ""
+        let floor = if !self.plan.is_empty() {
+            String::from(" + demand floor")
+        } else if self.config.spares == Spares::Priced {
+            let (hold, scale) = (&self.shadow_hold, &self.shadow_scale);
+            let gib_h = |ms: f64| ms * self.declared_mib / 1024.0 / 3_600_000.0;
+            format!(
+                " + spares {} (holding: {:.1} cold, {:.2} GiB·h; scaling out: {:.1} cold, \
+                 {:.2} GiB·h)",
+                if self.scaling_out_pays() {
+                    "scale out"
+                } else {
+                    "held"
+                },
+                hold.cold,
+                gib_h(hold.idle_ms),
+                scale.cold,
+                gib_h(scale.idle_ms)
+            )
         } else {
-            " + demand floor"
+            String::new()
         };
         if n < self.config.min_samples {
             return format!("learning ({n} idle times){floor}");
@@ -1051,6 +1249,57 @@ mod tests {
             "{:?}",
             last[2]
         );
+    }
+
+    /// Thirty bursts of three 20 s invocations starting `step` ms apart, separated by 30-50
+    /// minutes of nothing; returns when the policy asked to scale out.
+    fn sparse_bursts(p: &mut Forewarm, step: Millis) -> (Vec<Millis>, Millis) {
+        let mut at = 0;
+        let mut invocations = Vec::new();
+        for i in 0..30 {
+            at += (30 + (i * 7) % 21) * MINUTE_MS;
+            invocations.extend((0..3).map(|k| (at + k * step, 20_000)));
+        }
+        let end = at + HOUR_MS;
+        (replay(p, &invocations, end), at)
+    }
+
+    #[test]
+    fn priced_spares_scale_out_where_a_burst_leaves_time_to_start() {
+        // Arrivals 3 s apart: a scale-out on the first is ready (1 s) before the second, so
+        // the two spares held through every 30-50 minute gap save nothing.
+        let mut p = sparing(Spares::Priced);
+        let (scaled, last) = sparse_bursts(&mut p, 3_000);
+        assert!(p.plan.is_empty(), "not busy: {}", p.describe());
+        assert_eq!(
+            p.spare_keep(),
+            Some(p.config.spare_keep_ms),
+            "{}",
+            p.assigned()
+        );
+        assert!(
+            p.assigned().contains("spares scale out"),
+            "{}",
+            p.assigned()
+        );
+        assert!(
+            scaled.iter().any(|t| *t >= last),
+            "the last burst scales out: {scaled:?}"
+        );
+        // Holding, the same application keeps its spares and never scales out.
+        let mut hold = sparing(Spares::Hold);
+        assert!(sparse_bursts(&mut hold, 3_000).0.is_empty());
+    }
+
+    #[test]
+    fn priced_spares_are_held_where_a_burst_comes_at_once() {
+        // All three arrive within a start: scaling out would make two of them cold per
+        // burst, worth more (2 x one hour of 256 MiB) than two 256 MiB spares held ~40 min.
+        let mut p = sparing(Spares::Priced);
+        let (scaled, last) = sparse_bursts(&mut p, 1);
+        assert_eq!(p.spare_keep(), None, "{}", p.assigned());
+        assert!(p.assigned().contains("spares held"), "{}", p.assigned());
+        assert!(!scaled.iter().any(|t| *t >= last), "{scaled:?}");
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub enum IdleBudget {
     /// (`forewarm-price<H>h`; `forewarm` = 4 hours). See `ForewarmConfig::worth_mib_ms`.
     /// `spares` says whether idle containers beyond the first hold the idle-time window or are
     /// kept a minute while the application scales out when its last idle container is taken
-    /// (`Spares`; `forewarm-price<H>h-hold`, `forewarm-price<H>h` and
-    /// `forewarm-price<H>h-scaleout`).
+    /// (`Spares`; `forewarm-price<H>h-hold`, `forewarm-price<H>h`,
+    /// `forewarm-price<H>h-scaleout` and `forewarm-price<H>h-priced`).
     Price {
         /// Hours of the median application's memory one cold start is worth.
         hours: u32,
@@ -87,7 +87,7 @@ pub enum PolicySpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown policy {name:?}: expected no-unloading, keepalive-<N>m, hybrid-histogram-<H>h, \
-     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-hold|-scaleout], faascache-<N>gib, \
+     forewarm, forewarm-<N>mib, forewarm-keep<P>, forewarm-price<H>h[-hold|-scaleout|-priced], faascache-<N>gib, \
      faascache-nofreq-<N>gib, spes or oracle"
 )]
 pub struct PolicySpecError {
@@ -213,6 +213,8 @@ impl FromStr for PolicySpec {
                 };
                 if let Some(n) = param("forewarm-price", "h-scaleout") {
                     price(n, Spares::ScaleOut)
+                } else if let Some(n) = param("forewarm-price", "h-priced") {
+                    price(n, Spares::Priced)
                 } else if let Some(n) = param("forewarm-price", "h-hold") {
                     price(n, Spares::Hold)
                 } else if let Some(n) = param("forewarm-price", "h") {
@@ -271,6 +273,7 @@ impl fmt::Display for PolicySpec {
                     Spares::Hold => "-hold",
                     Spares::ScaleOutWhenBusy => "",
                     Spares::ScaleOut => "-scaleout",
+                    Spares::Priced => "-priced",
                 }
             ),
             PolicySpec::FaasCache {
@@ -305,6 +308,7 @@ mod tests {
             "forewarm-price1h",
             "forewarm-price4h-scaleout",
             "forewarm-price4h-hold",
+            "forewarm-price4h-priced",
             "forewarm-price2h",
             "forewarm-keep79",
             "faascache-2000gib",

@@ -275,7 +275,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 60.0)]
     pub speed: f64,
     /// Policy to run (repeatable): no-unloading, keepalive-<N>m, hybrid-histogram-<H>h,
-    /// forewarm (= forewarm-price4h), forewarm-price<H>h[-hold|-scaleout], forewarm-keep<P>, forewarm-<N>mib,
+    /// forewarm (= forewarm-price4h), forewarm-price<H>h[-hold|-scaleout|-priced], forewarm-keep<P>, forewarm-<N>mib,
     /// spes (SPES's per-class windows), faascache-<N>gib, faascache-nofreq-<N>gib, oracle.
     /// Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
     /// hybrid-histogram-4h, forewarm, oracle.
