@@ -365,7 +365,7 @@ impl Cluster {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let secret = self.secret();
-        !secret.is_empty() && token == Some(&**secret)
+        !secret.is_empty() && token.is_some_and(|t| forewarm_raft::same_secret(t, secret))
     }
 
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so

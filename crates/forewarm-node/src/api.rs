@@ -135,7 +135,7 @@ impl Api {
             )
         })?;
         let sha256 = hash_token(token);
-        if sha256 == self.shared.admin_token_sha256 {
+        if forewarm_raft::same_bytes(sha256.as_bytes(), self.shared.admin_token_sha256.as_bytes()) {
             return Ok(Principal::Admin);
         }
         self.shared
@@ -553,7 +553,19 @@ async fn put_code(
             format!("code name {name:?} must be 1-64 of A-Z, a-z, 0-9, '-', '_', '.'"),
         ));
     }
-    let req = code_request(body, &api.shared.config.runner_image)?;
+    let config = &api.shared.config;
+    let req = code_request(body, &config.runner_image)?;
+    if !config.image_allowed(&req.image) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "image_not_allowed",
+            format!(
+                "image {:?} is not on this node's allow-list ({} and the `images` of its \
+                 config): ask an admin to add it",
+                req.image, config.runner_image
+            ),
+        ));
+    }
     let written_code = Code {
         tenant: tenant.id.clone(),
         name: name.clone(),

@@ -38,6 +38,10 @@ pub struct NodeConfig {
     pub reconcile_every_ms: u64,
     /// Image of code types that name none.
     pub runner_image: String,
+    /// Images a tenant may name in `PUT /v1/codes/{code}` besides `runner_image` (an admin's
+    /// allow-list; any other is refused 403 `image_not_allowed`). Every node of a cluster
+    /// should list the same.
+    pub images: Vec<String>,
     /// Raw samples are kept this many hours.
     pub raw_retention_hours: u64,
     /// Per-minute rollups are kept this many days.
@@ -83,11 +87,19 @@ impl Default for NodeConfig {
             max_inflight: 4096,
             reconcile_every_ms: 10_000,
             runner_image: format!("forewarm/runner:{}", env!("CARGO_PKG_VERSION")),
+            images: Vec::new(),
             raw_retention_hours: 24,
             rollup_retention_days: 30,
             container: None,
             cluster: ClusterConfig::default(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// Whether a tenant may run `image`: the runner image or one of `images`.
+    pub fn image_allowed(&self, image: &str) -> bool {
+        image == self.runner_image || self.images.iter().any(|i| i == image)
     }
 }
 

@@ -92,6 +92,7 @@ fn key() -> impl Strategy<Value = String> {
             "max_inflight",
             "reconcile_every_ms",
             "runner_image",
+            "images",
             "raw_retention_hours",
             "rollup_retention_days",
             "container",

@@ -975,3 +975,48 @@ async fn t15_metrics_pass_promtool() {
         metrics.body
     );
 }
+
+/// A tenant may name only the images an admin allowed (the runner image and the node
+/// config's `images`); any other — the node's own image, say — is refused 403
+/// `image_not_allowed`, and nothing is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t16_a_code_type_may_name_only_an_allowed_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = NodeConfig {
+        images: vec!["acme/resize:2".into()],
+        ..config(dir.path(), 1.0)
+    };
+    let node = Node::start(config, Arc::new(FakeRuntime::new()))
+        .await
+        .expect("node starts");
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    let put = |code: &'static str, body: &'static str| {
+        let token = token.clone();
+        async move {
+            call(
+                addr,
+                "PUT",
+                &format!("/v1/codes/{code}"),
+                Some(&token),
+                body,
+            )
+            .await
+        }
+    };
+    let refused = put("n", r#"{"image":"forewarm/node:0.1.0"}"#).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(json(&refused)["error"], "image_not_allowed");
+    assert!(
+        refused.body.contains("forewarm/node:0.1.0"),
+        "{}",
+        refused.body
+    );
+    let none = call(addr, "GET", "/v1/codes/n", Some(&token), "").await;
+    assert_eq!(none.status, 404, "nothing registered: {}", none.body);
+    let listed = put("r", r#"{"image":"acme/resize:2"}"#).await;
+    assert_eq!(listed.status, 201, "{}", listed.body);
+    let default = put("d", "{}").await;
+    assert_eq!(default.status, 201, "{}", default.body);
+    node.shutdown().await;
+}

@@ -111,6 +111,22 @@ pub fn hash_token(token: &str) -> String {
     hex
 }
 
+/// Whether `given` is the secret `expected`, in time that does not depend on where they
+/// differ: their SHA-256 digests are compared byte by byte without stopping early (a plain
+/// `==` returns at the first difference, which a caller could time to guess a secret).
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    same_bytes(
+        &Sha256::digest(given.as_bytes()),
+        &Sha256::digest(expected.as_bytes()),
+    )
+}
+
+/// Whether `a` and `b` are equal, looking at every byte whatever the first difference (for
+/// digests of secrets: their length is no secret).
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 /// What one region learned about a code type: small and bounded, so a region that sees the
 /// code type for the first time can size and pre-warm it from the shared model (≤ 1 KiB as
 /// JSON; `summary_is_small` checks it).
@@ -297,6 +313,17 @@ impl ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_the_same_only_when_equal() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cres", "s3cret"));
+        assert!(!same_secret("", "s3cret"));
+        assert!(!same_secret("s3cret-and-more", "s3cret"));
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"abcd"));
+    }
 
     fn tenant(id: &str, token: &str) -> Tenant {
         Tenant {

@@ -32,6 +32,9 @@ const RUNNER_DOCKERFILE: &str = include_str!("../../../cluster/runner.Dockerfile
 
 /// Port the runner listens on inside its container.
 const RUNNER_PORT: u16 = 8080;
+
+/// The user every workload container runs as (`nobody`), whatever its image says.
+pub const WORKLOAD_USER: &str = "65534:65534";
 /// Processes one container may run.
 const PIDS_LIMIT: i64 = 64;
 
@@ -263,6 +266,8 @@ impl DockerRuntime {
         ]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
+            // Whatever user the image names: workloads never run as root.
+            user: Some(WORKLOAD_USER.to_owned()),
             env: Some(runner_env(&spec.workload)),
             labels: Some(labels),
             host_config: Some(HostConfig {

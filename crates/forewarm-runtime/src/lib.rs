@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 
-pub use docker::DockerRuntime;
+pub use docker::{DockerRuntime, WORKLOAD_USER};
 pub use fake::FakeRuntime;
 pub use faults::{Faults, FaultyRuntime};
 pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};

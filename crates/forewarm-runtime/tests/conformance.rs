@@ -111,3 +111,77 @@ async fn docker_builds_the_runner_image_on_first_use() {
     rt.remove_image(&image).await.expect("remove image");
     assert!(!rt.has_image(&image).await.expect("inspect"));
 }
+
+/// `docker` with `args`, its stdout (panics with stderr on failure).
+fn docker_cli(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker CLI");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("writes");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A workload container runs as `nobody` even when its image says root, with a read-only
+/// root, every capability dropped, no new privileges, Docker's default seccomp profile (not
+/// unconfined), not privileged, and nothing of the host mounted (no Docker socket).
+#[tokio::test]
+async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
+    let rt = docker().await;
+    // The runner image made to run as root: the node must override it.
+    let root_image = format!("forewarm/runner-as-root:{}", std::process::id());
+    docker_cli(
+        &["build", "-q", "-t", &root_image, "-"],
+        Some(&format!("FROM {}\nUSER 0:0\n", image())),
+    );
+    let spec = conformance::spec(&node("d-hardened"), "t1", "c1", &root_image);
+    let started = forewarm_runtime::ContainerRuntime::start(&rt, &spec).await;
+    let inspected = started.as_ref().map(|c| {
+        docker_cli(
+            &[
+                "inspect",
+                "--format",
+                "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|\
+                 {{.HostConfig.SecurityOpt}}|{{.HostConfig.Privileged}}|{{.HostConfig.Binds}}|\
+                 {{len .Mounts}}",
+                &c.id,
+            ],
+            None,
+        )
+    });
+    if let Ok(c) = &started {
+        forewarm_runtime::ContainerRuntime::remove(&rt, &c.id)
+            .await
+            .expect("remove");
+    }
+    rt.remove_image(&root_image).await.expect("remove image");
+    let inspected = inspected.expect("starts and answers as nobody");
+    let fields: Vec<&str> = inspected.split('|').collect();
+    assert_eq!(fields[0], forewarm_runtime::WORKLOAD_USER, "{inspected}");
+    assert_eq!(fields[1], "true", "read-only root: {inspected}");
+    assert!(
+        fields[2].contains("ALL"),
+        "capabilities dropped: {inspected}"
+    );
+    assert!(
+        fields[3].contains("no-new-privileges") && !fields[3].contains("unconfined"),
+        "{inspected}"
+    );
+    assert_eq!(fields[4], "false", "{inspected}");
+    assert_eq!(fields[5], "[]", "no host paths: {inspected}");
+    assert_eq!(fields[6], "0", "nothing mounted (its /tmp is a tmpfs): {inspected}");
+}
