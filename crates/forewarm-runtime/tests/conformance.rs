@@ -183,5 +183,8 @@ async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
     );
     assert_eq!(fields[4], "false", "{inspected}");
     assert_eq!(fields[5], "[]", "no host paths: {inspected}");
-    assert_eq!(fields[6], "0", "nothing mounted (its /tmp is a tmpfs): {inspected}");
+    assert_eq!(
+        fields[6], "0",
+        "nothing mounted (its /tmp is a tmpfs): {inspected}"
+    );
 }
