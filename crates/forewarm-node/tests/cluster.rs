@@ -774,6 +774,35 @@ async fn t07_an_idempotency_key_forwarded_to_a_member_runs_once_there() {
     home.shutdown().await;
 }
 
+/// `text` with every byte but ASCII letters and digits percent-encoded (a URL query value).
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The `forewarm_*` metric names a PromQL expression reads (a histogram's `_bucket` series
+/// by their own name).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("forewarm_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
 /// A child process killed when dropped (a failing assertion must not leave it running).
 struct Killed(std::process::Child);
 
@@ -892,6 +921,41 @@ async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
         Some("0"),
         "{by_region:?}"
     );
+
+    // Every query of the shipped Grafana dashboard is valid PromQL to this Prometheus, and
+    // every forewarm metric it names is one the nodes export.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster/grafana/forewarm.json"),
+        )
+        .expect("cluster/grafana/forewarm.json"),
+    )
+    .expect("the dashboard is JSON");
+    let exported = call(addrs[0], "GET", "/metrics", None, "").await.body;
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let path = format!("/api/v1/query?query={}", percent_encoded(expr));
+            let answer = forewarm_tests::try_call(web, "GET", &path, None, "")
+                .await
+                .expect("Prometheus answers");
+            assert_eq!(
+                (answer.status, json(&answer)["status"].clone()),
+                (200, Value::from("success")),
+                "{expr}: {}",
+                answer.body
+            );
+            for name in metric_names(expr) {
+                assert!(
+                    exported.contains(&format!("\n{name}")),
+                    "{name} (in {expr:?}) is not exported"
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 9, "{queries} queries");
     for node in nodes {
         node.shutdown().await;
     }
