@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use axum::Json;
 use axum::Router as Routes;
 use axum::body::Bytes;
@@ -668,6 +670,9 @@ async fn invoke(
             }
         },
     };
+    // No key: an id of its own, for the logs and the client.
+    let id = key.clone().unwrap_or_else(new_id);
+    let span = tracing::info_span!("invocation", id = %id, tenant = %tenant.id, code = %name);
     let inv = Invocation {
         code,
         overrides,
@@ -676,13 +681,15 @@ async fn invoke(
         admitted: received,
         forwarded_need_mib: None,
         key: key.clone(),
+        span: span.clone(),
     };
     let Some(key) = key else {
-        // No key: an id of its own, for the logs and the client; nothing to remember.
+        // Nothing to remember.
         let mut response = run(&api, inv)
+            .instrument(span)
             .await
             .unwrap_or_else(IntoResponse::into_response);
-        set_header(response.headers_mut(), INVOCATION_ID, &new_id());
+        set_header(response.headers_mut(), INVOCATION_ID, &id);
         return Ok(response);
     };
     let running = match api.ids.begin(&tenant.id, &key, Instant::now()) {
@@ -712,6 +719,7 @@ async fn invoke(
     // retry must find the answer, not run it again).
     let answered = tokio::spawn(async move {
         let response = run(&api, inv)
+            .instrument(span)
             .await
             .unwrap_or_else(IntoResponse::into_response);
         let (mut parts, body) = response.into_parts();

@@ -32,6 +32,9 @@ pub struct Invocation {
     /// The client's `Idempotency-Key`, if it gave one: a forward carries it, so the member
     /// runs it at most once too and a retry sent to the member is answered from this run.
     pub key: Option<String>,
+    /// The `invocation` span (its id, tenant and code type): whatever is logged about it,
+    /// wherever it runs in the node, carries them.
+    pub span: tracing::Span,
 }
 
 /// An invocation as forwarded to another region's node (its RouterLink, [`crate::router_link`]).

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use forewarm_runtime::{ContainerRuntime, RunnerError, RuntimeError, Usage};
 use forewarm_store::{Sample, Start};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
 
 use crate::catalog::Code;
 use crate::clock::unix_ms;
@@ -331,7 +332,8 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
     ) -> Result<(), ActorProcessingErr> {
         let RouterMsg::Invoke(inv, reply) = msg;
         let router = state.clone();
-        tokio::spawn(async move {
+        let span = inv.span.clone();
+        let routed = async move {
             let result = router.route(inv).await;
             if let Err(e) = &result {
                 router.shared.metrics.failed(match e {
@@ -344,8 +346,17 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
                     InvokeError::Timeout(_) => Failure::Timeout,
                 });
             }
+            match &result {
+                Ok(i) => tracing::debug!(
+                    start = i.start.as_str(),
+                    latency_ms = i.latency_ms,
+                    "answered"
+                ),
+                Err(e) => tracing::debug!("failed: {e}"),
+            }
             let _ = reply.send(result);
-        });
+        };
+        tokio::spawn(routed.instrument(span));
         Ok(())
     }
 }

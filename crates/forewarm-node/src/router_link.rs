@@ -117,6 +117,13 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, Re
         received,
         admitted: Instant::now(),
         forwarded_need_mib: Some(f.need_mib),
+        span: tracing::info_span!(
+            "invocation",
+            id = f.key.as_deref().unwrap_or("forwarded"),
+            tenant = %f.tenant,
+            code = %f.code,
+            forwarded = true
+        ),
         key: f.key,
     };
     let Some(key) = inv.key.clone() else {

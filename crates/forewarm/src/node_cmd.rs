@@ -26,13 +26,24 @@ const DEFAULT_LOG: &str = "warn,forewarm=info,forewarm_node=info,forewarm_cluste
 forewarm_raft=info,forewarm_runtime=info,forewarm_store=info,forewarm_http=info,\
 forewarm_policy=info,forewarm_tools=info";
 
+/// Logs to stderr, filtered by `FOREWARM_LOG` (else [`DEFAULT_LOG`]); with
+/// `FOREWARM_LOG_FORMAT=json`, one JSON object per line (time, level, target, fields, and the
+/// `invocation` span's id, tenant and code type when a line is about one).
 pub(crate) fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FOREWARM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let json = std::env::var("FOREWARM_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let _ = if json {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        logs.try_init()
+    };
 }
 
 /// The static runner binary: the flag, else beside the workspace's target directory.

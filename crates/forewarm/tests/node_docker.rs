@@ -27,6 +27,11 @@ fn free_port() -> u16 {
 
 /// `forewarm up` with `data`, `node_id`, time scale 60; returns once it prints its URL.
 fn up(data: &Path, node_id: &str, port: u16) -> NodeProc {
+    up_with(data, node_id, port, &[], Stdio::inherit())
+}
+
+/// [`up`] with more environment and where its stderr (its logs) goes.
+fn up_with(data: &Path, node_id: &str, port: u16, env: &[(&str, &str)], stderr: Stdio) -> NodeProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_forewarm"))
         .args(["up", "--time-scale", "60", "--node-id", node_id])
         .arg("--listen")
@@ -34,8 +39,9 @@ fn up(data: &Path, node_id: &str, port: u16) -> NodeProc {
         .arg("--data-dir")
         .arg(data)
         .env("FOREWARM_ADMIN_TOKEN", ADMIN)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawning forewarm up");
     let stdout = child.stdout.take().expect("stdout");
@@ -529,4 +535,66 @@ impl Drop for Stopping {
             self.stop();
         }
     }
+}
+
+/// With `FOREWARM_LOG_FORMAT=json` every log line is one JSON object, and what the node logs
+/// about an invocation carries the `invocation` span: the id the client got back in
+/// `x-forewarm-invocation-id`, its tenant and code type.
+#[test]
+fn t06_json_logs_carry_the_invocation_id() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let node_id = format!("it-logs-{}", std::process::id());
+    let label = format!("forewarm.node={node_id}");
+    let env = [
+        ("FOREWARM_LOG_FORMAT", "json"),
+        ("FOREWARM_LOG", "warn,forewarm_node=debug"),
+    ];
+    let mut node = up_with(data.path(), &node_id, free_port(), &env, Stdio::piped());
+    let stderr = node.child.stderr.take().expect("stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            collected.lock().expect("lines").push(line);
+        }
+    });
+    let name = format!("logs-{}", std::process::id());
+    let token = tenant(&node, &name);
+    let a = call(&node, "PUT", "/v1/codes/f", &token, CODE);
+    assert_eq!(a.status, 201, "{}", a.body);
+    let answered = call(&node, "POST", "/v1/invoke/f", &token, "");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let id = answered
+        .header("x-forewarm-invocation-id")
+        .expect("an invocation id")
+        .to_owned();
+    // The line is written as the answer goes out: give the pipe a moment.
+    let begun = Instant::now();
+    let found = loop {
+        let logged = lines.lock().expect("lines").clone();
+        let found = logged.iter().find_map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+            (v["span"]["id"] == id.as_str()).then_some(v)
+        });
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no log line of invocation {id}: {logged:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(found["span"]["name"], "invocation", "{found}");
+    assert_eq!(found["span"]["tenant"], name.as_str(), "{found}");
+    assert_eq!(found["span"]["code"], "f", "{found}");
+    assert_eq!(found["fields"]["message"], "answered", "{found}");
+    assert_eq!(found["fields"]["start"], "cold", "{found}");
+    let status = sigterm(&mut node.child);
+    assert!(status.success(), "clean exit: {status}");
+    assert!(docker_ids(&label).is_empty(), "nothing leaked");
+    let _ = Command::new("docker")
+        .args(["network", "rm", &format!("forewarm-tenant-{name}")])
+        .output();
 }
