@@ -47,6 +47,9 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Replay a trace (Azure Functions 2019 layout) against a live node, time-compressed.
     Replay(ReplayArgs),
+    /// One node at a glance: readiness (and why not), its cluster and round trips, its pool
+    /// by code type and size class, its invocation counters. Exits 1 when it is not ready.
+    Status(StatusArgs),
     /// Replay a trace through policies side by side and report cold starts and waste.
     Simulate(SimulateArgs),
     /// Generate or inspect traces in the Azure Functions 2019 format.
@@ -250,6 +253,19 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node.
+    #[arg(long, env = "FOREWARM_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// The admin token.
+    #[arg(long, env = "FOREWARM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Print one JSON object (ready, cluster, pool, invocations, errors) instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Trace directory (Azure Functions 2019 layout).
     #[arg(long)]
@@ -364,6 +380,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => crate::node_cmd::invoke(&code, &url, token, &body),
         Command::Proxy(args) => crate::regions_cmd::proxy(args),
         Command::Replay(args) => crate::replay_cmd::run(args),
+        Command::Status(args) => crate::status_cmd::run(args),
         Command::Simulate(args) => crate::simulate_cmd::run(args),
         Command::Trace(TraceCommand::Gen {
             apps,

@@ -9,6 +9,7 @@ mod progress;
 mod regions_cmd;
 mod replay_cmd;
 mod simulate_cmd;
+mod status_cmd;
 mod trace_cmd;
 
 use clap::Parser;

@@ -539,9 +539,10 @@ impl Drop for Stopping {
 
 /// With `FOREWARM_LOG_FORMAT=json` every log line is one JSON object, and what the node logs
 /// about an invocation carries the `invocation` span: the id the client got back in
-/// `x-forewarm-invocation-id`, its tenant and code type.
+/// `x-forewarm-invocation-id`, its tenant and code type. `forewarm status` shows the node:
+/// ready, its region, its pool by code type and class, its counters.
 #[test]
-fn t06_json_logs_carry_the_invocation_id() {
+fn t06_json_logs_carry_the_invocation_id_and_status_shows_the_node() {
     let data = tempfile::tempdir().expect("tempdir");
     let node_id = format!("it-logs-{}", std::process::id());
     let label = format!("forewarm.node={node_id}");
@@ -591,6 +592,36 @@ fn t06_json_logs_carry_the_invocation_id() {
     assert_eq!(found["span"]["code"], "f", "{found}");
     assert_eq!(found["fields"]["message"], "answered", "{found}");
     assert_eq!(found["fields"]["start"], "cold", "{found}");
+
+    let status = |token: &str, json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_forewarm"));
+        cmd.args(["status", "--url", &format!("http://{}", node.addr)])
+            .args(["--admin-token", token]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("forewarm status runs")
+    };
+    let shown = status(ADMIN, false);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("node {node_id} (region local)")),
+        "{text}"
+    );
+    assert!(text.contains(": ready"), "{text}");
+    assert!(text.contains(&format!("{name}/f")), "{text}");
+    assert!(text.contains("250m-128Mi"), "{text}");
+    assert!(text.contains("invocations: 1 (cold 1"), "{text}");
+    let as_json = status(ADMIN, true);
+    let v: Value = serde_json::from_slice(&as_json.stdout).expect("JSON");
+    assert_eq!(v["ready"]["status"], "ready", "{v}");
+    assert_eq!(v["invocations"]["cold"], 1.0, "{v}");
+    let refused = status("not-the-admin-token", false);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("admin token was refused"), "{said}");
+
     let status = sigterm(&mut node.child);
     assert!(status.success(), "clean exit: {status}");
     assert!(docker_ids(&label).is_empty(), "nothing leaked");
