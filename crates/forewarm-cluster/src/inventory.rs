@@ -26,7 +26,41 @@ pub struct Inventory {
     pub queue_ms: f64,
 }
 
+/// Bounds an inventory received from another member must keep: times within an hour, at
+/// most this many containers, classes of 1 MiB to 1 TiB, code keys as long as the node's own.
+const MAX_REPORTED_MS: f64 = 3_600_000.0;
+const MAX_CONTAINERS: usize = 100_000;
+const MAX_CLASS_MIB: u32 = 1 << 20;
+const MAX_KEY_LEN: usize = 512;
+
 impl Inventory {
+    /// Whether an inventory received from another member can be believed: its start time and
+    /// queue wait finite, not negative and under an hour (a negative queue wait would make the
+    /// Router send it every request), its containers and classes within bounds. Why not, if
+    /// not.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, ms) in [("start_ms", self.start_ms), ("queue_ms", self.queue_ms)] {
+            if !(ms.is_finite() && (0.0..=MAX_REPORTED_MS).contains(&ms)) {
+                return Err(format!("{name} {ms} is not within 0..={MAX_REPORTED_MS}"));
+            }
+        }
+        let containers: usize = self.idle.values().map(Vec::len).sum();
+        if containers > MAX_CONTAINERS {
+            return Err(format!(
+                "{containers} idle containers (at most {MAX_CONTAINERS})"
+            ));
+        }
+        for (code, classes) in &self.idle {
+            if code.is_empty() || code.len() > MAX_KEY_LEN {
+                return Err(format!("a code key of {} bytes", code.len()));
+            }
+            if let Some(m) = classes.iter().find(|m| !(1..=MAX_CLASS_MIB).contains(*m)) {
+                return Err(format!("{code}: a class of {m} MiB"));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether an idle container of `code` has at least `need_mib`.
     pub fn fits(&self, code: &str, need_mib: f64) -> bool {
         self.idle
@@ -67,6 +101,72 @@ impl Cluster {
             let classes = view.inventory.idle.entry(code.to_owned()).or_default();
             if !classes.iter().any(|&m| m >= class) {
                 classes.push(class);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_negative_queue_wait_or_a_zero_class_is_not_believed() {
+        let good = Inventory {
+            idle: HashMap::from([(String::from("acme/f"), vec![128, 256])]),
+            start_ms: 400.0,
+            queue_ms: 0.2,
+        };
+        assert_eq!(good.check(), Ok(()));
+        let lying = Inventory {
+            queue_ms: -1e9,
+            ..good.clone()
+        };
+        assert!(
+            lying
+                .check()
+                .expect_err("a negative queue wait")
+                .contains("queue_ms")
+        );
+        let slow = Inventory {
+            start_ms: 1e12,
+            ..good.clone()
+        };
+        assert!(slow.check().is_err());
+        let zero = Inventory {
+            idle: HashMap::from([(String::from("acme/f"), vec![0])]),
+            ..good
+        };
+        assert!(
+            zero.check()
+                .expect_err("a class of 0 MiB")
+                .contains("class of 0")
+        );
+    }
+
+    proptest! {
+        /// Whatever bytes arrive as an inventory: parsed or refused, never a panic; one that
+        /// is believed has sane times and classes.
+        #[test]
+        fn p01_any_inventory_is_parsed_and_checked_or_refused(
+            start in prop_oneof![-1e300..1e300f64, -10.0..1e7f64],
+            queue in prop_oneof![-1e300..1e300f64, -10.0..1e7f64],
+            classes in prop::collection::vec(any::<u32>(), 0..6),
+            code in "[a-z/]{0,12}",
+            junk in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let text = format!(
+                r#"{{"idle":{{"{code}":{classes:?}}},"start_ms":{start:e},"queue_ms":{queue:e}}}"#
+            );
+            for bytes in [text.as_bytes(), &junk[..]] {
+                if let Ok(inv) = serde_json::from_slice::<Inventory>(bytes)
+                    && inv.check().is_ok()
+                {
+                    prop_assert!(inv.start_ms >= 0.0 && inv.start_ms <= MAX_REPORTED_MS);
+                    prop_assert!(inv.queue_ms >= 0.0 && inv.queue_ms <= MAX_REPORTED_MS);
+                    prop_assert!(inv.idle.values().flatten().all(|m| *m >= 1));
+                }
             }
         }
     }

@@ -146,7 +146,10 @@ impl Actor for PoolLink {
                 let Some((_, node)) = c.members().into_iter().find(|(m, _)| *m == id) else {
                     return Ok(());
                 };
-                match serde_json::from_slice::<Inventory>(&json) {
+                let parsed = serde_json::from_slice::<Inventory>(&json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|inventory| inventory.check().map(|()| inventory));
+                match parsed {
                     Ok(inventory) => {
                         let view = RemoteView {
                             id,
@@ -159,7 +162,7 @@ impl Actor for PoolLink {
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(id, view);
                     }
-                    Err(e) => tracing::warn!("inventory from {name}: {e}"),
+                    Err(e) => tracing::warn!("inventory from {name} not believed: {e}"),
                 }
             }
         }
