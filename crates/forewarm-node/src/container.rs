@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec, RuntimeError};
+use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec};
 use forewarm_store::ContainerStat;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -79,12 +79,9 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
         let mut result = runtime.start(&state.args.spec).await;
         // An engine that errs on one create or start (or did not answer) may not on the next:
         // one more try, so a transient engine error does not reach the waiting request (chaos
-        // S7). A missing image or a runner that never got ready would only fail again.
+        // S7).
         if let Err(e) = &result
-            && matches!(
-                e,
-                RuntimeError::Engine { .. } | RuntimeError::Unavailable(_)
-            )
+            && e.is_retryable()
         {
             tracing::warn!("container {}: {e}; trying once more", state.args.serial);
             tokio::time::sleep(START_RETRY_AFTER).await;

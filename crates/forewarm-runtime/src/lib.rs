@@ -111,7 +111,8 @@ pub enum RuntimeError {
     /// The engine is not reachable (retryable).
     #[error("container engine unavailable: {0}")]
     Unavailable(String),
-    /// The engine refused the request (fatal for this request).
+    /// The engine refused or failed the request (an error answer: a bad request, or an
+    /// engine that errs on a create or start now and may not on the next).
     #[error("container engine refused {action}: {message}")]
     Engine {
         /// What was asked.
@@ -146,9 +147,15 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    /// Whether the same request may succeed later.
+    /// Whether the same request may succeed if made again: the engine did not answer, or
+    /// answered an error (a transient one passes). A missing image, a runner that never got
+    /// ready (it had its whole readiness wait), a missing container or a failed invocation
+    /// would only fail again, or must not run twice.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RuntimeError::Unavailable(_))
+        matches!(
+            self,
+            RuntimeError::Unavailable(_) | RuntimeError::Engine { .. }
+        )
     }
 }
 
