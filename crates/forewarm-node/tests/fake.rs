@@ -78,6 +78,26 @@ fn server_timing(answer: &Answer) -> std::collections::BTreeMap<String, f64> {
     stages
 }
 
+/// Ask `probe` every 50 ms until it gives `Ok`, for at most 10 s; past that, fail with what
+/// it said last (its `Err`).
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let begun = std::time::Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                begun.elapsed() < Duration::from_secs(10),
+                "{what} not within 10 s: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 const FAST: &str = r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":50},"max_memory_mib":128}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -704,18 +724,16 @@ async fn t10_a_miss_is_trained_on_at_once() {
     register(addr, &token, "f", FAST).await;
     let first = invoke(addr, &token, "f", "").await;
     assert_eq!(json(&first)["start"], "cold", "{}", first.body);
-    let begun = std::time::Instant::now();
-    loop {
-        let p = json(&call(addr, "GET", "/v1/codes/f/prediction", Some(&token), "").await);
+    let token = &token;
+    eventually("a model from the miss", || async move {
+        let p = json(&call(addr, "GET", "/v1/codes/f/prediction", Some(token), "").await);
         if p["profile"]["samples"] == 1 {
-            break;
+            Ok(())
+        } else {
+            Err(p.to_string())
         }
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "no model from the miss after 10 s: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     node.shutdown().await;
 }
 
@@ -731,14 +749,16 @@ async fn t11_idle_memory_time_is_accounted_per_code_type() {
     let begun = std::time::Instant::now();
     let first = invoke(addr, &acme, "f", "").await;
     assert_eq!(first.status, 200, "{}", first.body);
-    let pool = loop {
-        let pool = json(&call(addr, "GET", "/v1/pool", Some(&acme), "").await);
+    let acme_token = &acme;
+    let pool = eventually("idle memory-time accounted", || async move {
+        let pool = json(&call(addr, "GET", "/v1/pool", Some(acme_token), "").await);
         if pool["idle_memory_mib_s_total"].as_f64() > Some(0.0) {
-            break pool;
+            Ok(pool)
+        } else {
+            Err(pool.to_string())
         }
-        assert!(begun.elapsed() < Duration::from_secs(10), "{pool}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     // One idle container of 128 MiB since the invocation: at most 128 MiB × the time since.
     let held = pool["idle_memory_mib_s"]["acme/f"]
         .as_f64()
@@ -777,21 +797,15 @@ async fn t12_readiness_names_a_container_engine_that_does_not_answer() {
         .expect("node starts");
     let addr = node.addr();
     // Poll `/readyz` (up to 10 s) until its status is `want`; its last answer.
-    let readiness = |want: u16| async move {
-        let begun = std::time::Instant::now();
-        loop {
+    let readiness = |want: u16| {
+        eventually("the readiness wanted", move || async move {
             let ready = call(addr, "GET", "/readyz", None, "").await;
             if ready.status == want {
-                return ready;
+                Ok(ready)
+            } else {
+                Err(format!("{} {}", ready.status, ready.body))
             }
-            assert!(
-                begun.elapsed() < Duration::from_secs(10),
-                "{} {}",
-                ready.status,
-                ready.body
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
     };
     readiness(200).await;
     runtime
@@ -866,14 +880,15 @@ async fn t13_two_size_classes_in_one_pool_and_a_misfit_corrected() {
 
     // The code type grows past its class (a new version: its old containers are retired).
     register(addr, &token, "grow", &code(200)).await;
-    let begun = std::time::Instant::now();
-    while !classes().await.is_empty() {
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "old containers stay"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("old containers retired", || async {
+        let left = classes().await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
     // Its first invocation starts in the profile's class, is killed there, and runs again
     // at the limit: answered, and counted as a misfit.
     let grown = invoke(addr, &token, "grow", "").await;
