@@ -79,6 +79,11 @@ impl Catalog {
         self.read().state.tenants.get(id).cloned()
     }
 
+    /// Every tenant's id.
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.read().state.tenants.keys().cloned().collect()
+    }
+
     /// A code type by key.
     pub fn code(&self, key: &str) -> Option<Arc<Code>> {
         self.read().state.codes.get(key).cloned()

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 pub use forewarm_cluster::ClusterConfig;
 use forewarm_policy::PolicySpec;
+use forewarm_runtime::TenantSubnets;
 use forewarm_store::Retention;
 use serde::Deserialize;
 
@@ -49,6 +50,10 @@ pub struct NodeConfig {
     /// When the node itself runs in a Docker container: that container's name or id. The
     /// node joins it to each tenant network to reach the runners there.
     pub container: Option<String>,
+    /// IPv4 range (`a.b.c.d/n`, n 8-24) tenant networks take their subnets from, a /24 each:
+    /// how many tenants one Docker engine holds. Nodes sharing an engine should name the same.
+    #[serde(deserialize_with = "subnets_from_str")]
+    pub tenant_subnets: TenantSubnets,
     /// Membership of a cluster (a lone node is a cluster of one).
     pub cluster: ClusterConfig,
 }
@@ -91,6 +96,7 @@ impl Default for NodeConfig {
             raw_retention_hours: 24,
             rollup_retention_days: 30,
             container: None,
+            tenant_subnets: TenantSubnets::DEFAULT,
             cluster: ClusterConfig::default(),
         }
     }
@@ -106,6 +112,11 @@ impl NodeConfig {
 fn policy_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PolicySpec, D::Error> {
     let name = String::deserialize(d)?;
     name.parse().map_err(serde::de::Error::custom)
+}
+
+fn subnets_from_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TenantSubnets, D::Error> {
+    let range = String::deserialize(d)?;
+    range.parse().map_err(serde::de::Error::custom)
 }
 
 /// A configuration that cannot be used, with where the problem is.

@@ -96,6 +96,7 @@ fn key() -> impl Strategy<Value = String> {
             "raw_retention_hours",
             "rollup_retention_days",
             "container",
+            "tenant_subnets",
             "advertise",
             "secret",
             "source_addr",

@@ -130,11 +130,22 @@ pub struct Node {
 struct Sweep(std::pin::Pin<Box<dyn Future<Output = Result<usize, RuntimeError>> + Send>>);
 
 impl Sweep {
-    fn new<R: ContainerRuntime + 'static>(runtime: Arc<R>, node_id: String) -> Self {
+    /// Remove every container labelled `node_id`; with a catalog, then also every tenant's
+    /// network that no container uses any more (another node's containers keep theirs), so a
+    /// stopped node leaves the engine as it found it.
+    fn new<R: ContainerRuntime + 'static>(
+        runtime: Arc<R>,
+        node_id: String,
+        networks_of: Option<Arc<Catalog>>,
+    ) -> Self {
         Self(Box::pin(async move {
-            reap_unowned(&*runtime, &node_id, &HashSet::new())
-                .await
-                .map(|removed| removed.len())
+            let removed = reap_unowned(&*runtime, &node_id, &HashSet::new()).await?;
+            for tenant in networks_of.map(|c| c.tenant_ids()).unwrap_or_default() {
+                if let Err(e) = runtime.forget_tenant(&tenant).await {
+                    tracing::debug!(tenant, "tenant network kept: {e}");
+                }
+            }
+            Ok(removed.len())
         }))
     }
 }
@@ -186,13 +197,17 @@ impl Node {
         let raft_store = config.data_dir.join("raft.redb");
         let cluster = Cluster::start(&config.cluster, &raft_store, me).await?;
         let catalog = Arc::new(Catalog::new(cluster.state().clone()));
-        let reaped = Sweep::new(runtime.clone(), config.node_id.clone())
+        let reaped = Sweep::new(runtime.clone(), config.node_id.clone(), None)
             .0
             .await?;
         if reaped > 0 {
             tracing::info!("removed {reaped} containers left by an earlier run");
         }
-        let sweep = Sweep::new(runtime.clone(), config.node_id.clone());
+        let sweep = Sweep::new(
+            runtime.clone(),
+            config.node_id.clone(),
+            Some(catalog.clone()),
+        );
         let admin_token = config
             .admin_token
             .clone()

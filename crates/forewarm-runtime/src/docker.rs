@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -23,8 +24,8 @@ use futures_util::StreamExt;
 
 use crate::{
     Container, ContainerRuntime, ContainerSpec, LABEL_CLASS, LABEL_CODE, LABEL_NODE, LABEL_TENANT,
-    Listed, RunnerClient, RuntimeError, StatsSample, Usage, WorkloadOverrides, runner_env,
-    tenant_network,
+    Listed, RunnerClient, RuntimeError, StatsSample, TenantSubnets, Usage, WorkloadOverrides,
+    runner_env, tenant_network,
 };
 
 /// The runner image definition (the same file `make images` uses).
@@ -53,6 +54,8 @@ pub struct DockerRuntime {
     attached: Option<String>,
     /// Tenant networks `attached` has joined.
     joined: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Where tenant networks take their subnets from.
+    subnets: TenantSubnets,
 }
 
 fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
@@ -85,7 +88,14 @@ impl DockerRuntime {
             endpoints: Default::default(),
             attached: None,
             joined: Default::default(),
+            subnets: TenantSubnets::default(),
         })
+    }
+
+    /// Give tenant networks subnets from `subnets` (default [`TenantSubnets::DEFAULT`]).
+    pub fn with_tenant_subnets(mut self, subnets: TenantSubnets) -> Self {
+        self.subnets = subnets;
+        self
     }
 
     /// For a node that runs in the container `container` (name or id): join that container
@@ -219,6 +229,77 @@ impl DockerRuntime {
         Ok(ids)
     }
 
+    /// Subnets some network of the engine already has.
+    async fn subnets_in_use(&self) -> Result<std::collections::HashSet<String>, RuntimeError> {
+        let networks = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?;
+        Ok(networks
+            .into_iter()
+            .filter_map(|n| n.ipam?.config)
+            .flatten()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    /// Create the network `name` of `tenant` on the first free /24 of `subnets`.
+    ///
+    /// Internal: runners get no route out of their tenant's network (no egress), and a node
+    /// in a container that joins it keeps its default route (Docker before 28 moves it to the
+    /// joined network whose name sorts first, which breaks the node's connections in flight).
+    /// Another process on the engine (a second node) may take the same subnet between our
+    /// look and our create: Docker refuses the overlap, and the next free one is tried.
+    async fn create_network(&self, tenant: &str, name: &str) -> Result<(), RuntimeError> {
+        let in_use = self.subnets_in_use().await?;
+        let mut refused = None;
+        for subnet in self
+            .subnets
+            .subnets()
+            .filter(|s| !in_use.contains(s))
+            .take(4)
+        {
+            let request = NetworkCreateRequest {
+                name: name.to_owned(),
+                driver: Some("bridge".into()),
+                internal: Some(true),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(HashMap::from([(
+                    LABEL_TENANT.to_owned(),
+                    tenant.to_owned(),
+                )])),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => return Ok(()),
+                Err(DockerError::DockerResponseServerError { message, .. })
+                    if message.contains("overlap") =>
+                {
+                    refused = Some(message);
+                }
+                Err(e) => return Err(engine("create network")(e)),
+            }
+        }
+        Err(RuntimeError::Engine {
+            action: "create network",
+            message: refused.unwrap_or_else(|| {
+                format!(
+                    "every /24 of tenant_subnets {} is taken ({} networks): remove unused \
+                     tenant networks or configure a larger range",
+                    self.subnets,
+                    self.subnets.len()
+                )
+            }),
+        })
+    }
+
     /// The tenant's network, created if it does not exist.
     ///
     /// Docker accepts several networks with one name, and then refuses to start containers on
@@ -229,24 +310,7 @@ impl DockerRuntime {
         let name = tenant_network(tenant);
         let mut ids = self.network_ids(&name).await?;
         if ids.is_empty() {
-            // Internal: runners get no route out of their tenant's network (no egress), and
-            // a node in a container that joins it keeps its default route (Docker before 28
-            // moves it to the joined network whose name sorts first, which breaks the node's
-            // connections in flight).
-            let request = NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                internal: Some(true),
-                labels: Some(HashMap::from([(
-                    LABEL_TENANT.to_owned(),
-                    tenant.to_owned(),
-                )])),
-                ..Default::default()
-            };
-            self.docker
-                .create_network(request)
-                .await
-                .map_err(engine("create network"))?;
+            self.create_network(tenant, &name).await?;
             ids = self.network_ids(&name).await?;
         }
         for duplicate in ids.iter().skip(1) {
@@ -425,7 +489,21 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn forget_tenant(&self, tenant: &str) -> Result<(), RuntimeError> {
         let _serial = self.network_lock.lock().await;
-        for id in self.network_ids(&tenant_network(tenant)).await? {
+        let name = tenant_network(tenant);
+        // The node's own container leaves first: it is an endpoint of every network it joined.
+        let joined = self
+            .joined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+        if let (true, Some(container)) = (joined, &self.attached) {
+            let request = NetworkDisconnectRequest {
+                container: container.clone(),
+                force: Some(true),
+            };
+            let _ = self.docker.disconnect_network(&name, request).await;
+        }
+        for id in self.network_ids(&name).await? {
             match self.docker.remove_network(&id).await {
                 Ok(()) => {}
                 Err(e) if is_status(&e, 404) => {}

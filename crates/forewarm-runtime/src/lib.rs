@@ -11,6 +11,7 @@ mod docker;
 mod fake;
 mod faults;
 mod runner_client;
+mod subnets;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -21,6 +22,7 @@ pub use fake::FakeRuntime;
 pub use faults::{Faults, FaultyRuntime};
 pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};
 pub use runner_client::{RunnerClient, RunnerError};
+pub use subnets::{TENANT_PREFIX, TenantSubnets};
 
 /// Label keys set on every container.
 pub const LABEL_NODE: &str = "forewarm.node";

@@ -168,6 +168,9 @@ async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
             .await
             .expect("remove");
     }
+    forewarm_runtime::ContainerRuntime::forget_tenant(&rt, &spec.tenant)
+        .await
+        .expect("network removed");
     rt.remove_image(&root_image).await.expect("remove image");
     let inspected = inspected.expect("starts and answers as nobody");
     let fields: Vec<&str> = inspected.split('|').collect();
@@ -187,4 +190,55 @@ async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
         fields[6], "0",
         "nothing mounted (its /tmp is a tmpfs): {inspected}"
     );
+}
+
+/// Tenant networks take their /24s from the node's range, not Docker's default pools (about
+/// 30 networks per engine, which the test suite's tenants once used up in CI): a full range is
+/// a clear error, and a tenant that leaves frees its /24.
+#[tokio::test]
+async fn docker_tenant_networks_take_their_subnets_from_the_range() {
+    use forewarm_runtime::ContainerRuntime;
+    // Two /24s, outside the default range that parallel tests use.
+    let range: forewarm_runtime::TenantSubnets = "10.214.6.0/23".parse().expect("range");
+    let prefix = "forewarm-tenant-conf-d-subnets-";
+    // What an earlier failed run of this test may have left holds the range.
+    for left in docker_cli(
+        &["network", "ls", "-q", "--filter", &format!("name={prefix}")],
+        None,
+    )
+    .split_whitespace()
+    {
+        docker_cli(&["network", "rm", left], None);
+    }
+    let rt = docker().await.with_tenant_subnets(range);
+    let node = node("d-subnets");
+    let spec = |t: &str| conformance::spec(&node, t, "c1", &image());
+    let subnet_of = |t: &str| {
+        let network = forewarm_runtime::tenant_network(&spec(t).tenant);
+        let format = "{{range .IPAM.Config}}{{.Subnet}}{{end}}";
+        docker_cli(&["network", "inspect", "--format", format, &network], None)
+    };
+    let a = rt.start(&spec("ta")).await.expect("first /24");
+    let b = rt.start(&spec("tb")).await.expect("second /24");
+    let full = rt.start(&spec("tc")).await;
+    let freed = subnet_of("ta");
+    let mut taken = [freed.clone(), subnet_of("tb")];
+    taken.sort();
+    assert_eq!(taken, ["10.214.6.0/24", "10.214.7.0/24"]);
+    rt.remove(&a.id).await.expect("remove");
+    rt.forget_tenant(&a.spec.tenant).await.expect("forget ta");
+    let c = rt.start(&spec("tc")).await.expect("the freed /24");
+    let c_subnet = subnet_of("tc");
+    for x in [b, c] {
+        rt.remove(&x.id).await.expect("cleanup");
+        rt.forget_tenant(&x.spec.tenant).await.expect("cleanup");
+    }
+    let err = full
+        .expect_err("a third tenant in a range of two")
+        .to_string();
+    assert!(
+        err.contains("every /24 of tenant_subnets 10.214.6.0/23 is taken (2 networks)"),
+        "{err}"
+    );
+    assert_eq!(c_subnet, freed);
 }

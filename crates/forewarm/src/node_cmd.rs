@@ -84,7 +84,9 @@ pub(crate) async fn docker_with_image(
 }
 
 async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut docker = docker_with_image(&config.runner_image, runner_bin).await?;
+    let mut docker = docker_with_image(&config.runner_image, runner_bin)
+        .await?
+        .with_tenant_subnets(config.tenant_subnets);
     if let Some(container) = &config.container {
         docker = docker.attached_as(container.clone());
     }

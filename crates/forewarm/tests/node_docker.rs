@@ -214,14 +214,23 @@ fn t01_node_on_docker_cold_warm_prewarmed_isolated_and_crash_safe() {
     let (start, _) = invoke(&node, &acme, "f");
     assert_eq!(start, "cold");
 
-    // SIGTERM: a clean stop removes every container.
+    // SIGTERM: a clean stop removes every container, then the tenants' networks.
     let status = sigterm(&mut node.child);
     assert!(status.success(), "clean exit: {status}");
     assert!(docker_ids(&label).is_empty(), "nothing leaked");
     for t in [a_name, o_name] {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &format!("forewarm-tenant-{t}")])
-            .output();
+        let network = format!("forewarm-tenant-{t}");
+        let left = Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name=^{network}$"),
+            ])
+            .output()
+            .expect("docker network ls");
+        assert!(left.stdout.trim_ascii().is_empty(), "{network} left behind");
     }
 }
 
