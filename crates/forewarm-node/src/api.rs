@@ -40,7 +40,8 @@ use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
 use forewarm_cluster::ClusterError;
 use forewarm_raft::{
-    Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_MAX_QUEUE, MAX_TIMEOUT_MS,
+    Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_FEATURES, MAX_MAX_QUEUE,
+    MAX_TIMEOUT_MS,
 };
 
 /// The shortest invocation deadline a code type may name, ms.
@@ -473,6 +474,8 @@ struct CodeBody {
     max_cpu_millis: Option<u32>,
     timeout_ms: Option<u64>,
     max_queue: Option<u32>,
+    #[serde(default)]
+    features: Vec<String>,
 }
 
 /// What `PUT /v1/codes/{code}` asks for, checked: a workload within its bounds that fits
@@ -485,6 +488,7 @@ struct CodeRequest {
     max_cpu_millis: u32,
     timeout_ms: u64,
     max_queue: u32,
+    features: Vec<String>,
 }
 
 /// The body of `PUT /v1/codes/{code}`, read and checked (400 or 413 otherwise); a code type
@@ -525,6 +529,30 @@ fn code_request(body: Result<Bytes, BytesRejection>, runner_image: &str) -> ApiR
             ),
         ));
     }
+    if req.features.len() > MAX_FEATURES {
+        return Err(ApiError::bad(
+            "invalid_features",
+            format!(
+                "at most {MAX_FEATURES} features, not {}",
+                req.features.len()
+            ),
+        ));
+    }
+    for (i, name) in req.features.iter().enumerate() {
+        let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+        if !(1..=64).contains(&name.len()) || !name.bytes().all(word) {
+            return Err(ApiError::bad(
+                "invalid_features",
+                format!("feature {name:?} must be 1-64 of a-z, 0-9 and '_' (a body field's name)"),
+            ));
+        }
+        if req.features[..i].contains(name) {
+            return Err(ApiError::bad(
+                "invalid_features",
+                format!("feature {name:?} is named twice"),
+            ));
+        }
+    }
     let image = req.image.unwrap_or_else(|| runner_image.to_owned());
     if image.is_empty() || image.len() > 256 || image.chars().any(char::is_whitespace) {
         return Err(ApiError::bad(
@@ -539,6 +567,7 @@ fn code_request(body: Result<Bytes, BytesRejection>, runner_image: &str) -> ApiR
         max_cpu_millis,
         timeout_ms,
         max_queue,
+        features: req.features,
     })
 }
 
@@ -577,6 +606,7 @@ async fn put_code(
         max_cpu_millis: req.max_cpu_millis,
         timeout_ms: req.timeout_ms,
         max_queue: req.max_queue,
+        features: req.features,
         version: 0,
         // This put's id: sent again (a forward that lost its answer), it is not stored twice.
         writes: vec![(new_id(), 0)],
@@ -618,7 +648,7 @@ fn code_view(code: &Code) -> serde_json::Value {
     json!({"code": code.name, "version": code.version, "image": code.image,
            "max_memory_mib": code.max_memory_mib, "max_cpu_millis": code.max_cpu_millis,
            "timeout_ms": code.timeout_ms, "max_queue": code.max_queue,
-           "workload": code.workload})
+           "features": code.features, "workload": code.workload})
 }
 
 async fn get_code(
@@ -637,15 +667,54 @@ async fn get_code(
     Ok(Json(code_view(&code)))
 }
 
-/// The body of `POST /v1/invoke/{code}`: overrides of `code`'s workload that keep it within
-/// its bounds and its memory limit (400 or 413 otherwise), and the body's size.
-fn invoke_request(
-    body: Result<Bytes, BytesRejection>,
-    code: &Code,
-) -> ApiResult<(WorkloadOverrides, usize)> {
-    let (overrides, payload_bytes) = json_body::<WorkloadOverrides>(body, true)?;
+/// The body of `POST /v1/invoke/{code}`, read and checked (400 or 413 otherwise).
+#[derive(Debug)]
+struct InvokeRequest {
+    /// Overrides of the code type's workload that keep it within its bounds and its memory
+    /// limit.
+    overrides: WorkloadOverrides,
+    /// The values of the code type's declared features, in their order (0 where absent).
+    features: Vec<f64>,
+    /// The body's size.
+    payload_bytes: usize,
+}
+
+fn invoke_request(body: Result<Bytes, BytesRejection>, code: &Code) -> ApiResult<InvokeRequest> {
+    let (mut fields, payload_bytes) =
+        json_body::<serde_json::Map<String, serde_json::Value>>(body, true)?;
+    let mut features = Vec::with_capacity(code.features.len());
+    for name in &code.features {
+        let value = match fields.get(name) {
+            None => 0.0,
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_feature",
+                        format!("feature {name:?} must be a non-negative number, not {v}"),
+                    )
+                })?,
+        };
+        features.push(value);
+        // A declared feature that is not an override is the profile's alone.
+        if !WorkloadOverrides::FIELDS.contains(&name.as_str()) {
+            fields.remove(name);
+        }
+    }
+    let overrides: WorkloadOverrides =
+        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|e| {
+            ApiError::bad(
+                "bad_json",
+                format!("request body at {}: {}", e.path(), e.inner()),
+            )
+        })?;
     overrides_within(code, &overrides).map_err(|e| ApiError::bad("invalid_overrides", e))?;
-    Ok((overrides, payload_bytes))
+    Ok(InvokeRequest {
+        overrides,
+        features,
+        payload_bytes,
+    })
 }
 
 async fn invoke(
@@ -657,7 +726,11 @@ async fn invoke(
     let received = Instant::now();
     let tenant = api.tenant(&headers)?;
     let code = api.code(&tenant, &name)?;
-    let (overrides, payload_bytes) = invoke_request(body, &code)?;
+    let InvokeRequest {
+        overrides,
+        features,
+        payload_bytes,
+    } = invoke_request(body, &code)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -677,6 +750,7 @@ async fn invoke(
         code,
         overrides,
         payload_bytes: payload_bytes as u64,
+        features,
         received,
         admitted: received,
         forwarded_need_mib: None,
@@ -883,7 +957,7 @@ async fn prediction(
         _ => None,
     };
     let region = &api.shared.config.region;
-    let need = crate::router::predicted_need_mib(&api.shared, &code, &key, 0);
+    let need = crate::router::predicted_need_mib(&api.shared, &code, &key, 0, &[]);
     let shared = api.shared.catalog.summaries(&key);
     let from_others = shared.iter().any(|m| m.region != *region && m.samples > 0);
     let why = match &model {
@@ -898,8 +972,9 @@ async fn prediction(
             "{} samples: peak memory p99 {:.1} MiB{}; next container {need:.0} MiB",
             m.samples,
             m.peak_mib.p99,
-            m.memory_on_payload
-                .map(|r| format!(", {:.3} MiB per payload KiB (R² {:.2})", r.slope, r.r2))
+            m.memory_on_input
+                .as_ref()
+                .map(|r| input_fit(r, &code.features))
                 .unwrap_or_default()
         ),
     };
@@ -911,6 +986,18 @@ async fn prediction(
         "pool": pool,
         "why": why,
     })))
+}
+
+/// How peak memory depends on the input, as the prediction's `why` says it: `, 12.0 MiB +
+/// 0.500 MiB per items (R² 0.99)` (inputs with slope 0 left out).
+fn input_fit(r: &crate::predictor::Regression, features: &[String]) -> String {
+    let names = std::iter::once("payload KiB").chain(features.iter().map(String::as_str));
+    let slopes: Vec<String> = names
+        .zip(r.coef.iter().skip(1))
+        .filter(|(_, c)| **c != 0.0)
+        .map(|(name, c)| format!(" + {c:.3} MiB per {name}"))
+        .collect();
+    format!(", {:.1} MiB{} (R² {:.2})", r.coef[0], slopes.concat(), r.r2)
 }
 
 async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {

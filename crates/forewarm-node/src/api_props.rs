@@ -142,7 +142,15 @@ fn shaped() -> impl Strategy<Value = Value> {
         object(vec![
             (
                 "workload",
-                workload(&["cpu_ms", "mem_mib", "io_kib", "init_ms", "sleep_ms"])
+                workload(&[
+                    "cpu_ms",
+                    "mem_mib",
+                    "io_kib",
+                    "init_ms",
+                    "sleep_ms",
+                    "mem_kib_per_item",
+                    "cpu_us_per_item",
+                ])
             ),
             (
                 "image",
@@ -154,8 +162,14 @@ fn shaped() -> impl Strategy<Value = Value> {
             ("max_cpu_millis", number()),
             ("timeout_ms", number()),
             ("max_queue", number()),
+            (
+                "features",
+                prop::collection::vec(name(), 0..10)
+                    .prop_map(Value::Array)
+                    .boxed()
+            ),
         ]),
-        workload(&["cpu_ms", "mem_mib", "io_kib", "sleep_ms"]),
+        workload(&["cpu_ms", "mem_mib", "io_kib", "sleep_ms", "items", "width"]),
     ]
 }
 
@@ -170,22 +184,32 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 
 /// A code type as the catalog could hold it (registered through `code_request`).
 fn code() -> impl Strategy<Value = Code> {
-    (0u64..=16_376, 0u64..=600_000, 16u32..=16_384).prop_map(|(mem_mib, cpu_ms, max)| Code {
-        tenant: String::from("acme"),
-        name: String::from("resize"),
-        workload: Workload {
-            cpu_ms,
-            mem_mib: mem_mib.min(u64::from(max).saturating_sub(RUNNER_OVERHEAD_MIB)),
-            ..Workload::default()
-        },
-        image: String::from("forewarm/runner:0"),
-        max_memory_mib: max,
-        max_cpu_millis: 1000,
-        timeout_ms: DEFAULT_TIMEOUT_MS,
-        max_queue: DEFAULT_MAX_QUEUE,
-        version: 1,
-        writes: vec![],
-    })
+    let features = prop::sample::subsequence(vec!["items", "width"], 0..=2);
+    (
+        0u64..=16_376,
+        0u64..=600_000,
+        16u32..=16_384,
+        0u64..=4096,
+        features,
+    )
+        .prop_map(|(mem_mib, cpu_ms, max, per_item, features)| Code {
+            tenant: String::from("acme"),
+            name: String::from("resize"),
+            workload: Workload {
+                cpu_ms,
+                mem_mib: mem_mib.min(u64::from(max).saturating_sub(RUNNER_OVERHEAD_MIB)),
+                mem_kib_per_item: per_item,
+                ..Workload::default()
+            },
+            image: String::from("forewarm/runner:0"),
+            max_memory_mib: max,
+            max_cpu_millis: 1000,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_queue: DEFAULT_MAX_QUEUE,
+            features: features.into_iter().map(String::from).collect(),
+            version: 1,
+            writes: vec![],
+        })
 }
 
 /// A refusal is the client's fault, says which check failed, and why.
@@ -232,11 +256,13 @@ proptest! {
     fn p03_an_invoke_body_is_overrides_in_bounds_or_a_4xx(body in body(), code in code()) {
         let len = body.len();
         match invoke_request(Ok(Bytes::from(body)), &code) {
-            Ok((o, payload_bytes)) => {
+            Ok(InvokeRequest { overrides: o, features, payload_bytes }) => {
                 let w = code.workload.with(&o);
                 prop_assert!(w.validate().is_ok(), "{:?}", o);
                 prop_assert!(w.mem_mib + RUNNER_OVERHEAD_MIB <= u64::from(code.max_memory_mib), "{:?}", o);
                 prop_assert_eq!(payload_bytes, len);
+                prop_assert_eq!(features.len(), code.features.len());
+                prop_assert!(features.iter().all(|f| f.is_finite() && *f >= 0.0), "{:?}", features);
             }
             Err(e) => assert_client_error(&e)?,
         }

@@ -32,19 +32,18 @@ pub const RUNNER_OVERHEAD_MIB: u64 = 8;
 /// Whether `overrides` keep `code`'s workload within its bounds and its memory limit: what an
 /// invocation may ask, from a client or forwarded by another member.
 pub fn overrides_within(code: &Code, overrides: &WorkloadOverrides) -> Result<(), String> {
-    code.workload
-        .with(overrides)
-        .validate()
-        .map_err(|e| e.to_string())?;
-    match overrides.mem_mib {
-        Some(m) if m.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(code.max_memory_mib) => {
-            Err(format!(
-                "mem_mib {m} plus the runner's {RUNNER_OVERHEAD_MIB} MiB is over the code type's max_memory_mib {}",
-                code.max_memory_mib
-            ))
-        }
-        _ => Ok(()),
+    let workload = code.workload.with(overrides);
+    workload.validate().map_err(|e| e.to_string())?;
+    let asked = overrides.mem_mib.is_some() || overrides.items.is_some();
+    if asked
+        && workload.mem_mib.saturating_add(RUNNER_OVERHEAD_MIB) > u64::from(code.max_memory_mib)
+    {
+        return Err(format!(
+            "{} MiB of work (mem_mib and items) plus the runner's {RUNNER_OVERHEAD_MIB} MiB is over the code type's max_memory_mib {}",
+            workload.mem_mib, code.max_memory_mib
+        ));
     }
+    Ok(())
 }
 
 /// A fresh random token: 32 bytes from the OS generator, hex.

@@ -22,6 +22,8 @@ pub struct Invocation {
     pub overrides: WorkloadOverrides,
     /// Request body size (a profile feature).
     pub payload_bytes: u64,
+    /// The body's values of the code type's declared features, in their order.
+    pub features: Vec<f64>,
     /// When the gateway received it.
     pub received: Instant,
     /// When it was given an in-flight slot (the gateway sets it; `received` until then).
@@ -48,6 +50,9 @@ pub struct Forwarded {
     pub overrides: WorkloadOverrides,
     /// Payload size at home.
     pub payload_bytes: u64,
+    /// The body's declared feature values at home (absent from a node before features).
+    #[serde(default)]
+    pub features: Vec<f64>,
     /// The memory need predicted at home, MiB.
     pub need_mib: f64,
     /// The client's `Idempotency-Key` (absent from a node before keys crossed regions).
@@ -68,6 +73,9 @@ pub struct Invoked {
     pub latency_ms: f64,
     /// Measured usage.
     pub usage: UsageView,
+    /// What the node predicted of it (absent from a node before predictions were answered).
+    #[serde(default)]
+    pub predicted: Predicted,
     /// Where the time went at this node (answered as a `Server-Timing` header, not in the
     /// body; a forwarded invocation's are the member's and stay there).
     #[serde(skip)]
@@ -102,6 +110,17 @@ impl Stages {
             self.admit_ms, self.route_ms, self.lease_ms, self.run_ms, self.work_ms
         )
     }
+}
+
+/// What the node predicted of one execution before running it.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
+pub struct Predicted {
+    /// Peak memory the profile predicted for this request, MiB (none before a profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_mib: Option<f64>,
+    /// Memory its container was chosen for, MiB: the predicted need with headroom (within
+    /// the code type's limit).
+    pub need_mib: f64,
 }
 
 /// Usage as the API shows it.

@@ -34,6 +34,7 @@ fn queued_code(name: &str, version: u64, max_queue: u32) -> Arc<Code> {
         max_cpu_millis: 1000,
         timeout_ms: 60_000,
         max_queue,
+        features: Vec::new(),
         version,
         writes: vec![],
     })

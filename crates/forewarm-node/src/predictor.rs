@@ -2,8 +2,9 @@
 //! come, trained from the Collector's store periodically and at once after a miss.
 //!
 //! - profile: p50/p95/p99 of CPU ms, peak memory, I/O and duration over the recent samples,
-//!   and a least-squares line of peak memory on payload size (ndarray) used when it explains
-//!   most of the variance (R² ≥ 0.5);
+//!   and a least-squares fit of peak memory on the request's input — payload size and the
+//!   body fields the code type declares as features (ndarray) — used when it explains most of
+//!   the variance (R² ≥ 0.5), with its largest residual as headroom;
 //! - demand: invocations per minute for the next minutes, from the per-minute rollups, with
 //!   the policy core's augurs forecaster (MSTL/ETS, recent mean on short history).
 //!
@@ -68,17 +69,24 @@ impl Quantiles {
     }
 }
 
-/// `peak_mib ≈ intercept + slope * payload_kib`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// `peak_mib ≈ coef[0] + coef[1]·payload_kib + Σ coef[1+i]·feature_i`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Regression {
-    /// MiB at an empty payload.
-    pub intercept: f64,
-    /// MiB per KiB of payload.
-    pub slope: f64,
+    /// Intercept (MiB at an empty input), then MiB per payload KiB, then MiB per unit of each
+    /// declared feature (0 for an input that did not vary).
+    pub coef: Vec<f64>,
     /// Share of variance explained.
     pub r2: f64,
     /// Largest residual seen, MiB (added as headroom).
     pub max_residual: f64,
+}
+
+impl Regression {
+    /// The fitted peak for one input: `payload_kib` then the feature values.
+    pub fn fit(&self, inputs: &[f64]) -> f64 {
+        let slopes = self.coef.iter().skip(1);
+        self.coef[0] + slopes.zip(inputs).map(|(c, x)| c * x).sum::<f64>()
+    }
 }
 
 /// What the Predictor learned about one code type.
@@ -96,8 +104,9 @@ pub struct Model {
     pub io_kib: Quantiles,
     /// Execution time, ms.
     pub duration_ms: Quantiles,
-    /// Peak memory on payload size, when it explains the variance.
-    pub memory_on_payload: Option<Regression>,
+    /// Peak memory on the request's input (payload size, declared features), when it
+    /// explains the variance.
+    pub memory_on_input: Option<Regression>,
     /// Cold-start latency minus execution time (the cost pre-warming hides), p50 ms.
     pub cold_start_ms: Option<f64>,
     /// Invocations per minute ahead.
@@ -105,18 +114,29 @@ pub struct Model {
 }
 
 impl Model {
-    /// Memory an execution with a payload of `payload_bytes` needs, MiB: predicted peak plus
-    /// what its writes hold in the container's tmpfs, plus headroom.
-    pub fn need_mib(&self, payload_bytes: u64) -> f64 {
-        let peak = match self.memory_on_payload {
-            Some(r) => r.intercept + r.slope * payload_bytes as f64 / 1024.0 + r.max_residual,
+    /// The peak memory an execution with a payload of `payload_bytes` and the declared
+    /// `features` is predicted to reach, MiB: the fit on its input, else the p50 of all.
+    pub fn peak_mib_for(&self, payload_bytes: u64, features: &[f64]) -> f64 {
+        match &self.memory_on_input {
+            Some(r) => r.fit(&inputs(payload_bytes, features)),
+            None => self.peak_mib.p50,
+        }
+    }
+
+    /// Memory an execution with a payload of `payload_bytes` and the declared `features`
+    /// needs, MiB: predicted peak (the fit plus its largest residual, else the p99 of all)
+    /// plus what its writes hold in the container's tmpfs, plus headroom.
+    pub fn need_mib(&self, payload_bytes: u64, features: &[f64]) -> f64 {
+        let peak = match &self.memory_on_input {
+            Some(r) => r.fit(&inputs(payload_bytes, features)) + r.max_residual,
             None => self.peak_mib.p99,
         };
         (peak + self.io_kib.p99 / 1024.0) * (1.0 + HEADROOM) + HEADROOM_MIB
     }
 
-    /// Train on `samples` (oldest first) and per-minute counts (oldest first).
-    pub fn train(samples: &[Sample], per_minute: &[f64]) -> Option<Self> {
+    /// Train on `samples` (oldest first) and per-minute counts (oldest first); the memory fit
+    /// uses the samples that carry `features` feature values (the code type's declared count).
+    pub fn train(samples: &[Sample], per_minute: &[f64], features: usize) -> Option<Self> {
         if samples.is_empty() {
             return None;
         }
@@ -133,10 +153,13 @@ impl Model {
             peak_mib: Quantiles::of(col(|s| s.peak_mib)),
             io_kib: Quantiles::of(col(|s| s.io_kib as f64)),
             duration_ms: Quantiles::of(col(|s| s.duration_ms)),
-            memory_on_payload: regress(
-                &col(|s| s.payload_bytes as f64 / 1024.0),
-                &col(|s| s.peak_mib),
-            ),
+            memory_on_input: {
+                let fitted = samples.iter().filter(|s| s.features.len() == features);
+                let (x, y): (Vec<Vec<f64>>, Vec<f64>) = fitted
+                    .map(|s| (inputs(s.payload_bytes, &s.features), s.peak_mib))
+                    .unzip();
+                regress(&x, &y)
+            },
             cold_start_ms: (!colds.is_empty()).then(|| Quantiles::of(colds).p50),
             demand: DemandForecaster::default().forecast(per_minute, HORIZON_MIN),
         })
@@ -150,7 +173,7 @@ impl Model {
             code: code.to_owned(),
             region: region.to_owned(),
             samples: self.samples as u64,
-            need_mib: self.need_mib(0),
+            need_mib: self.need_mib(0, &[]),
             cpu_p95_ms: self.cpu_ms.p95,
             duration_p95_ms: self.duration_ms.p95,
             cold_start_ms: self.cold_start_ms.unwrap_or(0.0),
@@ -160,26 +183,46 @@ impl Model {
     }
 }
 
-/// Ordinary least squares of `y` on `x` through the normal equations; `None` when there are
-/// too few points, `x` does not vary, or the line explains less than half the variance.
-pub fn regress(x: &[f64], y: &[f64]) -> Option<Regression> {
+/// The regression's inputs for one request: payload KiB, then the feature values.
+fn inputs(payload_bytes: u64, features: &[f64]) -> Vec<f64> {
+    let mut x = Vec::with_capacity(1 + features.len());
+    x.push(payload_bytes as f64 / 1024.0);
+    x.extend_from_slice(features);
+    x
+}
+
+/// Ordinary least squares of `y` on the rows of `x` (plus an intercept) through the normal
+/// equations; an input that does not vary gets slope 0. `None` when there are too few points
+/// (fewer than 10, or 3 per coefficient), the inputs are collinear, or the fit explains less
+/// than half the variance.
+pub fn regress(x: &[Vec<f64>], y: &[f64]) -> Option<Regression> {
     let n = x.len();
-    if n < 10 || n != y.len() {
+    let width = x.first()?.len();
+    if n != y.len() || x.iter().any(|row| row.len() != width) {
         return None;
     }
-    let mut design = Array2::<f64>::ones((n, 2));
-    design.column_mut(1).assign(&Array1::from(x.to_vec()));
+    // Inputs that vary; the others cannot be told from the intercept.
+    let varies: Vec<usize> = (0..width)
+        .filter(|&j| {
+            let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| {
+                (lo.min(r[j]), hi.max(r[j]))
+            });
+            hi - lo > 1e-9 * hi.abs().max(1.0)
+        })
+        .collect();
+    let p = 1 + varies.len();
+    if varies.is_empty() || n < 10.max(3 * p) || !y.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let mut design = Array2::<f64>::ones((n, p));
+    for (i, row) in x.iter().enumerate() {
+        for (k, &j) in varies.iter().enumerate() {
+            design[[i, k + 1]] = row[j];
+        }
+    }
     let y = Array1::from(y.to_vec());
-    let xtx = design.t().dot(&design);
-    let xty = design.t().dot(&y);
-    let det = xtx[[0, 0]] * xtx[[1, 1]] - xtx[[0, 1]] * xtx[[1, 0]];
-    if det.abs() < 1e-9 * xtx[[0, 0]] * xtx[[1, 1]].max(1.0) {
-        return None;
-    }
-    let intercept = (xtx[[1, 1]] * xty[0] - xtx[[0, 1]] * xty[1]) / det;
-    let slope = (xtx[[0, 0]] * xty[1] - xtx[[1, 0]] * xty[0]) / det;
-    let fitted = design.dot(&Array1::from(vec![intercept, slope]));
-    let residuals = &y - &fitted;
+    let beta = solve(design.t().dot(&design), design.t().dot(&y))?;
+    let residuals = &y - &design.dot(&beta);
     let mean = y.mean()?;
     let total = y.mapv(|v| (v - mean).powi(2)).sum();
     if total <= f64::EPSILON {
@@ -187,12 +230,51 @@ pub fn regress(x: &[f64], y: &[f64]) -> Option<Regression> {
     }
     let r2 = 1.0 - residuals.mapv(|r| r * r).sum() / total;
     let max_residual = residuals.iter().copied().fold(0.0, f64::max);
-    (r2 >= 0.5).then_some(Regression {
-        intercept,
-        slope,
+    let mut coef = vec![0.0; 1 + width];
+    coef[0] = beta[0];
+    for (k, &j) in varies.iter().enumerate() {
+        coef[j + 1] = beta[k + 1];
+    }
+    (r2 >= 0.5 && coef.iter().all(|c| c.is_finite())).then_some(Regression {
+        coef,
         r2,
         max_residual,
     })
+}
+
+/// `a · β = b` by Gaussian elimination with partial pivoting; `None` when `a` is singular.
+fn solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Option<Array1<f64>> {
+    let p = b.len();
+    let scale = a
+        .diag()
+        .iter()
+        .fold(0.0_f64, |m, v| m.max(v.abs()))
+        .max(1.0);
+    for col in 0..p {
+        let pivot = (col..p).max_by(|&i, &j| a[[i, col]].abs().total_cmp(&a[[j, col]].abs()))?;
+        if a[[pivot, col]].abs() < 1e-10 * scale {
+            return None;
+        }
+        if pivot != col {
+            for k in 0..p {
+                a.swap([pivot, k], [col, k]);
+            }
+            b.swap(pivot, col);
+        }
+        for row in col + 1..p {
+            let factor = a[[row, col]] / a[[col, col]];
+            for k in col..p {
+                a[[row, k]] -= factor * a[[col, k]];
+            }
+            b[row] -= factor * b[col];
+        }
+    }
+    let mut beta = Array1::<f64>::zeros(p);
+    for row in (0..p).rev() {
+        let known: f64 = (row + 1..p).map(|k| a[[row, k]] * beta[k]).sum();
+        beta[row] = (b[row] - known) / a[[row, row]];
+    }
+    Some(beta)
 }
 
 /// The models, read by the Router on every request.
@@ -246,7 +328,11 @@ pub struct PredictorState {
     published: HashMap<CodeKey, usize>,
 }
 
-fn train_one(store: &SampleStore, code: &str) -> Result<Option<Model>, StoreError> {
+fn train_one(
+    store: &SampleStore,
+    code: &str,
+    features: usize,
+) -> Result<Option<Model>, StoreError> {
     let now = unix_ms();
     let from = now.saturating_sub(HISTORY.as_millis() as u64);
     let samples = store.latest_samples(code, from, now + 1, MAX_SAMPLES)?;
@@ -261,7 +347,7 @@ fn train_one(store: &SampleStore, code: &str) -> Result<Option<Model>, StoreErro
         .iter()
         .position(|c| *c > 0.0)
         .unwrap_or(per_minute.len());
-    Ok(Model::train(&samples, &per_minute[first..]))
+    Ok(Model::train(&samples, &per_minute[first..], features))
 }
 
 impl PredictorState {
@@ -269,8 +355,14 @@ impl PredictorState {
         self.last.insert(code.clone(), Instant::now());
         let store = self.args.store.clone();
         let key = code.clone();
+        let features = self
+            .args
+            .catalog
+            .code(&code)
+            .map_or(0, |c| c.features.len());
         let what = format!("predictor: training {code}");
-        if let Some(Some(model)) = off_worker(what, move || train_one(&store, &key)).await {
+        if let Some(Some(model)) = off_worker(what, move || train_one(&store, &key, features)).await
+        {
             self.args
                 .models
                 .write()
@@ -378,19 +470,40 @@ mod tests {
 
     #[test]
     fn regression_finds_a_line_and_refuses_noise() {
-        let x: Vec<f64> = (0..20).map(f64::from).collect();
-        let y: Vec<f64> = x.iter().map(|v| 30.0 + 2.0 * v).collect();
+        let x: Vec<Vec<f64>> = (0..20).map(|v| vec![f64::from(v)]).collect();
+        let y: Vec<f64> = x.iter().map(|v| 30.0 + 2.0 * v[0]).collect();
         let r = regress(&x, &y).expect("a line");
-        assert!((r.intercept - 30.0).abs() < 1e-6, "{r:?}");
-        assert!((r.slope - 2.0).abs() < 1e-6, "{r:?}");
+        assert!((r.coef[0] - 30.0).abs() < 1e-6, "{r:?}");
+        assert!((r.coef[1] - 2.0).abs() < 1e-6, "{r:?}");
         assert!(r.r2 > 0.999);
         // Constant payloads: nothing to regress on.
-        assert!(regress(&[5.0; 20], &y).is_none());
+        assert!(regress(&vec![vec![5.0]; 20], &y).is_none());
         // y unrelated to x.
         let noise: Vec<f64> = (0..20)
             .map(|i| if i % 2 == 0 { 10.0 } else { 50.0 })
             .collect();
         assert!(regress(&x, &noise).is_none());
+    }
+
+    #[test]
+    fn regression_on_two_features_and_a_constant_payload() {
+        // Memory = 12 + 0.5 per item + 3 per unit of width; the payload's size never changes.
+        let x: Vec<Vec<f64>> = (0..40)
+            .map(|i| vec![0.2, f64::from(i * 37 % 100), f64::from(i % 7)])
+            .collect();
+        let y: Vec<f64> = x.iter().map(|r| 12.0 + 0.5 * r[1] + 3.0 * r[2]).collect();
+        let r = regress(&x, &y).expect("a fit");
+        let want = [12.0, 0.0, 0.5, 3.0];
+        for (c, w) in r.coef.iter().zip(want) {
+            assert!((c - w).abs() < 1e-6, "{r:?}");
+        }
+        assert!((r.fit(&[0.2, 80.0, 2.0]) - 58.0).abs() < 1e-6);
+        // Two inputs that move together cannot be told apart.
+        let twins: Vec<Vec<f64>> = (0..40)
+            .map(|i| vec![f64::from(i), f64::from(2 * i)])
+            .collect();
+        let y: Vec<f64> = (0..40).map(f64::from).collect();
+        assert!(regress(&twins, &y).is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::catalog::Code;
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
 pub use crate::invocation::{
-    Forwarded, Invocation, InvokeError, Invoked, RouterMsg, Stages, UsageView,
+    Forwarded, Invocation, InvokeError, Invoked, Predicted, RouterMsg, Stages, UsageView,
 };
 use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
@@ -69,7 +69,8 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         if let Some(need) = inv.forwarded_need_mib {
             return need.min(f64::from(code.max_memory_mib));
         }
-        let mut need = predicted_need_mib(&self.shared, code, key, inv.payload_bytes);
+        let mut need =
+            predicted_need_mib(&self.shared, code, key, inv.payload_bytes, &inv.features);
         if let Some(m) = inv.overrides.mem_mib {
             need = need.max(m as f64 + RUNNER_BASE_MIB);
         }
@@ -129,6 +130,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             code: inv.code.name.clone(),
             overrides: inv.overrides,
             payload_bytes: inv.payload_bytes,
+            features: inv.features.clone(),
             need_mib,
             key: inv.key.clone(),
         };
@@ -178,6 +180,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // `tenant/code`, built once per request.
         let key = inv.code.key();
         let mut need = self.need_mib(&inv, &key);
+        // What the profile says of this request before it runs (answered beside the usage).
+        let predicted_peak = model_of(&self.shared.models, &key)
+            .map(|m| m.peak_mib_for(inv.payload_bytes, &inv.features));
         let warm_only = inv.forwarded_need_mib.is_some();
         // The code type's deadline bounds the whole invocation, from its arrival: the wait
         // for a container included.
@@ -249,6 +254,10 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                             peak_mib: usage.peak_mib,
                             io_kib: usage.io_kib,
                         },
+                        predicted: Predicted {
+                            peak_mib: predicted_peak,
+                            need_mib: need,
+                        },
                         stages,
                     });
                 }
@@ -302,6 +311,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             duration_ms: usage.duration_ms,
             latency_ms,
             payload_bytes: inv.payload_bytes,
+            features: inv.features.clone(),
         });
     }
 }
@@ -361,13 +371,19 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
     }
 }
 
-/// Memory one execution of `code` (key `key`) with a payload of `payload_bytes` is predicted
-/// to need, MiB, within the code's limit: from this node's model, else from what other regions
-/// learned (first sight here), else the limit.
-pub fn predicted_need_mib(shared: &NodeShared, code: &Code, key: &str, payload_bytes: u64) -> f64 {
+/// Memory one execution of `code` (key `key`) with a payload of `payload_bytes` and the
+/// declared `features` is predicted to need, MiB, within the code's limit: from this node's
+/// model, else from what other regions learned (first sight here), else the limit.
+pub fn predicted_need_mib(
+    shared: &NodeShared,
+    code: &Code,
+    key: &str,
+    payload_bytes: u64,
+    features: &[f64],
+) -> f64 {
     let limit = f64::from(code.max_memory_mib);
     let need = match model_of(&shared.models, key) {
-        Some(model) => model.need_mib(payload_bytes),
+        Some(model) => model.need_mib(payload_bytes, features),
         None => shared
             .catalog
             .shared_need_mib(key, &shared.config.region)

@@ -114,6 +114,7 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, Re
         code,
         overrides: f.overrides,
         payload_bytes: f.payload_bytes,
+        features: f.features,
         received,
         admitted: Instant::now(),
         forwarded_need_mib: Some(f.need_mib),
@@ -302,6 +303,7 @@ mod props {
             max_cpu_millis: 1000,
             timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
             max_queue: forewarm_raft::DEFAULT_MAX_QUEUE,
+            features: Vec::new(),
             version: 1,
             writes: vec![],
         })

@@ -1035,3 +1035,92 @@ async fn t16_a_code_type_may_name_only_an_allowed_image() {
     assert_eq!(default.status, 201, "{}", default.body);
     node.shutdown().await;
 }
+
+/// A code type whose memory grows with a body field it declares as a feature: once trained,
+/// the profile predicts each request's peak from that field (p95 error within 15%, on inputs
+/// past what it was trained on too), every answer says what was predicted, and nothing is
+/// killed for want of memory. Bad features are 400s with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t17_a_profile_learns_memory_from_a_declared_body_field() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    let resize = r#"{"workload":{"cpu_ms":1,"mem_mib":2,"mem_kib_per_item":1024,"init_ms":10},
+        "max_memory_mib":1024,"features":["items","width"]}"#;
+    register(addr, &token, "resize", resize).await;
+    let run = |items: u64| {
+        let token = token.clone();
+        async move {
+            let body = format!(r#"{{"items":{items},"width":{}}}"#, items % 7);
+            let a = invoke(addr, &token, "resize", &body).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            json(&a)
+        }
+    };
+    for i in 0..30 {
+        run(i * 37 % 300).await;
+    }
+    let p = json(
+        &call(
+            addr,
+            "GET",
+            "/v1/codes/resize/prediction?train=true",
+            Some(&token),
+            "",
+        )
+        .await,
+    );
+    let why = p["why"].as_str().expect("why");
+    assert!(why.contains("MiB per items"), "{p}");
+    let per_item = p["profile"]["memory_on_input"]["coef"][2].as_f64();
+    assert!(per_item.is_some_and(|c| (c - 1.0).abs() < 0.01), "{p}");
+    let mut errors = Vec::new();
+    for i in 0..40 {
+        let a = run(i * 53 % 400).await;
+        let actual = a["usage"]["peak_mib"].as_f64().expect("peak");
+        let predicted = a["predicted"]["peak_mib"].as_f64().expect("a prediction");
+        let need = a["predicted"]["need_mib"].as_f64().expect("need");
+        assert!(need >= actual, "sized below what it used: {a}");
+        errors.push((predicted - actual).abs() / actual);
+    }
+    errors.sort_by(f64::total_cmp);
+    let p95 = errors[errors.len() * 95 / 100 - 1];
+    assert!(p95 <= 0.15, "p95 relative error {p95}: {errors:?}");
+    // A small request is sized small, a large one large.
+    let small = run(3).await["predicted"]["need_mib"].as_f64();
+    let large = run(390).await["predicted"]["need_mib"].as_f64();
+    assert!(
+        small < Some(32.0) && large > Some(390.0),
+        "{small:?} {large:?}"
+    );
+    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l == "forewarm_misfits_total 0"),
+        "{}",
+        metrics.body
+    );
+
+    for (body, error) in [
+        (r#"{"items":"many"}"#, "invalid_feature"),
+        (r#"{"items":5000}"#, "invalid_overrides"),
+        (r#"{"height":3}"#, "bad_json"),
+    ] {
+        let refused = invoke(addr, &token, "resize", body).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(json(&refused)["error"], error, "{}", refused.body);
+    }
+    for (features, says) in [
+        (r#"["Items"]"#, "must be 1-64 of a-z"),
+        (r#"["a","a"]"#, "named twice"),
+        (r#"["a","b","c","d","e","f","g","h","i"]"#, "at most 8"),
+    ] {
+        let body = format!(r#"{{"features":{features}}}"#);
+        let a = call(addr, "PUT", "/v1/codes/bad", Some(&token), &body).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.body.contains(says), "{features}: {}", a.body);
+    }
+    node.shutdown().await;
+}

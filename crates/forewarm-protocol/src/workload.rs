@@ -8,6 +8,9 @@ const MAX_MEM_MIB: u64 = 16_384;
 const MAX_IO_KIB: u64 = 4 * 1024 * 1024;
 const MAX_SLEEP_MS: u64 = 600_000;
 const MAX_INIT_MS: u64 = 600_000;
+/// Input items one request may declare, and what one item may cost.
+const MAX_ITEMS: u64 = 1_000_000_000;
+const MAX_PER_ITEM: u64 = 1_000_000;
 
 /// What one execution of a code type does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +31,17 @@ pub struct Workload {
     /// Milliseconds of waiting (I/O-bound work).
     #[serde(default)]
     pub sleep_ms: u64,
+    /// KiB more memory touched per input item a request declares (`items`): a workload whose
+    /// memory depends on its input, which the node learns rather than reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mem_kib_per_item: u64,
+    /// Microseconds more CPU work per input item.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cpu_us_per_item: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Per-request changes to the code type's workload.
@@ -46,6 +60,10 @@ pub struct WorkloadOverrides {
     /// See [`Workload::sleep_ms`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sleep_ms: Option<u64>,
+    /// Input items of this request: adds [`Workload::mem_kib_per_item`] and
+    /// [`Workload::cpu_us_per_item`] per item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<u64>,
 }
 
 /// What one execution measured.
@@ -73,15 +91,30 @@ pub struct LimitError {
     pub max: u64,
 }
 
+impl WorkloadOverrides {
+    /// The JSON fields an override may set.
+    pub const FIELDS: [&'static str; 5] = ["cpu_ms", "mem_mib", "io_kib", "sleep_ms", "items"];
+}
+
 impl Workload {
-    /// This workload with `o` applied.
+    /// This workload with `o` applied: its values replaced, then its items' cost added (the
+    /// result's per-item costs are kept, and apply to no further items).
     pub fn with(&self, o: &WorkloadOverrides) -> Self {
+        let items = o.items.unwrap_or(0).min(MAX_ITEMS);
         Self {
-            cpu_ms: o.cpu_ms.unwrap_or(self.cpu_ms),
-            mem_mib: o.mem_mib.unwrap_or(self.mem_mib),
+            cpu_ms: o
+                .cpu_ms
+                .unwrap_or(self.cpu_ms)
+                .saturating_add(items.saturating_mul(self.cpu_us_per_item) / 1000),
+            mem_mib: o
+                .mem_mib
+                .unwrap_or(self.mem_mib)
+                .saturating_add(items.saturating_mul(self.mem_kib_per_item).div_ceil(1024)),
             io_kib: o.io_kib.unwrap_or(self.io_kib),
             init_ms: self.init_ms,
             sleep_ms: o.sleep_ms.unwrap_or(self.sleep_ms),
+            mem_kib_per_item: self.mem_kib_per_item,
+            cpu_us_per_item: self.cpu_us_per_item,
         }
     }
 
@@ -98,6 +131,8 @@ impl Workload {
             ("io_kib", self.io_kib, MAX_IO_KIB),
             ("init_ms", self.init_ms, MAX_INIT_MS),
             ("sleep_ms", self.sleep_ms, MAX_SLEEP_MS),
+            ("mem_kib_per_item", self.mem_kib_per_item, MAX_PER_ITEM),
+            ("cpu_us_per_item", self.cpu_us_per_item, MAX_PER_ITEM),
         ] {
             if value > max {
                 return Err(LimitError { field, value, max });
@@ -139,6 +174,33 @@ mod tests {
         assert_eq!(e.field, "mem_mib");
         assert!(e.to_string().contains("over the limit of 16384"), "{e}");
         assert!(w.validate().is_ok());
+    }
+
+    #[test]
+    fn items_add_their_cost_to_the_overridden_values() {
+        let w = Workload {
+            cpu_ms: 10,
+            mem_mib: 4,
+            mem_kib_per_item: 512,
+            cpu_us_per_item: 1500,
+            ..Workload::default()
+        };
+        let none = w.with(&WorkloadOverrides::default());
+        assert_eq!((none.cpu_ms, none.mem_mib), (10, 4));
+        let o = WorkloadOverrides {
+            items: Some(9),
+            mem_mib: Some(2),
+            ..WorkloadOverrides::default()
+        };
+        let nine = w.with(&o);
+        assert_eq!(nine.mem_mib, 2 + 5, "4.5 MiB of items round up");
+        assert_eq!(nine.cpu_ms, 10 + 13);
+        let huge = WorkloadOverrides {
+            items: Some(u64::MAX),
+            ..WorkloadOverrides::default()
+        };
+        let e = w.with(&huge).validate().expect_err("over the bound");
+        assert_eq!(e.field, "cpu_ms");
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct Code {
     /// waits (a code type written before the field existed has the default).
     #[serde(default = "default_max_queue")]
     pub max_queue: u32,
+    /// Numeric fields of an invocation's JSON body its resource profile is learned on,
+    /// besides the body's size (at most [`MAX_FEATURES`]; empty for a code type written before
+    /// the field existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
     /// Bumped on every update, so containers of an older version are retired.
     pub version: u64,
     /// The latest puts that stored it, (write id, the version each stored), oldest first, at
@@ -67,6 +72,9 @@ pub struct Code {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<(String, u64)>,
 }
+
+/// Most body fields one code type may declare as profile features.
+pub const MAX_FEATURES: usize = 8;
 
 /// How many puts of a code type are remembered to recognise one sent again.
 pub const RECENT_WRITES: usize = 64;
@@ -345,6 +353,7 @@ mod tests {
             max_cpu_millis: 500,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_queue: DEFAULT_MAX_QUEUE,
+            features: Vec::new(),
             version: 0,
             writes: vec![],
         }

@@ -3,9 +3,11 @@
 //! It speaks the runner protocol on port 8080. `GET /ready` answers 200 only once the code
 //! type is initialised: `init_ms` of start-up work plus reading every dependency file mounted
 //! under the deps directory (the cost pre-warming hides). `POST /invoke` runs the code type's
-//! synthetic workload — `cpu_ms` of real CPU work, `mem_mib` touched, `io_kib` written and
-//! synced, `sleep_ms` — optionally overridden per request, and reports what it measured: CPU
-//! time (getrusage of the worker thread), peak RSS of the process, bytes written, duration.
+//! synthetic workload — `cpu_ms` of real CPU work, `mem_mib` touched (plus `mem_kib_per_item`
+//! per input item), `io_kib` written and synced, `sleep_ms` — optionally overridden per
+//! request, and reports what it measured: CPU time (getrusage of the worker thread), peak RSS
+//! of the execution (the process's high-water mark, reset before each), bytes written,
+//! duration.
 //!
 //! It owns nothing but this protocol; any image that speaks it works the same way.
 
@@ -81,6 +83,8 @@ impl RunnerConfig {
             io_kib: number("FOREWARM_IO_KIB")?,
             init_ms: number("FOREWARM_INIT_MS")?,
             sleep_ms: number("FOREWARM_SLEEP_MS")?,
+            mem_kib_per_item: number("FOREWARM_MEM_KIB_PER_ITEM")?,
+            cpu_us_per_item: number("FOREWARM_CPU_US_PER_ITEM")?,
         };
         workload.validate().map_err(|e| ConfigError {
             name: "FOREWARM_*",

@@ -27,7 +27,7 @@ pub fn spec(node: &str, tenant: &str, code: &str, image: &str) -> ContainerSpec 
             mem_mib: 8,
             io_kib: 16,
             init_ms: 200,
-            sleep_ms: 0,
+            ..Workload::default()
         },
     }
 }

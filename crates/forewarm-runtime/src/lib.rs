@@ -218,6 +218,8 @@ pub fn runner_env(workload: &Workload) -> Vec<String> {
         format!("FOREWARM_IO_KIB={}", workload.io_kib),
         format!("FOREWARM_INIT_MS={}", workload.init_ms),
         format!("FOREWARM_SLEEP_MS={}", workload.sleep_ms),
+        format!("FOREWARM_MEM_KIB_PER_ITEM={}", workload.mem_kib_per_item),
+        format!("FOREWARM_CPU_US_PER_ITEM={}", workload.cpu_us_per_item),
     ]
 }
 

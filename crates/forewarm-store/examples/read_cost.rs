@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             duration_ms: 0.004,
             latency_ms: 0.2,
             payload_bytes: 0,
+            features: Vec::new(),
         });
         if batch.len() == 1000 || i + 1 == total {
             store.append(&batch)?;

@@ -1,20 +1,26 @@
-//! How a sample is stored: a fixed little-endian layout, version 1.
+//! How a sample is stored: a fixed little-endian layout, version 1, or 2 with features.
 //!
 //! `[1][start][at_ms][cpu_ms][peak_mib][io_kib][duration_ms][latency_ms][payload_bytes]
 //! [tenant length u32][tenant]`: 62 bytes plus the tenant's name, against ~290 as JSON. The
-//! code type is not repeated: it is the first part of the record's key. Records written as
-//! JSON (before version 1; they start with `{`) are still read.
+//! code type is not repeated: it is the first part of the record's key. A sample with feature
+//! values is version 2: `[2]`, the same fields, then `[count u8][count × f64]` before the
+//! tenant. Records written as JSON (before version 1; they start with `{`) are still read.
 
 use crate::{Sample, Start};
 
 /// The first byte of a version-1 record.
 const V1: u8 = 1;
+/// The first byte of a version-2 record (version 1 with feature values).
+const V2: u8 = 2;
+/// Feature values one record holds at most.
+const MAX_FEATURES: usize = u8::MAX as usize;
 
 /// The stored form of `s` (its code type goes in the key).
 pub(crate) fn encode(s: &Sample) -> Vec<u8> {
     let tenant = s.tenant.as_bytes();
-    let mut b = Vec::with_capacity(62 + tenant.len());
-    b.push(V1);
+    let features = &s.features[..s.features.len().min(MAX_FEATURES)];
+    let mut b = Vec::with_capacity(63 + 8 * features.len() + tenant.len());
+    b.push(if features.is_empty() { V1 } else { V2 });
     b.push(match s.start {
         Start::Cold => 0,
         Start::Warm => 1,
@@ -31,6 +37,12 @@ pub(crate) fn encode(s: &Sample) -> Vec<u8> {
     ] {
         b.extend_from_slice(&word);
     }
+    if !features.is_empty() {
+        b.push(features.len() as u8);
+        for f in features {
+            b.extend_from_slice(&f.to_le_bytes());
+        }
+    }
     // A tenant name is an API string bounded by the request body limit, far below 4 GiB.
     b.extend_from_slice(&(tenant.len() as u32).to_le_bytes());
     b.extend_from_slice(tenant);
@@ -41,7 +53,7 @@ pub(crate) fn encode(s: &Sample) -> Vec<u8> {
 pub(crate) fn decode(code: &str, bytes: &[u8]) -> Result<Sample, String> {
     match bytes.first() {
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-        Some(&V1) => {
+        Some(&version @ (V1 | V2)) => {
             let mut r = Reader(&bytes[1..]);
             let start = match r.take::<1>()?[0] {
                 0 => Start::Cold,
@@ -52,6 +64,13 @@ pub(crate) fn decode(code: &str, bytes: &[u8]) -> Result<Sample, String> {
             let at_ms = r.u64()?;
             let (cpu_ms, peak_mib, io_kib) = (r.f64()?, r.f64()?, r.u64()?);
             let (duration_ms, latency_ms, payload_bytes) = (r.f64()?, r.f64()?, r.u64()?);
+            let mut features = Vec::new();
+            if version == V2 {
+                let count = r.take::<1>()?[0];
+                for _ in 0..count {
+                    features.push(r.f64()?);
+                }
+            }
             let len = u32::from_le_bytes(r.take::<4>()?) as usize;
             if r.0.len() != len {
                 return Err(format!(
@@ -71,6 +90,7 @@ pub(crate) fn decode(code: &str, bytes: &[u8]) -> Result<Sample, String> {
                 duration_ms,
                 latency_ms,
                 payload_bytes,
+                features,
             })
         }
         Some(other) => Err(format!("unknown sample encoding {other}")),
@@ -116,7 +136,25 @@ mod tests {
             duration_ms: 0.00625,
             latency_ms: 0.41,
             payload_bytes: 17,
+            features: Vec::new(),
         }
+    }
+
+    #[test]
+    fn t04_feature_values_survive_the_round_trip_and_cuts_are_errors() {
+        let s = Sample {
+            features: vec![1500.0, 0.25],
+            ..sample()
+        };
+        let bytes = encode(&s);
+        assert_eq!(bytes[0], V2);
+        assert_eq!(bytes.len(), encode(&sample()).len() + 1 + 16);
+        assert_eq!(decode(&s.code, &bytes), Ok(s.clone()));
+        for cut in 0..bytes.len() {
+            assert!(decode("c", &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let json = serde_json::to_vec(&s).expect("json");
+        assert_eq!(decode(&s.code, &json), Ok(s));
     }
 
     #[test]

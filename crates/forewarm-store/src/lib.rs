@@ -71,6 +71,10 @@ pub struct Sample {
     pub latency_ms: f64,
     /// Request payload size, bytes (a regression feature for the profile).
     pub payload_bytes: u64,
+    /// The request's values of its code type's declared features, in their order (none for
+    /// a code type that declares none, or a sample written before features existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<f64>,
 }
 
 /// One resource reading of a running container (cumulative counters from the engine).

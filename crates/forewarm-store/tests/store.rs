@@ -14,6 +14,7 @@ fn sample(code: &str, at_ms: u64, start: Start, cpu_ms: f64) -> Sample {
         duration_ms: cpu_ms + 1.0,
         latency_ms: cpu_ms + 2.0,
         payload_bytes: 100,
+        features: Vec::new(),
     }
 }
 

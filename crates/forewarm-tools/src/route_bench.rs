@@ -103,6 +103,7 @@ async fn setup(node: &Node) -> Result<(), String> {
         max_cpu_millis: 100,
         timeout_ms: forewarm_raft::DEFAULT_TIMEOUT_MS,
         max_queue: forewarm_raft::DEFAULT_MAX_QUEUE,
+        features: Vec::new(),
         version: 0,
         writes: vec![],
     }))
