@@ -1,5 +1,4 @@
-//! The Collector: every execution sample and container stats reading goes into the embedded
-//! store, in batches (one fsync per batch, at most `FLUSH_EVERY` late), and retention runs
+//! The Collector: every execution sample goes into the embedded store, in batches (one fsync per batch, at most `FLUSH_EVERY` late), and retention runs
 //! here too. On stop it flushes what it holds.
 //!
 //! Execution samples arrive through a [`SampleInbox`] (a locked vector the request path
@@ -9,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use forewarm_store::{ContainerStat, Sample, SampleStore};
+use forewarm_store::{Sample, SampleStore};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::off_worker;
@@ -19,7 +18,6 @@ use crate::shared::NodeShared;
 
 /// Buffered samples are written at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
-const FLUSH_AT: usize = 512;
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the request path leaves execution samples for the Collector.
@@ -45,8 +43,6 @@ impl SampleInbox {
 /// What the Collector is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum CollectorMsg {
-    /// One container reading.
-    Stat(ContainerStat),
     /// Write what is buffered now.
     Flush,
     /// Write what is buffered, then answer (tests and shutdown use it).
@@ -65,22 +61,16 @@ pub struct CollectorState {
     store: Arc<SampleStore>,
     shared: Arc<NodeShared>,
     inbox: Arc<SampleInbox>,
-    stats: Vec<ContainerStat>,
 }
 
 impl CollectorState {
     async fn flush(&mut self) {
         let samples = self.inbox.take();
-        if samples.is_empty() && self.stats.is_empty() {
+        if samples.is_empty() {
             return;
         }
-        let stats = std::mem::take(&mut self.stats);
         let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            store.append(&samples)?;
-            store.append_stats(&stats)
-        })
-        .await;
+        let written = tokio::task::spawn_blocking(move || store.append(&samples)).await;
         // A write that fails makes the node not ready (`/readyz`) until one succeeds.
         match written {
             Ok(Ok(())) => self.shared.health.ok(Part::Store),
@@ -109,7 +99,6 @@ impl Actor for Collector {
             store,
             shared,
             inbox,
-            stats: Vec::new(),
         })
     }
 
@@ -120,12 +109,6 @@ impl Actor for Collector {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CollectorMsg::Stat(s) => {
-                state.stats.push(s);
-                if state.stats.len() >= FLUSH_AT {
-                    state.flush().await;
-                }
-            }
             CollectorMsg::Flush => state.flush().await,
             CollectorMsg::Sync(reply) => {
                 state.flush().await;

@@ -1,30 +1,27 @@
 //! One actor per container: it starts the container (create, start, wait for `/ready`),
-//! reports to the PoolSupervisor, samples its resource use into the Collector, and removes it
-//! when stopped. A container therefore lives exactly as long as its actor.
+//! reports to the PoolSupervisor, and removes it when stopped. A container therefore lives
+//! exactly as long as its actor.
+//!
+//! It does not read the engine's counters of its container: every execution's CPU, peak
+//! memory and I/O come from the runner, which measures that execution alone, while Docker's
+//! stats give the container's memory *now* (the peak between two readings is cgroup v1's only)
+//! and CPU since it started. Read every 10 s and stored, they were never used; each cost an
+//! engine call per container (issue 17).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use forewarm_runtime::{Container, ContainerRuntime, ContainerSpec};
-use forewarm_store::ContainerStat;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::clock::unix_ms;
-use crate::collector::CollectorMsg;
 use crate::pool_msg::PoolMsg;
-
-/// How often a running container's resource use is sampled.
-pub const STATS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long after a failed start the one retry comes.
 const START_RETRY_AFTER: Duration = Duration::from_millis(100);
 
-/// What a container actor is told.
+/// What a container actor is told: nothing (it is stopped, and then removes its container).
 #[derive(Debug, ractor_cluster::RactorMessage)]
-pub enum ContainerMsg {
-    /// Read the container's resource counters once.
-    Sample,
-}
+pub enum ContainerMsg {}
 
 crate::actors::runtime_actor!(ContainerActor);
 
@@ -39,10 +36,6 @@ pub struct ContainerArgs<R> {
     pub serial: u64,
     /// Told when the container is ready or failed to start.
     pub supervisor: ActorRef<PoolMsg>,
-    /// Told its resource readings.
-    pub collector: ActorRef<CollectorMsg>,
-    /// `tenant/code` it serves (the store key).
-    pub code: String,
 }
 
 /// Its state.
@@ -70,7 +63,7 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
 
     async fn post_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // Started here, not in pre_start: spawning must not block the supervisor.
@@ -92,7 +85,6 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
         match result {
             Ok(container) => {
                 state.container = Some(container.clone());
-                myself.send_interval(STATS_EVERY, || ContainerMsg::Sample);
                 let _ = state.args.supervisor.cast(PoolMsg::Started {
                     serial,
                     result: Ok(container),
@@ -118,25 +110,9 @@ impl<R: ContainerRuntime + 'static> Actor for ContainerActor<R> {
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
-        state: &mut Self::State,
+        _state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ContainerMsg::Sample = msg;
-        if let Some(c) = &state.container {
-            match state.args.runtime.stats(c).await {
-                Ok(s) => {
-                    let _ = state.args.collector.cast(CollectorMsg::Stat(ContainerStat {
-                        at_ms: unix_ms(),
-                        code: state.args.code.clone(),
-                        container: c.id.clone(),
-                        cpu_ns: s.cpu_ns,
-                        memory_bytes: s.memory_bytes,
-                        io_bytes: s.io_bytes,
-                    }));
-                }
-                Err(e) => tracing::warn!("stats of {}: {e}", c.id),
-            }
-        }
-        Ok(())
+        match msg {}
     }
 
     async fn post_stop(

@@ -250,7 +250,6 @@ impl Node {
         let book = PoolBook::new(PoolArgs {
             shared: shared.clone(),
             runtime: runtime.clone(),
-            collector: collector.clone(),
         });
         let (pool, _) = Actor::spawn(None, PoolSupervisor::<R>::default(), book.clone())
             .await

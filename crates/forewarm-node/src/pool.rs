@@ -24,7 +24,6 @@ use forewarm_runtime::{ContainerRuntime, ContainerSpec};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::catalog::{Code, CodeKey};
-use crate::collector::CollectorMsg;
 use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::health::Part;
 use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine, Reconciled};
@@ -61,7 +60,6 @@ pub enum LeaseStep {
 struct StartOrder {
     serial: u64,
     spec: ContainerSpec,
-    code: String,
 }
 
 crate::actors::runtime_actor!(PoolSupervisor);
@@ -73,8 +71,6 @@ pub struct PoolArgs<R> {
     pub shared: Arc<NodeShared>,
     /// The engine.
     pub runtime: Arc<R>,
-    /// Where container readings go.
-    pub collector: ActorRef<CollectorMsg>,
 }
 
 /// What the lock guards: the engine and what carrying out its commands needs.
@@ -180,17 +176,13 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                 Command::Start {
                     serial,
                     spec,
-                    code,
                     prewarmed,
+                    ..
                 } => {
                     if prewarmed {
                         metrics.prewarms.fetch_add(1, Ordering::Relaxed);
                     }
-                    book.to_start.push(StartOrder {
-                        serial,
-                        spec,
-                        code: code.to_string(),
-                    });
+                    book.to_start.push(StartOrder { serial, spec });
                 }
                 Command::Remove { serial } => {
                     // Not spawned yet: the PoolSupervisor stops it when it finds it gone.
@@ -394,8 +386,6 @@ impl<R: ContainerRuntime + 'static> PoolSupervisor<R> {
                 spec: order.spec,
                 serial,
                 supervisor: myself.clone(),
-                collector: pool.args.collector.clone(),
-                code: order.code,
             };
             let spawned = Actor::spawn_linked(
                 None,

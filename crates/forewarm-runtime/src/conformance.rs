@@ -66,8 +66,6 @@ pub async fn lifecycle<R: ContainerRuntime>(rt: &R, node: &str, image: &str) {
         .await
         .expect("invoke with overrides");
     assert!(more.cpu_ms >= 60.0, "{more:?}");
-    let stats = rt.stats(&c).await.expect("stats");
-    assert!(stats.cpu_ns > 0 || stats.memory_bytes > 0, "{stats:?}");
     rt.remove(&c.id).await.expect("remove");
     assert!(rt.list(node).await.expect("list").is_empty());
     rt.remove(&c.id).await.expect("removing twice is fine");

@@ -18,14 +18,14 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
 use crate::{
     Container, ContainerRuntime, ContainerSpec, LABEL_CLASS, LABEL_CODE, LABEL_NODE, LABEL_TENANT,
-    Listed, RunnerClient, RuntimeError, StatsSample, TenantSubnets, Usage, WorkloadOverrides,
-    runner_env, tenant_network,
+    Listed, RunnerClient, RuntimeError, TenantSubnets, Usage, WorkloadOverrides, runner_env,
+    tenant_network,
 };
 
 /// The runner image definition (the same file `make images` uses).
@@ -439,35 +439,6 @@ impl ContainerRuntime for DockerRuntime {
                 id: container.id.clone(),
                 error,
             })
-    }
-
-    async fn stats(&self, container: &Container) -> Result<StatsSample, RuntimeError> {
-        let options = StatsOptionsBuilder::new()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let mut stream = self.docker.stats(&container.id, Some(options));
-        let sample = match stream.next().await {
-            Some(Ok(s)) => s,
-            Some(Err(e)) if is_status(&e, 404) => {
-                return Err(RuntimeError::NotFound(container.id.clone()));
-            }
-            Some(Err(e)) => return Err(engine("container stats")(e)),
-            None => return Err(RuntimeError::NotFound(container.id.clone())),
-        };
-        Ok(StatsSample {
-            cpu_ns: sample
-                .cpu_stats
-                .and_then(|c| c.cpu_usage)
-                .and_then(|u| u.total_usage)
-                .unwrap_or(0),
-            memory_bytes: sample.memory_stats.and_then(|m| m.usage).unwrap_or(0),
-            io_bytes: sample
-                .blkio_stats
-                .and_then(|b| b.io_service_bytes_recursive)
-                .map(|entries| entries.iter().filter_map(|e| e.value).sum())
-                .unwrap_or(0),
-        })
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {

@@ -11,15 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    Container, ContainerRuntime, ContainerSpec, Listed, RuntimeError, StatsSample, Usage,
-    WorkloadOverrides, tenant_network,
+    Container, ContainerRuntime, ContainerSpec, Listed, RuntimeError, Usage, WorkloadOverrides,
+    tenant_network,
 };
 
 #[derive(Debug)]
 struct FakeContainer {
     spec: ContainerSpec,
     running: bool,
-    stats: StatsSample,
 }
 
 /// In-memory runtime.
@@ -57,7 +56,6 @@ impl ContainerRuntime for FakeRuntime {
                 FakeContainer {
                     spec: spec.clone(),
                     running: true,
-                    stats: StatsSample::default(),
                 },
             )
         })?;
@@ -102,24 +100,12 @@ impl ContainerRuntime for FakeRuntime {
         }
         let duration = Duration::from_millis(w.cpu_ms + w.sleep_ms);
         tokio::time::sleep(duration).await;
-        self.with(|c| {
-            if let Some(fc) = c.get_mut(&container.id) {
-                fc.stats.cpu_ns += w.cpu_ms * 1_000_000;
-                fc.stats.io_bytes += w.io_kib * 1024;
-                fc.stats.memory_bytes = (w.mem_mib + 2) << 20;
-            }
-        })?;
         Ok(Usage {
             cpu_ms: w.cpu_ms as f64,
             peak_mib: (w.mem_mib + 2) as f64,
             io_kib: w.io_kib,
             duration_ms: duration.as_secs_f64() * 1000.0,
         })
-    }
-
-    async fn stats(&self, container: &Container) -> Result<StatsSample, RuntimeError> {
-        self.with(|c| c.get(&container.id).map(|fc| fc.stats))?
-            .ok_or_else(|| RuntimeError::NotFound(container.id.clone()))
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {

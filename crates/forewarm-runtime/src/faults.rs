@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::{
-    Container, ContainerRuntime, ContainerSpec, Listed, RunnerError, RuntimeError, StatsSample,
-    Usage, WorkloadOverrides,
+    Container, ContainerRuntime, ContainerSpec, Listed, RunnerError, RuntimeError, Usage,
+    WorkloadOverrides,
 };
 
 /// What to inject. Counters are "the next N"; delays apply to every call while set.
@@ -106,13 +106,6 @@ impl<R: ContainerRuntime> ContainerRuntime for FaultyRuntime<R> {
             });
         }
         usage
-    }
-
-    fn stats(
-        &self,
-        container: &Container,
-    ) -> impl Future<Output = Result<StatsSample, RuntimeError>> + Send {
-        self.inner.stats(container)
     }
 
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send {

@@ -96,17 +96,6 @@ pub struct Listed {
     pub running: bool,
 }
 
-/// One resource sample of a container (cumulative counters).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSample {
-    /// CPU time used since start, ns.
-    pub cpu_ns: u64,
-    /// Current memory use, bytes.
-    pub memory_bytes: u64,
-    /// Block I/O bytes since start.
-    pub io_bytes: u64,
-}
-
 /// What went wrong, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -175,12 +164,6 @@ pub trait ContainerRuntime: Send + Sync + std::fmt::Debug {
         container: &Container,
         overrides: &WorkloadOverrides,
     ) -> impl Future<Output = Result<Usage, RuntimeError>> + Send;
-
-    /// One resource sample of `container`.
-    fn stats(
-        &self,
-        container: &Container,
-    ) -> impl Future<Output = Result<StatsSample, RuntimeError>> + Send;
 
     /// Stop and remove a container; removing one that is gone is not an error.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;

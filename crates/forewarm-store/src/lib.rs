@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 const SAMPLES: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("samples");
 /// Rollups keyed by (code, minute).
 const ROLLUPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("rollups");
-/// Container resource samples keyed by (code, at_ms, sequence).
-const STATS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("container_stats");
+/// Docker's readings of containers, stored until 2026-12-04 and never read: a store that has
+/// the table drops it when opened.
+const OLD_STATS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("container_stats");
 /// Small registry records keyed by (kind, key): tenants and code types of this node.
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// Store metadata (the next sequence number).
@@ -75,23 +76,6 @@ pub struct Sample {
     /// a code type that declares none, or a sample written before features existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<f64>,
-}
-
-/// One resource reading of a running container (cumulative counters from the engine).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerStat {
-    /// When it was read, ms since the Unix epoch.
-    pub at_ms: u64,
-    /// The code type the container serves.
-    pub code: String,
-    /// Engine id of the container.
-    pub container: String,
-    /// CPU time since start, ns.
-    pub cpu_ns: u64,
-    /// Memory in use, bytes.
-    pub memory_bytes: u64,
-    /// Block I/O since start, bytes.
-    pub io_bytes: u64,
 }
 
 /// One minute of one code type.
@@ -194,7 +178,7 @@ impl SampleStore {
             tx.open_table(ROLLUPS)?;
             tx.open_table(META)?;
             tx.open_table(RECORDS)?;
-            tx.open_table(STATS)?;
+            tx.delete_table(OLD_STATS)?;
             Ok(())
         })?;
         Ok(store)
@@ -337,37 +321,6 @@ impl SampleStore {
         Ok(out)
     }
 
-    /// Append container resource readings durably (one transaction).
-    pub fn append_stats(&self, stats: &[ContainerStat]) -> Result<(), StoreError> {
-        let encoded: Vec<Vec<u8>> = stats
-            .iter()
-            .map(|s| serde_json::to_vec(s).map_err(|e| self.corrupt(e)))
-            .collect::<Result<_, _>>()?;
-        self.write(|tx| {
-            let mut meta = tx.open_table(META)?;
-            let mut seq = meta.get("next_seq")?.map_or(0, |v| v.value());
-            let mut table = tx.open_table(STATS)?;
-            for (s, bytes) in stats.iter().zip(&encoded) {
-                table.insert((s.code.as_str(), s.at_ms, seq), bytes.as_slice())?;
-                seq += 1;
-            }
-            meta.insert("next_seq", seq)?;
-            Ok(())
-        })
-    }
-
-    /// Container readings of `code` with `from_ms <= at_ms < to_ms`, oldest first.
-    pub fn container_stats(
-        &self,
-        code: &str,
-        from_ms: u64,
-        to_ms: u64,
-    ) -> Result<Vec<ContainerStat>, StoreError> {
-        self.time_range(STATS, code, from_ms, to_ms, usize::MAX, |_, bytes| {
-            serde_json::from_slice(bytes).map_err(|e| e.to_string())
-        })
-    }
-
     /// Durably store the record `kind`/`key` (replacing an older one).
     pub fn put_record<T: Serialize>(
         &self,
@@ -423,11 +376,6 @@ impl SampleStore {
         self.write(|tx| {
             let mut removed = (0, 0);
             tx.open_table(SAMPLES)?.retain(|(_, at, _), _| {
-                let keep = at >= raw_cutoff;
-                removed.0 += u64::from(!keep);
-                keep
-            })?;
-            tx.open_table(STATS)?.retain(|(_, at, _), _| {
                 let keep = at >= raw_cutoff;
                 removed.0 += u64::from(!keep);
                 keep

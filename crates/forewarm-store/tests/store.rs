@@ -128,33 +128,25 @@ fn t04_records_are_kept_by_kind_and_survive_a_restart() {
 }
 
 #[test]
-fn t05_container_stats_are_stored_by_code_and_expire_with_raw_samples() {
-    use forewarm_store::ContainerStat;
+fn t05_a_store_with_the_old_container_stats_table_opens_and_drops_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SampleStore::open(
-        &dir.path().join("s.redb"),
-        Retention {
-            raw_ms: 10_000,
-            rollup_ms: 100_000,
-        },
-    )
-    .expect("open");
-    let stat = |code: &str, at_ms| ContainerStat {
-        at_ms,
-        code: code.into(),
-        container: "c1".into(),
-        cpu_ns: at_ms * 10,
-        memory_bytes: 1 << 20,
-        io_bytes: 0,
-    };
-    store
-        .append_stats(&[stat("a", 1_000), stat("a", 20_000), stat("b", 20_000)])
-        .expect("append");
-    assert_eq!(
-        store.container_stats("a", 0, u64::MAX).expect("read").len(),
-        2
-    );
-    store.enforce_retention(25_000).expect("retention");
-    let left = store.container_stats("a", 0, u64::MAX).expect("read");
-    assert_eq!(left, vec![stat("a", 20_000)]);
+    let path = dir.path().join("s.redb");
+    let old: redb::TableDefinition<(&str, u64, u64), &[u8]> =
+        redb::TableDefinition::new("container_stats");
+    {
+        let db = redb::Database::create(&path).expect("create");
+        let tx = db.begin_write().expect("write");
+        tx.open_table(old)
+            .expect("table")
+            .insert(("a", 1, 0), b"{}".as_slice())
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    drop(SampleStore::open(&path, Retention::default()).expect("opens"));
+    let db = redb::Database::create(&path).expect("reopen");
+    let tx = redb::ReadableDatabase::begin_read(&db).expect("read");
+    assert!(matches!(
+        tx.open_table(old),
+        Err(redb::TableError::TableDoesNotExist(_))
+    ));
 }
