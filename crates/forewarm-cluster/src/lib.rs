@@ -31,6 +31,7 @@ pub mod member;
 pub mod mesh;
 pub mod network;
 pub mod retry;
+mod rpc_check;
 pub mod rtt;
 pub mod server;
 pub mod view;

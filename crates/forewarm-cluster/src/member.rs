@@ -41,6 +41,9 @@ pub struct Cluster {
     pub remote: RwLock<HashMap<NodeId, RemoteView>>,
     /// Moving average of the wait before a warm request runs here, ms (bits of an f64).
     queue_ms: std::sync::atomic::AtomicU64,
+    /// The snapshot being received, as its chunks arrived, so it is checked whole before
+    /// its last chunk reaches Raft.
+    pub(crate) receiving: std::sync::Mutex<crate::rpc_check::Receiving>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -100,6 +103,7 @@ impl Cluster {
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
             queue_ms: std::sync::atomic::AtomicU64::new(0),
+            receiving: Default::default(),
         }))
     }
 

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Cluster;
 use crate::forward::Written;
+use crate::rpc_check::{self, Local};
 
 /// What an internal endpoint answers to a wrong or missing cluster secret.
 pub const SECRET_REFUSED: &str = "internal endpoint: wrong or missing cluster secret";
@@ -74,23 +75,62 @@ fn json_answer<T: Serialize>(value: &T) -> Response {
     Json(value).into_response()
 }
 
+/// What the RPC checks need of this node now.
+async fn local(c: &Cluster) -> Result<Local, Refused> {
+    let committed = c.raft.with_raft_state(|s| s.committed).await.map_err(|e| {
+        Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("replicated state stopped: {e}"),
+        )
+    })?;
+    Ok(Local {
+        me: c.id,
+        committed,
+    })
+}
+
+/// Check the secret, parse the body, and check the RPC against what a correct member sends.
+async fn raft_rpc<T: DeserializeOwned>(
+    c: &Cluster,
+    headers: &HeaderMap,
+    body: &Bytes,
+    check: fn(&T, &Local) -> Result<(), String>,
+) -> Result<T, Refused> {
+    let req = internal::<T>(c, headers, body)?;
+    check(&req, &local(c).await?).map_err(|e| Refused(StatusCode::BAD_REQUEST, e))?;
+    Ok(req)
+}
+
 async fn append(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
-    match internal::<AppendEntriesRequest<TypeConfig>>(&c, &headers, &body) {
+    match raft_rpc::<AppendEntriesRequest<TypeConfig>>(&c, &headers, &body, rpc_check::append).await
+    {
         Ok(req) => json_answer(&c.raft.append_entries(req).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn vote(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
-    match internal::<VoteRequest<NodeId>>(&c, &headers, &body) {
+    match raft_rpc::<VoteRequest<NodeId>>(&c, &headers, &body, rpc_check::vote).await {
         Ok(req) => json_answer(&c.raft.vote(req).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn snapshot(State(c): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
-    match internal::<InstallSnapshotRequest<TypeConfig>>(&c, &headers, &body) {
-        Ok(req) => json_answer(&c.raft.install_snapshot(req).await),
+    match raft_rpc::<InstallSnapshotRequest<TypeConfig>>(&c, &headers, &body, rpc_check::snapshot)
+        .await
+    {
+        Ok(req) => {
+            let checked = c
+                .receiving
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .chunk(&req);
+            match checked {
+                Ok(()) => json_answer(&c.raft.install_snapshot(req).await),
+                Err(e) => Refused(StatusCode::BAD_REQUEST, e).into_response(),
+            }
+        }
         Err(r) => r.into_response(),
     }
 }

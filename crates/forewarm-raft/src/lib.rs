@@ -22,7 +22,7 @@ pub use state::{
     MAX_FEATURES, MAX_MAX_QUEUE, MAX_TIMEOUT_MS, ModelSummary, RECENT_WRITES, Tenant, code_key,
     hash_token, same_bytes, same_secret,
 };
-pub use store::{AppliedState, LogStore, OpenError, SharedState, StateMachine};
+pub use store::{AppliedState, LogStore, OpenError, SharedState, StateMachine, check_snapshot};
 
 /// Raft id of a node.
 pub type NodeId = u64;

@@ -449,6 +449,12 @@ fn put_snapshot(
     Ok(())
 }
 
+/// Whether `data` is a snapshot this state machine can install: installing one that is not
+/// is a storage error, which stops the Raft core, so a receiver checks first.
+pub fn check_snapshot(data: &[u8]) -> std::result::Result<(), String> {
+    from_json::<SnapshotBody>(data).map(drop)
+}
+
 /// What a snapshot holds besides its meta.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SnapshotBody {
