@@ -41,7 +41,7 @@ use crate::shared::NodeShared;
 use forewarm_cluster::ClusterError;
 use forewarm_raft::{
     Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_FEATURES, MAX_MAX_QUEUE,
-    MAX_TIMEOUT_MS,
+    MAX_TIMEOUT_MS, TenantUpdate,
 };
 
 /// The shortest invocation deadline a code type may name, ms.
@@ -225,7 +225,8 @@ pub fn routes(api: Api) -> Routes {
         .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(create_tenant))
-        .route("/v1/tenants/{id}", get(get_tenant))
+        .route("/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
+        .route("/v1/tenants/{id}/token", post(rotate_token))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/members/{name}", delete(remove_member))
         .route("/v1/codes/{code}", put(put_code).get(get_code))
@@ -320,24 +321,120 @@ fn tenant_request(body: Result<Bytes, BytesRejection>) -> ApiResult<TenantReques
     }
     let max_warm = req.max_warm.unwrap_or(16);
     let max_memory_mib = req.max_memory_mib.unwrap_or(4096);
-    if !(1..=10_000).contains(&max_warm) || !(16..=1 << 24).contains(&max_memory_mib) {
-        return Err(ApiError::bad(
-            "invalid_quota",
-            "max_warm must be 1..=10000 and max_memory_mib 16..=16777216",
-        ));
-    }
-    if let Some(bad) = req.allowed_regions.iter().find(|r| !valid_id(r)) {
-        return Err(ApiError::bad(
-            "invalid_region",
-            format!("region {bad:?} must be 1-32 of a-z, 0-9 and '-'"),
-        ));
-    }
+    quota_within(max_warm, max_memory_mib)?;
+    regions_valid(&req.allowed_regions)?;
     Ok(TenantRequest {
         name: req.name,
         max_warm,
         max_memory_mib,
         allowed_regions: req.allowed_regions,
     })
+}
+
+/// A tenant's quotas within their bounds (400 `invalid_quota` otherwise).
+fn quota_within(max_warm: u32, max_memory_mib: u64) -> ApiResult<()> {
+    if !(1..=10_000).contains(&max_warm) || !(16..=1 << 24).contains(&max_memory_mib) {
+        return Err(ApiError::bad(
+            "invalid_quota",
+            "max_warm must be 1..=10000 and max_memory_mib 16..=16777216",
+        ));
+    }
+    Ok(())
+}
+
+/// Region names that could be regions (400 `invalid_region` otherwise).
+fn regions_valid(regions: &[String]) -> ApiResult<()> {
+    match regions.iter().find(|r| !valid_id(r)) {
+        Some(bad) => Err(ApiError::bad(
+            "invalid_region",
+            format!("region {bad:?} must be 1-32 of a-z, 0-9 and '-'"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The body of `PATCH /v1/tenants/{id}`: what to change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantChange {
+    max_warm: Option<u32>,
+    max_memory_mib: Option<u64>,
+    allowed_regions: Option<Vec<String>>,
+}
+
+/// `PATCH /v1/tenants/{id}` (admin): new quotas or regions, in force on every node once
+/// committed; answers the tenant as stored.
+async fn update_tenant(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<TenantView>> {
+    api.admin(&headers)?;
+    let (change, _) = json_body::<TenantChange>(body, false)?;
+    quota_within(
+        change.max_warm.unwrap_or(1),
+        change.max_memory_mib.unwrap_or(16),
+    )?;
+    regions_valid(change.allowed_regions.as_deref().unwrap_or_default())?;
+    let update = TenantUpdate {
+        id: id.clone(),
+        max_warm: change.max_warm,
+        max_memory_mib: change.max_memory_mib,
+        allowed_regions: change.allowed_regions,
+        ..TenantUpdate::default()
+    };
+    write_update(&api, update).await?;
+    get_tenant(State(api), Path(id), headers).await
+}
+
+/// `POST /v1/tenants/{id}/token` (admin, or the tenant with its current token): a new token;
+/// the old one is refused on every node once this is committed.
+async fn rotate_token(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<TenantCreated>> {
+    match api.principal(&headers)? {
+        Principal::Admin => {}
+        Principal::Tenant(t) if t.id == id => {}
+        Principal::Tenant(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a tenant token rotates only its own tenant's token",
+            ));
+        }
+    }
+    let token = format!("fwt_{}", new_token());
+    let update = TenantUpdate {
+        id: id.clone(),
+        token_sha256: Some(hash_token(&token)),
+        ..TenantUpdate::default()
+    };
+    write_update(&api, update).await?;
+    Ok(Json(TenantCreated { tenant: id, token }))
+}
+
+/// Commit `update` (a forward re-sent after a lost answer applies it again, to the same
+/// effect); 404 for an unknown tenant.
+async fn write_update(api: &Api, update: TenantUpdate) -> ApiResult<()> {
+    let id = update.id.clone();
+    match api
+        .shared
+        .cluster
+        .write(Command::UpdateTenant(update))
+        .await
+    {
+        Ok(Applied::Done) => Ok(()),
+        Ok(Applied::UnknownTenant { .. }) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no tenant {id:?}"),
+        )),
+        Ok(other) => Err(unexpected(&other)),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 #[derive(Debug, Serialize)]

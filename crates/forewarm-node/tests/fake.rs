@@ -9,13 +9,16 @@ use forewarm_node::{Node, NodeConfig};
 use forewarm_runtime::{ContainerRuntime, FakeRuntime, FaultyRuntime};
 use forewarm_tests::{Answer, call, invoke_keyed, json};
 
+/// The admin token of the nodes these tests start.
+const ADMIN: &str = "admin-secret";
+
 fn config(dir: &Path, scale: f64) -> NodeConfig {
     NodeConfig {
         node_id: "fake-node".into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.to_path_buf(),
         time_scale: scale,
-        admin_token: Some("admin-secret".into()),
+        admin_token: Some(ADMIN.into()),
         max_body_bytes: 4096,
         ..NodeConfig::default()
     }
@@ -37,7 +40,7 @@ async fn tenant(addr: SocketAddr, name: &str, quota: &str) -> String {
         addr,
         "POST",
         "/v1/tenants",
-        Some("admin-secret"),
+        Some(ADMIN),
         &format!(r#"{{"name":"{name}"{quota}}}"#),
     )
     .await;
@@ -1121,6 +1124,57 @@ async fn t17_a_profile_learns_memory_from_a_declared_body_field() {
         let a = call(addr, "PUT", "/v1/codes/bad", Some(&token), &body).await;
         assert_eq!(a.status, 400, "{}", a.body);
         assert!(a.body.contains(says), "{features}: {}", a.body);
+    }
+    node.shutdown().await;
+}
+
+/// A tenant's token can be rotated (by the admin or the tenant itself, never by another
+/// tenant): the new one works at once and the old one is refused; quotas and regions can be
+/// changed (admin only), within the same bounds as at creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t18_a_token_is_rotated_and_a_quota_changed() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let acme = tenant(addr, "acme", "").await;
+    let beta = tenant(addr, "beta", "").await;
+    register(addr, &acme, "f", FAST).await;
+    assert_eq!(invoke(addr, &acme, "f", "").await.status, 200);
+
+    let by_other = call(addr, "POST", "/v1/tenants/acme/token", Some(&beta), "").await;
+    assert_eq!(by_other.status, 403, "{}", by_other.body);
+    let rotated = call(addr, "POST", "/v1/tenants/acme/token", Some(&acme), "").await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let fresh = json(&rotated)["token"].as_str().expect("token").to_owned();
+    assert_ne!(fresh, acme);
+    let old = invoke(addr, &acme, "f", "").await;
+    assert_eq!(old.status, 401, "{}", old.body);
+    let new = invoke(addr, &fresh, "f", "").await;
+    assert_eq!(new.status, 200, "the code type stays: {}", new.body);
+    let by_admin = call(addr, "POST", "/v1/tenants/acme/token", Some(ADMIN), "").await;
+    assert_eq!(by_admin.status, 200, "{}", by_admin.body);
+    assert_eq!(invoke(addr, &fresh, "f", "").await.status, 401);
+    let missing = call(addr, "POST", "/v1/tenants/nobody/token", Some(ADMIN), "").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+
+    let patch = |who: &str, body: &str| {
+        let (who, body) = (who.to_owned(), body.to_owned());
+        async move { call(addr, "PATCH", "/v1/tenants/beta", Some(&who), &body).await }
+    };
+    let changed = patch(ADMIN, r#"{"max_warm":2,"allowed_regions":["local"]}"#).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let view = json(&changed);
+    assert_eq!(view["max_warm"], 2, "{view}");
+    assert_eq!(view["max_memory_mib"], 4096, "unchanged: {view}");
+    assert_eq!(view["allowed_regions"][0], "local", "{view}");
+    for (who, body, status) in [
+        (beta.as_str(), r#"{"max_warm":100}"#, 403),
+        (ADMIN, r#"{"max_warm":0}"#, 400),
+        (ADMIN, r#"{"max_memory_mib":1}"#, 400),
+        (ADMIN, r#"{"allowed_regions":["Bad Region"]}"#, 400),
+        (ADMIN, r#"{"token_sha256":"00"}"#, 400),
+    ] {
+        let a = patch(who, body).await;
+        assert_eq!(a.status, status, "{body}: {}", a.body);
     }
     node.shutdown().await;
 }

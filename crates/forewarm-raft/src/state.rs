@@ -169,6 +169,9 @@ pub const MAX_DEMAND_POINTS: usize = 10;
 pub enum Command {
     /// Create a tenant; refused when the id exists.
     CreateTenant(Tenant),
+    /// Change an existing tenant: what is given replaces what is stored (a new token hash
+    /// makes the old token worthless at once). Applying it twice is applying it once.
+    UpdateTenant(TenantUpdate),
     /// Register or replace a code type of an existing tenant; its version becomes the stored
     /// one plus one.
     PutCode(Code),
@@ -178,6 +181,25 @@ pub enum Command {
         /// The batch.
         models: Vec<ModelSummary>,
     },
+}
+
+/// What [`Command::UpdateTenant`] changes of tenant `id`; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantUpdate {
+    /// The tenant.
+    pub id: String,
+    /// SHA-256 of its new token, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// New container quota per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_warm: Option<u32>,
+    /// New memory quota per node, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mib: Option<u64>,
+    /// New regions its requests may run in (empty: every region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_regions: Option<Vec<String>>,
 }
 
 /// What applying a command did.
@@ -260,6 +282,26 @@ impl ClusterState {
                 self.tenants.insert(tenant.id.clone(), tenant);
                 Applied::Done
             }
+            Command::UpdateTenant(update) => {
+                let Some(tenant) = self.tenants.get_mut(&update.id) else {
+                    return Applied::UnknownTenant { id: update.id };
+                };
+                if let Some(hash) = update.token_sha256 {
+                    self.by_token.remove(&tenant.token_sha256);
+                    self.by_token.insert(hash.clone(), tenant.id.clone());
+                    tenant.token_sha256 = hash;
+                }
+                if let Some(n) = update.max_warm {
+                    tenant.max_warm = n;
+                }
+                if let Some(mib) = update.max_memory_mib {
+                    tenant.max_memory_mib = mib;
+                }
+                if let Some(regions) = update.allowed_regions {
+                    tenant.allowed_regions = regions;
+                }
+                Applied::Done
+            }
             Command::PutCode(mut code) => {
                 if !self.tenants.contains_key(&code.tenant) {
                     return Applied::UnknownTenant { id: code.tenant };
@@ -321,6 +363,47 @@ impl ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_replaces_what_it_names_and_a_new_token_retires_the_old() {
+        let mut state = ClusterState::default();
+        state.apply(Command::CreateTenant(tenant("acme", "old")));
+        let update = TenantUpdate {
+            id: "acme".into(),
+            token_sha256: Some(hash_token("new")),
+            max_warm: Some(3),
+            ..TenantUpdate::default()
+        };
+        assert_eq!(
+            state.apply(Command::UpdateTenant(update.clone())),
+            Applied::Done
+        );
+        assert_eq!(state.apply(Command::UpdateTenant(update)), Applied::Done);
+        assert!(state.tenant_by_token_sha256(&hash_token("old")).is_none());
+        let t = state
+            .tenant_by_token_sha256(&hash_token("new"))
+            .expect("new token");
+        assert_eq!(
+            (t.max_warm, t.max_memory_mib),
+            (3, tenant("x", "y").max_memory_mib)
+        );
+        let missing = TenantUpdate {
+            id: "nobody".into(),
+            ..TenantUpdate::default()
+        };
+        assert_eq!(
+            state.apply(Command::UpdateTenant(missing)),
+            Applied::UnknownTenant {
+                id: "nobody".into()
+            }
+        );
+        // The index survives a snapshot (it is rebuilt from the tenants).
+        let mut copy: ClusterState =
+            serde_json::from_str(&serde_json::to_string(&state).expect("json")).expect("back");
+        copy.reindex();
+        assert!(copy.tenant_by_token_sha256(&hash_token("new")).is_some());
+        assert!(copy.tenant_by_token_sha256(&hash_token("old")).is_none());
+    }
 
     #[test]
     fn secrets_are_the_same_only_when_equal() {

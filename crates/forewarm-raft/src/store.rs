@@ -163,6 +163,12 @@ fn rows_of(state: &ClusterState, command: &Command) -> std::result::Result<Vec<R
             .map(tenant_row)
             .into_iter()
             .collect(),
+        Command::UpdateTenant(u) => state
+            .tenants
+            .get(&u.id)
+            .map(tenant_row)
+            .into_iter()
+            .collect(),
         Command::PutCode(c) => state
             .codes
             .get(c.key().as_ref())
