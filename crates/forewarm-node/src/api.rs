@@ -225,7 +225,10 @@ pub fn routes(api: Api) -> Routes {
         .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", post(create_tenant))
-        .route("/v1/tenants/{id}", get(get_tenant).patch(update_tenant))
+        .route(
+            "/v1/tenants/{id}",
+            get(get_tenant).patch(update_tenant).delete(delete_tenant),
+        )
         .route("/v1/tenants/{id}/token", post(rotate_token))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/members/{name}", delete(remove_member))
@@ -384,7 +387,7 @@ async fn update_tenant(
         allowed_regions: change.allowed_regions,
         ..TenantUpdate::default()
     };
-    write_update(&api, update).await?;
+    change_tenant(&api, &id, Command::UpdateTenant(update)).await?;
     get_tenant(State(api), Path(id), headers).await
 }
 
@@ -412,20 +415,29 @@ async fn rotate_token(
         token_sha256: Some(hash_token(&token)),
         ..TenantUpdate::default()
     };
-    write_update(&api, update).await?;
+    change_tenant(&api, &id, Command::UpdateTenant(update)).await?;
     Ok(Json(TenantCreated { tenant: id, token }))
 }
 
-/// Commit `update` (a forward re-sent after a lost answer applies it again, to the same
-/// effect); 404 for an unknown tenant.
-async fn write_update(api: &Api, update: TenantUpdate) -> ApiResult<()> {
-    let id = update.id.clone();
-    match api
-        .shared
-        .cluster
-        .write(Command::UpdateTenant(update))
-        .await
-    {
+/// `DELETE /v1/tenants/{id}` (admin): the tenant, its code types and their models leave the
+/// replicated state; its token is refused at once. Each node drops the pools of those code
+/// types at its next reconcile (this one at once): idle and starting containers are removed,
+/// busy ones when their request ends, then the tenant's network.
+async fn delete_tenant(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    api.admin(&headers)?;
+    change_tenant(&api, &id, Command::DeleteTenant { id: id.clone() }).await?;
+    let _ = api.pool.cast(PoolMsg::Reconcile);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Commit `command`, a change of tenant `id` (a forward re-sent after a lost answer applies
+/// it again, to the same effect); 404 for an unknown tenant.
+async fn change_tenant(api: &Api, id: &str, command: Command) -> ApiResult<()> {
+    match api.shared.cluster.write(command).await {
         Ok(Applied::Done) => Ok(()),
         Ok(Applied::UnknownTenant { .. }) => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -95,6 +95,8 @@ pub struct PoolBook<R> {
     supervisor: OnceLock<ActorRef<PoolMsg>>,
     /// A list of the node's containers is being asked for.
     listing: AtomicBool,
+    /// Deleted tenants whose network is still to be removed (once no container is on it).
+    orphans: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl<R: ContainerRuntime + 'static> PoolBook<R> {
@@ -118,6 +120,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             }),
             supervisor: OnceLock::new(),
             listing: AtomicBool::new(false),
+            orphans: Arc::default(),
         })
     }
 
@@ -323,6 +326,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         };
         let (gone, unowned) = {
             let mut book = self.lock();
+            self.forget_deleted(&mut book);
             let Reconciled {
                 gone,
                 commands,
@@ -345,6 +349,44 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             tokio::spawn(async move {
                 if let Err(e) = runtime.remove(&id).await {
                     tracing::warn!("reconcile: removing {id}: {e}");
+                }
+            });
+        }
+    }
+
+    /// Drop the pools of code types that are gone from the replicated state (their tenant was
+    /// deleted), and remove those tenants' networks once no container is on them (a removal
+    /// that finds one is tried again at the next reconcile).
+    fn forget_deleted(&self, book: &mut Book) {
+        let catalog = &self.args.shared.catalog;
+        let deleted: Vec<CodeKey> = book
+            .engine
+            .code_keys()
+            .filter(|key| catalog.code(key).is_none())
+            .cloned()
+            .collect();
+        let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        for key in deleted {
+            tracing::info!("{key}: its tenant was deleted; its pool goes");
+            let commands = book.engine.forget(&key, Instant::now());
+            self.carry_out(book, commands);
+            if let Some((tenant, _)) = key.split_once('/') {
+                orphans.insert(tenant.to_owned());
+            }
+        }
+        orphans.retain(|tenant| catalog.tenant(tenant).is_none());
+        for tenant in orphans.iter() {
+            let tenant = tenant.clone();
+            let (runtime, orphans) = (self.args.runtime.clone(), self.orphans.clone());
+            tokio::spawn(async move {
+                match runtime.forget_tenant(&tenant).await {
+                    Ok(()) => {
+                        orphans
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&tenant);
+                    }
+                    Err(e) => tracing::debug!(tenant, "deleted tenant's network kept: {e}"),
                 }
             });
         }

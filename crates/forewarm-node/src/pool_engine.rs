@@ -677,10 +677,11 @@ impl PoolEngine {
         real.since = now;
         let key = real.code.clone();
         let slot = real.slot;
+        // Of an older version, or of a code type that is gone (`forget`).
         let stale = self
             .pools
             .get(&key)
-            .is_some_and(|cp| cp.code.version > real.version);
+            .is_none_or(|cp| cp.code.version > real.version);
         if !ok || stale {
             self.discard(serial, now, &mut out);
             self.drain(quota, now, &mut out);
@@ -874,6 +875,38 @@ impl PoolEngine {
             self.discard(serial, now, &mut out);
         }
         out
+    }
+
+    /// `key`'s code type is gone (its tenant was deleted): its containers that are not busy
+    /// are removed, its queued requests answered, and its pool dropped (nothing is pre-warmed
+    /// for it again); a busy one is removed when its request releases it.
+    pub fn forget(&mut self, key: &str, now: Instant) -> Commands {
+        self.due = None;
+        let mut out = Commands::new();
+        let idle: Vec<u64> = self
+            .reals
+            .iter()
+            .filter(|(_, r)| &*r.code == key && !matches!(r.state, RealState::Busy(_)))
+            .map(|(s, _)| *s)
+            .collect();
+        for serial in idle {
+            self.discard(serial, now, &mut out);
+        }
+        for queued in self.queues.remove(key).into_iter().flatten() {
+            out.push(Command::Answer {
+                ticket: queued.ticket,
+                result: Err(PoolError::StartFailed(String::from(
+                    "its code type was deleted",
+                ))),
+            });
+        }
+        self.pools.remove(key);
+        out
+    }
+
+    /// The code types this node has a pool of.
+    pub fn code_keys(&self) -> impl Iterator<Item = &CodeKey> {
+        self.pools.keys()
     }
 
     /// Compare the book with what the container engine listed (every container labelled

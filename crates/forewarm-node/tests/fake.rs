@@ -1178,3 +1178,49 @@ async fn t18_a_token_is_rotated_and_a_quota_changed() {
     }
     node.shutdown().await;
 }
+
+/// A deleted tenant's token is refused at once, its code types are gone and its containers
+/// removed (another tenant's stay); only the admin deletes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t19_a_deleted_tenant_leaves_nothing_behind() {
+    let (_dir, runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let acme = tenant(addr, "acme", "").await;
+    let beta = tenant(addr, "beta", "").await;
+    register(addr, &acme, "f", FAST).await;
+    register(addr, &beta, "f", FAST).await;
+    for token in [&acme, &beta] {
+        assert_eq!(invoke(addr, token, "f", "").await.status, 200);
+    }
+    assert_eq!(runtime.list("fake-node").await.expect("list").len(), 2);
+
+    let by_tenant = call(addr, "DELETE", "/v1/tenants/acme", Some(&beta), "").await;
+    assert_eq!(by_tenant.status, 403, "{}", by_tenant.body);
+    let deleted = call(addr, "DELETE", "/v1/tenants/acme", Some(ADMIN), "").await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(invoke(addr, &acme, "f", "").await.status, 401);
+    let again = call(addr, "DELETE", "/v1/tenants/acme", Some(ADMIN), "").await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    let gone = call(addr, "GET", "/v1/tenants/acme", Some(ADMIN), "").await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    let runtime = &runtime;
+    let left = eventually("acme's container removed", || async move {
+        let listed = runtime.list("fake-node").await.expect("list");
+        if listed.len() == 1 {
+            Ok(listed)
+        } else {
+            Err(format!("{listed:?}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        left[0].tenant, "beta",
+        "the other tenant keeps its container"
+    );
+    assert_eq!(invoke(addr, &beta, "f", "").await.status, 200);
+    // The same name can be a new tenant, with nothing of the old one.
+    let acme = tenant(addr, "acme", "").await;
+    let old_code = invoke(addr, &acme, "f", "").await;
+    assert_eq!(old_code.status, 404, "{}", old_code.body);
+    node.shutdown().await;
+}

@@ -172,6 +172,12 @@ pub enum Command {
     /// Change an existing tenant: what is given replaces what is stored (a new token hash
     /// makes the old token worthless at once). Applying it twice is applying it once.
     UpdateTenant(TenantUpdate),
+    /// Remove a tenant with its code types and their model summaries (its token is refused
+    /// at once). Applying it twice is applying it once.
+    DeleteTenant {
+        /// The tenant.
+        id: String,
+    },
     /// Register or replace a code type of an existing tenant; its version becomes the stored
     /// one plus one.
     PutCode(Code),
@@ -302,6 +308,16 @@ impl ClusterState {
                 }
                 Applied::Done
             }
+            Command::DeleteTenant { id } => {
+                let Some(tenant) = self.tenants.remove(&id) else {
+                    return Applied::UnknownTenant { id };
+                };
+                self.by_token.remove(&tenant.token_sha256);
+                let owned = |key: &str| key.split_once('/').is_some_and(|(t, _)| t == id);
+                self.codes.retain(|key, _| !owned(key));
+                self.models.retain(|key, _| !owned(key));
+                Applied::Done
+            }
             Command::PutCode(mut code) => {
                 if !self.tenants.contains_key(&code.tenant) {
                     return Applied::UnknownTenant { id: code.tenant };
@@ -403,6 +419,31 @@ mod tests {
         copy.reindex();
         assert!(copy.tenant_by_token_sha256(&hash_token("new")).is_some());
         assert!(copy.tenant_by_token_sha256(&hash_token("old")).is_none());
+    }
+
+    #[test]
+    fn a_deleted_tenant_takes_its_code_types_and_models_along() {
+        let mut state = ClusterState::default();
+        state.apply(Command::CreateTenant(tenant("acme", "a")));
+        state.apply(Command::CreateTenant(tenant("acme2", "b")));
+        for (t, name) in [("acme", "f"), ("acme2", "f")] {
+            let mut c = code(t, name);
+            c.writes = vec![];
+            state.apply(Command::PutCode(c));
+        }
+        let delete = || Command::DeleteTenant { id: "acme".into() };
+        assert_eq!(state.apply(delete()), Applied::Done);
+        assert_eq!(
+            state.apply(delete()),
+            Applied::UnknownTenant { id: "acme".into() }
+        );
+        assert!(state.tenant_by_token_sha256(&hash_token("a")).is_none());
+        let keys: Vec<&str> = state.codes.keys().map(|k| k.as_ref()).collect();
+        assert_eq!(
+            keys,
+            ["acme2/f"],
+            "another tenant whose name starts the same stays"
+        );
     }
 
     #[test]

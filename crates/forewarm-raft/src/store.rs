@@ -139,7 +139,7 @@ fn apply_row(state: &mut ClusterState, key: &str, bytes: &[u8]) -> std::result::
     Ok(())
 }
 
-/// A state-machine row: key and JSON value.
+/// A state-machine row: key and JSON value; an empty value (never JSON) removes the row.
 type Row = (String, Vec<u8>);
 
 fn tenant_row(t: &Tenant) -> std::result::Result<Row, String> {
@@ -152,6 +152,33 @@ fn code_row(c: &Code) -> std::result::Result<Row, String> {
 
 fn model_row(m: &ModelSummary) -> std::result::Result<Row, String> {
     Ok((format!("m/{}/{}", m.code, m.region), to_json(m)?))
+}
+
+/// The rows `command` removes from `state` (asked before it is applied), as removals.
+fn rows_removed_by(state: &ClusterState, command: &Command) -> Vec<Row> {
+    let Command::DeleteTenant { id } = command else {
+        return Vec::new();
+    };
+    if !state.tenants.contains_key(id) {
+        return Vec::new();
+    }
+    let owned = |key: &str| key.split_once('/').is_some_and(|(t, _)| t == id);
+    let tenant = std::iter::once(format!("t/{id}"));
+    let codes = state
+        .codes
+        .keys()
+        .filter(|k| owned(k))
+        .map(|k| format!("c/{k}"));
+    let models = state
+        .models
+        .iter()
+        .filter(|(k, _)| owned(k))
+        .flat_map(|(k, per_region)| per_region.keys().map(move |r| format!("m/{k}/{r}")));
+    tenant
+        .chain(codes)
+        .chain(models)
+        .map(|key| (key, Vec::new()))
+        .collect()
 }
 
 /// The rows of `state` that `command` may have changed.
@@ -169,6 +196,8 @@ fn rows_of(state: &ClusterState, command: &Command) -> std::result::Result<Vec<R
             .map(tenant_row)
             .into_iter()
             .collect(),
+        // Its removals were taken before it was applied (`rows_removed_by`).
+        Command::DeleteTenant { .. } => Ok(Vec::new()),
         Command::PutCode(c) => state
             .codes
             .get(c.key().as_ref())
@@ -529,6 +558,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 match entry.payload {
                     EntryPayload::Blank => replies.push(Applied::Done),
                     EntryPayload::Normal(command) => {
+                        rows.extend(rows_removed_by(&applied.state, &command));
                         let reply = applied.state.apply(command.clone());
                         rows.extend(rows_of(&applied.state, &command).map_err(fail)?);
                         replies.push(reply);
@@ -551,8 +581,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             {
                 let mut t = tx.open_table(SM).map_err(|e| e.to_string())?;
                 for (key, bytes) in &rows {
-                    t.insert(key.as_str(), bytes.as_slice())
-                        .map_err(|e| e.to_string())?;
+                    if bytes.is_empty() {
+                        t.remove(key.as_str()).map_err(|e| e.to_string())?;
+                    } else {
+                        t.insert(key.as_str(), bytes.as_slice())
+                            .map_err(|e| e.to_string())?;
+                    }
                 }
                 t.insert(APPLIED, last.as_slice())
                     .map_err(|e| e.to_string())?;
@@ -663,5 +697,71 @@ mod tests {
         if let Err(e) = Suite::test_all(Builder) {
             panic!("openraft storage suite: {e}");
         }
+    }
+
+    /// A deleted tenant, its code types and its models are gone from the file too: a node
+    /// that restarts does not bring them back.
+    #[tokio::test]
+    async fn t02_a_deleted_tenant_stays_deleted_after_a_restart() {
+        use crate::{Command, ModelSummary, Tenant};
+        use openraft::{CommittedLeaderId, EntryPayload};
+        let dir = TempDir::new().expect("tempdir");
+        let path = dir.path().join("raft.redb");
+        let entry = |index: u64, command: Command| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(command),
+        };
+        let tenant = |id: &str| Tenant {
+            id: id.into(),
+            token_sha256: crate::hash_token(id),
+            max_warm: 1,
+            max_memory_mib: 64,
+            allowed_regions: vec![],
+        };
+        let code = serde_json::from_value::<crate::Code>(serde_json::json!({
+            "tenant": "acme", "name": "f", "workload": {}, "image": "i",
+            "max_memory_mib": 64, "max_cpu_millis": 100, "version": 0
+        }))
+        .expect("a code type");
+        let model = ModelSummary {
+            code: "acme/f".into(),
+            region: "r".into(),
+            samples: 1,
+            need_mib: 8.0,
+            cpu_p95_ms: 1.0,
+            duration_p95_ms: 1.0,
+            cold_start_ms: 100.0,
+            demand_per_min: vec![],
+            trained_at_ms: 0,
+        };
+        {
+            let (_log, mut sm) = open(&path).expect("open");
+            sm.apply([
+                entry(1, Command::CreateTenant(tenant("acme"))),
+                entry(2, Command::CreateTenant(tenant("other"))),
+                entry(3, Command::PutCode(code)),
+                entry(
+                    4,
+                    Command::PutModels {
+                        models: vec![model],
+                    },
+                ),
+            ])
+            .await
+            .expect("applied");
+            let state = sm.read().state.clone();
+            assert_eq!((state.codes.len(), state.models.len()), (1, 1));
+            sm.apply([entry(5, Command::DeleteTenant { id: "acme".into() })])
+                .await
+                .expect("applied");
+        }
+        let (_log, sm) = open(&path).expect("reopen");
+        let state = sm.read().state.clone();
+        let tenants: Vec<&String> = state.tenants.keys().collect();
+        assert_eq!(tenants, ["other"]);
+        assert!(
+            state.codes.is_empty() && state.models.is_empty(),
+            "{state:?}"
+        );
     }
 }

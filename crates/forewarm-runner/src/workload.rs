@@ -57,11 +57,17 @@ pub fn run_workload(w: &Workload, scratch: &Path) -> Result<Usage, WorkloadError
     let own_peak = reset_peak();
     let started = Instant::now();
     let cpu_start = thread_cpu()?;
-    // Memory: allocate and touch every page, held until the end of the execution.
+    // Memory: touch every page of `mem_mib`, held until the end of the execution. The block
+    // is at least MAPPED bytes so that the allocator maps it on its own and unmaps it when
+    // freed: a smaller one may come from the heap, whose freed top the allocator keeps (up to
+    // 64 MiB), and the next execution's peak would count it. Pages never touched are not
+    // resident, so the rest of the block costs nothing.
+    const MAPPED: usize = 64 << 20;
     let mut held: Vec<u8> = Vec::new();
     if w.mem_mib > 0 {
-        held = vec![0u8; (w.mem_mib as usize) << 20];
-        for i in (0..held.len()).step_by(4096) {
+        let touched = (w.mem_mib as usize) << 20;
+        held = vec![0u8; touched.max(MAPPED)];
+        for i in (0..touched).step_by(4096) {
             held[i] = (i % 251) as u8;
         }
     }
@@ -168,6 +174,28 @@ mod tests {
             std::fs::read_dir(dir.path()).expect("dir").count(),
             0,
             "scratch removed"
+        );
+    }
+
+    #[test]
+    fn a_small_execution_after_a_medium_one_measures_its_own_peak() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = |mem_mib| {
+            let w = Workload {
+                mem_mib,
+                ..Workload::default()
+            };
+            run_workload(&w, dir.path()).expect("runs").peak_mib
+        };
+        let alone = run(2);
+        // A large block raises the allocator's threshold for mapping a block on its own; a
+        // medium one after it then came from the heap, whose freed top stayed resident.
+        run(24);
+        run(16);
+        let after = run(2);
+        assert!(
+            after < alone + 8.0,
+            "{after} MiB after 24 and 16 MiB runs, {alone} before"
         );
     }
 

@@ -219,19 +219,18 @@ fn t01_node_on_docker_cold_warm_prewarmed_isolated_and_crash_safe() {
     assert!(status.success(), "clean exit: {status}");
     assert!(docker_ids(&label).is_empty(), "nothing leaked");
     for t in [a_name, o_name] {
-        let network = format!("forewarm-tenant-{t}");
-        let left = Command::new("docker")
-            .args([
-                "network",
-                "ls",
-                "-q",
-                "--filter",
-                &format!("name=^{network}$"),
-            ])
-            .output()
-            .expect("docker network ls");
-        assert!(left.stdout.trim_ascii().is_empty(), "{network} left behind");
+        assert!(!network_exists(&t), "the network of {t} left behind");
     }
+}
+
+/// Whether tenant `tenant`'s network exists.
+fn network_exists(tenant: &str) -> bool {
+    let name = format!("name=^forewarm-tenant-{tenant}$");
+    let out = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &name])
+        .output()
+        .expect("docker network ls");
+    !out.stdout.trim_ascii().is_empty()
 }
 
 #[test]
@@ -733,7 +732,8 @@ fn t07_memory_predicted_from_a_declared_body_field_on_real_containers() {
     let node_id = format!("it-feat-{}", std::process::id());
     let label = format!("forewarm.node={node_id}");
     let mut node = up(data.path(), &node_id, free_port());
-    let token = tenant(&node, &format!("feat-{}", std::process::id()));
+    let name = format!("feat-{}", std::process::id());
+    let token = tenant(&node, &name);
     let workload = r#"{"cpu_ms":2,"mem_mib":4,"mem_kib_per_item":1024,"init_ms":100}"#;
     for (code, features) in [("sized", r#","features":["items"]"#), ("plain", "")] {
         let body = format!(r#"{{"workload":{workload},"max_memory_mib":512{features}}}"#);
@@ -754,6 +754,22 @@ fn t07_memory_predicted_from_a_declared_body_field_on_real_containers() {
     }
     assert!(sized.err_p95 <= 0.15, "p95 error {}", sized.err_p95);
     assert_eq!(sized.misfits, 0, "killed for memory after warm-up");
+
+    // Deleting the tenant removes its containers and its network while the node runs.
+    let deleted = call(&node, "DELETE", &format!("/v1/tenants/{name}"), ADMIN, "");
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let begun = Instant::now();
+    loop {
+        let left = docker_ids(&label).len();
+        if left == 0 && !network_exists(&name) {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "{left} containers (or the network) of {name} left 30 s after the delete"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(sigterm(&mut node.child).success());
     assert!(docker_ids(&label).is_empty(), "nothing leaked");
 }
