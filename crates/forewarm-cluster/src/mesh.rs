@@ -365,10 +365,12 @@ impl Mesh {
             task.abort();
         }
         let owned = std::mem::take(&mut *self.owned.lock().unwrap_or_else(|e| e.into_inner()));
-        for cell in owned {
-            cell.stop(None);
-        }
         let wait = Some(Duration::from_secs(5));
+        // Waited for: an owned actor (the node's RouterLink) holds the node's stores, which a
+        // node started right after this one on the same data directory must be able to open.
+        for cell in owned {
+            let _ = cell.stop_and_wait(None, wait).await;
+        }
         let _ = self.pool_link.stop_and_wait(None, wait).await;
         let _ = self.server.stop_and_wait(None, wait).await;
     }
