@@ -44,6 +44,7 @@ fn run(spec: &str, w: &Workload, p: SimParams) -> AppOutcome {
         .build(AppContext {
             declared_mib: w.app_memory_mib,
             past_costs_mib: &[],
+            deferred_fits: false,
         })
         .expect("online policy");
     AppSim::run(policy.as_mut(), w, p)
@@ -305,6 +306,7 @@ fn record(spec: PolicySpec, w: &Workload, end: Millis) -> Vec<(Millis, String)> 
             .build(AppContext {
                 declared_mib: w.app_memory_mib,
                 past_costs_mib: &[],
+                deferred_fits: false,
             })
             .expect("online"),
         log: Vec::new(),

@@ -1066,7 +1066,7 @@ async fn prediction(
         _ => None,
     };
     let region = &api.shared.config.region;
-    let need = crate::router::predicted_need_mib(&api.shared, &code, &key, 0, &[]);
+    let need = crate::router::predicted_sizing(&api.shared, &code, &key, 0, &[]).need_mib;
     let shared = api.shared.catalog.summaries(&key);
     let from_others = shared.iter().any(|m| m.region != *region && m.samples > 0);
     let why = match &model {

@@ -148,8 +148,9 @@ pub struct SharedFloor {
 /// it further; pre-warms never evict).
 pub const FIRST_SIGHT_MAX: u32 = 8;
 
-/// The busiest other region's expected concurrency over its forecast, by Little's law: peak
-/// invocations per minute × p95 duration. Rounded up (a forecast of any demand keeps one
+/// The busiest other region's expected concurrency over its forecast: the peak of its pool's
+/// forecast of containers in use where it has one (a busy code type), else by Little's law,
+/// peak invocations per minute × p95 duration. Rounded up (a forecast of any demand keeps one
 /// container), held over the forecast's horizon. `None` when no other region forecasts any.
 pub fn first_sight_floor(
     summaries: &[forewarm_raft::ModelSummary],
@@ -162,6 +163,11 @@ pub fn first_sight_floor(
         if peak.is_finite() && peak > 0.0 {
             concurrency = concurrency.max(peak * s.duration_p95_ms.max(1.0) / 60_000.0);
             minutes = minutes.max(s.demand_per_min.len());
+        }
+        let in_use = s.containers_per_min.iter().copied().fold(0.0, f64::max);
+        if in_use.is_finite() && in_use > 0.0 {
+            concurrency = concurrency.max(in_use);
+            minutes = minutes.max(s.containers_per_min.len());
         }
     }
     (concurrency > 0.0).then(|| SharedFloor {
@@ -201,6 +207,7 @@ mod tests {
             duration_p95_ms,
             cold_start_ms: 500.0,
             demand_per_min: demand,
+            containers_per_min: vec![],
             trained_at_ms: 0,
         }
     }
@@ -226,6 +233,18 @@ mod tests {
         assert_eq!(
             first_sight_floor(&[summary("eu-west", vec![0.0; 5], 50.0)], "us-east"),
             None
+        );
+        // A pool's forecast of containers in use, where there is one, over Little's law.
+        let pooled = [forewarm_raft::ModelSummary {
+            containers_per_min: vec![2.0, 3.2, 1.0],
+            ..summary("eu-west", vec![60.0], 1000.0)
+        }];
+        assert_eq!(
+            first_sight_floor(&pooled, "us-east"),
+            Some(SharedFloor {
+                containers: 4,
+                minutes: 3
+            })
         );
         // Capped.
         let busy = [summary("eu-west", vec![60_000.0], 1000.0)];

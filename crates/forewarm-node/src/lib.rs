@@ -250,6 +250,7 @@ impl Node {
         let book = PoolBook::new(PoolArgs {
             shared: shared.clone(),
             runtime: runtime.clone(),
+            predictor: predictor.clone(),
         });
         let (pool, _) = Actor::spawn(None, PoolSupervisor::<R>::default(), book.clone())
             .await

@@ -28,6 +28,7 @@ use crate::container::{ContainerActor, ContainerArgs, ContainerMsg};
 use crate::health::Part;
 use crate::pool_engine::{Command, EngineConfig, Leased, PoolEngine, Reconciled};
 use crate::pool_msg::Seen;
+use crate::predictor::PredictorMsg;
 use crate::room::Quota;
 use crate::shared::NodeShared;
 
@@ -71,6 +72,8 @@ pub struct PoolArgs<R> {
     pub shared: Arc<NodeShared>,
     /// The engine.
     pub runtime: Arc<R>,
+    /// Fits the demand forecasts the pools' policies ask for, off the request path.
+    pub predictor: ActorRef<PredictorMsg>,
 }
 
 /// What the lock guards: the engine and what carrying out its commands needs.
@@ -194,6 +197,19 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                         actor.stop(Some(String::from("removed from the pool")));
                     }
                     metrics.removals.fetch_add(1, Ordering::Relaxed);
+                }
+                Command::Fit { code, request } => {
+                    let reply = self.supervisor.get().cloned();
+                    if let Some(reply) = reply {
+                        let fit = PredictorMsg::FitDemand {
+                            code,
+                            request,
+                            reply,
+                        };
+                        if self.args.predictor.cast(fit).is_err() {
+                            tracing::debug!("no predictor to fit a demand forecast (stopping)");
+                        }
+                    }
                 }
                 Command::Answer { ticket, result } => {
                     let undelivered = match book.waiters.remove(&ticket) {
@@ -488,6 +504,13 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
             PoolMsg::Tick => pool.tick(),
             PoolMsg::Reconcile => pool.list_containers(&myself),
             PoolMsg::Listed { at, listed } => pool.reconcile(listed, at),
+            PoolMsg::Fitted {
+                code,
+                asked_at,
+                forecast,
+            } => pool.update(|engine, quota| {
+                engine.fitted(&code, asked_at, &forecast, quota, Instant::now())
+            }),
             PoolMsg::Retire(code) => pool.update(|engine, _| engine.retire(&code, Instant::now())),
             PoolMsg::List(reply) => {
                 let _ = reply.send(pool.lock().engine.list(Instant::now()));

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use forewarm_policy::{
-    AppContext, AppPolicy, AppPool, ContainerId, Millis, Placement, PolicySpec, PoolObserver,
-    WarmFloor,
+    AppContext, AppPolicy, AppPool, ContainerId, FitRequest, Millis, Placement, PolicySpec,
+    PoolObserver, WarmFloor,
 };
 use forewarm_runtime::{Container, ContainerSpec, SizeClass};
 use forewarm_store::Start;
@@ -86,6 +86,14 @@ pub enum Command {
     Remove {
         /// The engine's number for it.
         serial: u64,
+    },
+    /// Fit the demand forecast `code`'s policy asked for (the Predictor does, off the request
+    /// path), then report [`PoolEngine::fitted`].
+    Fit {
+        /// `tenant/code`.
+        code: CodeKey,
+        /// The per-minute peak concurrency to fit, the horizon, and the tick that asked.
+        request: FitRequest,
     },
     /// Hand the request holding `ticket` its answer.
     Answer {
@@ -162,6 +170,9 @@ struct CodePool {
     pool: AppPool<Box<dyn AppPolicy>>,
     born: Millis,
     slots: HashMap<ContainerId, u64>,
+    /// The tick of the demand fit asked for and not answered yet (an answer to an older one is
+    /// dropped).
+    fit_asked: Option<Millis>,
 }
 
 impl std::fmt::Debug for CodePool {
@@ -281,6 +292,7 @@ impl PoolEngine {
                 .build(AppContext {
                     declared_mib: declared,
                     past_costs_mib: &[],
+                    deferred_fits: true,
                 })
                 .unwrap_or_else(|| Box::new(forewarm_policy::FixedKeepAlive::new(600_000)));
             CodePool {
@@ -288,6 +300,7 @@ impl PoolEngine {
                 pool: AppPool::new(policy, declared, true),
                 born,
                 slots: HashMap::new(),
+                fit_asked: None,
             }
         })
     }
@@ -428,6 +441,49 @@ impl PoolEngine {
         serial
     }
 
+    /// The demand fit `key`'s policy asked for at a tick just fired, if any, for the Predictor.
+    fn ask_fit(&mut self, key: &CodeKey, out: &mut Commands) {
+        if let Some(cp) = self.pools.get_mut(key)
+            && let Some(request) = cp.pool.take_fit()
+        {
+            cp.fit_asked = Some(request.asked_at);
+            out.push(Command::Fit {
+                code: key.clone(),
+                request,
+            });
+        }
+    }
+
+    /// The Predictor fitted the demand forecast `key`'s policy asked for at `asked_at` (policy
+    /// time): hand it to the policy, which may hold a floor for the current minute at once.
+    /// An answer to a request since replaced, or for a pool gone, is dropped.
+    pub fn fitted(
+        &mut self,
+        key: &CodeKey,
+        asked_at: Millis,
+        forecast: &[f64],
+        quota: &dyn Fn(&str) -> Option<Quota>,
+        now: Instant,
+    ) -> Commands {
+        let mut out = Commands::new();
+        let t = self.pool_time(key, now) + self.lead();
+        let Some(cp) = self.pools.get_mut(key) else {
+            return out;
+        };
+        if self.stopping || cp.fit_asked != Some(asked_at) {
+            return out;
+        }
+        cp.fit_asked = None;
+        let late =
+            (t / forewarm_policy::MINUTE_MS).saturating_sub(asked_at / forewarm_policy::MINUTE_MS);
+        let mut fx = Effects::default();
+        cp.pool.fitted(t, forecast, late as usize, &mut fx);
+        let prewarms = self.apply(key, fx, &mut out);
+        self.start_prewarms(key, prewarms, quota, now, &mut out);
+        self.due = None;
+        out
+    }
+
     /// Carry out what a pool call decided: remove containers; the pre-warms it asked for.
     fn apply(
         &mut self,
@@ -544,6 +600,7 @@ impl PoolEngine {
             );
         }
         let prewarms = self.apply(&key, fx, &mut out);
+        self.ask_fit(&key, &mut out);
         let leased = match placement {
             Placement::Warm(slot) | Placement::Prewarmed(slot) => {
                 let serial = self
@@ -792,6 +849,7 @@ impl PoolEngine {
                 cp.pool.expire(t, &mut fx);
             }
             let prewarms = self.apply(&key, fx, &mut out);
+            self.ask_fit(&key, &mut out);
             self.start_prewarms(&key, prewarms, quota, now, &mut out);
             if let Some(at) = self.pool_due(&key, lead, now) {
                 due = Some(due.map_or(at, |d| d.min(at)));

@@ -70,6 +70,16 @@ pub enum PoolMsg {
         /// Every container labelled with this node.
         listed: Result<Vec<Seen>, String>,
     },
+    /// The Predictor fitted the demand forecast `code`'s policy asked for at `asked_at`
+    /// (policy time): invocations in flight per coming minute.
+    Fitted {
+        /// `tenant/code`.
+        code: CodeKey,
+        /// The policy tick that asked.
+        asked_at: u64,
+        /// Peak containers per minute, from the minute that asked.
+        forecast: Vec<f64>,
+    },
     /// `code` was updated: retire idle containers of older versions.
     Retire(Arc<Code>),
     /// The containers, for `/v1/pool`.

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use forewarm_policy::{DemandForecast, DemandForecaster, nearest_rank};
+use forewarm_policy::{DemandForecast, DemandForecaster, FitRequest, nearest_rank};
 use forewarm_store::{Sample, SampleStore, StoreError};
 use ndarray::{Array1, Array2};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -27,6 +27,7 @@ use crate::actors::off_worker;
 use crate::catalog::{Catalog, CodeKey};
 use crate::clock::unix_ms;
 use crate::collector::CollectorMsg;
+use crate::pool_msg::PoolMsg;
 use forewarm_cluster::Cluster;
 
 /// Samples a model is trained on at most (the most recent).
@@ -89,6 +90,15 @@ impl Regression {
     }
 }
 
+/// What one request is predicted to use, MiB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sizing {
+    /// The peak memory it is predicted to reach.
+    pub peak_mib: f64,
+    /// The memory to give it (the peak with its error, its writes, and headroom).
+    pub need_mib: f64,
+}
+
 /// What the Predictor learned about one code type.
 #[derive(Debug, Clone, Serialize)]
 pub struct Model {
@@ -111,27 +121,29 @@ pub struct Model {
     pub cold_start_ms: Option<f64>,
     /// Invocations per minute ahead.
     pub demand: DemandForecast,
+    /// Containers in use at the peak of each coming policy minute: the forecast the pool's
+    /// policy acts on (a floor of warm containers), fitted here when the policy asks (a busy
+    /// code type, at its checks) from the per-minute peaks it observed. `None` until asked.
+    pub concurrency: Option<DemandForecast>,
 }
 
 impl Model {
-    /// The peak memory an execution with a payload of `payload_bytes` and the declared
-    /// `features` is predicted to reach, MiB: the fit on its input, else the p50 of all.
-    pub fn peak_mib_for(&self, payload_bytes: u64, features: &[f64]) -> f64 {
-        match &self.memory_on_input {
-            Some(r) => r.fit(&inputs(payload_bytes, features)),
-            None => self.peak_mib.p50,
-        }
-    }
-
-    /// Memory an execution with a payload of `payload_bytes` and the declared `features`
-    /// needs, MiB: predicted peak (the fit plus its largest residual, else the p99 of all)
+    /// What an execution with a payload of `payload_bytes` and the declared `features` is
+    /// predicted to reach and to need, from one fit of its input: the peak is the fit (else
+    /// the p50 of all); the need is the fit plus its largest residual (else the p99 of all),
     /// plus what its writes hold in the container's tmpfs, plus headroom.
-    pub fn need_mib(&self, payload_bytes: u64, features: &[f64]) -> f64 {
-        let peak = match &self.memory_on_input {
-            Some(r) => r.fit(&inputs(payload_bytes, features)) + r.max_residual,
-            None => self.peak_mib.p99,
+    pub fn sizing(&self, payload_bytes: u64, features: &[f64]) -> Sizing {
+        let (peak, high) = match &self.memory_on_input {
+            Some(r) => {
+                let fit = r.fit(&inputs(payload_bytes, features));
+                (fit, fit + r.max_residual)
+            }
+            None => (self.peak_mib.p50, self.peak_mib.p99),
         };
-        (peak + self.io_kib.p99 / 1024.0) * (1.0 + HEADROOM) + HEADROOM_MIB
+        Sizing {
+            peak_mib: peak,
+            need_mib: (high + self.io_kib.p99 / 1024.0) * (1.0 + HEADROOM) + HEADROOM_MIB,
+        }
     }
 
     /// Train on `samples` (oldest first) and per-minute counts (oldest first); the memory fit
@@ -162,6 +174,7 @@ impl Model {
             },
             cold_start_ms: (!colds.is_empty()).then(|| Quantiles::of(colds).p50),
             demand: DemandForecaster::default().forecast(per_minute, HORIZON_MIN),
+            concurrency: None,
         })
     }
 
@@ -173,11 +186,18 @@ impl Model {
             code: code.to_owned(),
             region: region.to_owned(),
             samples: self.samples as u64,
-            need_mib: self.need_mib(0, &[]),
+            need_mib: self.sizing(0, &[]).need_mib,
             cpu_p95_ms: self.cpu_ms.p95,
             duration_p95_ms: self.duration_ms.p95,
             cold_start_ms: self.cold_start_ms.unwrap_or(0.0),
             demand_per_min: demand,
+            containers_per_min: self.concurrency.as_ref().map_or_else(Vec::new, |c| {
+                c.per_step
+                    .iter()
+                    .take(forewarm_raft::state::MAX_DEMAND_POINTS)
+                    .copied()
+                    .collect()
+            }),
             trained_at_ms: self.trained_at_ms,
         }
     }
@@ -292,6 +312,16 @@ pub fn model_of(models: &ModelTable, code: &str) -> Option<Arc<Model>> {
 /// What the Predictor is told.
 #[derive(Debug, ractor_cluster::RactorMessage)]
 pub enum PredictorMsg {
+    /// Fit the demand forecast a pool's policy asked for and hand it back to the pool
+    /// ([`PoolMsg::Fitted`]); the model of the code type keeps it.
+    FitDemand {
+        /// `tenant/code`.
+        code: CodeKey,
+        /// What to fit.
+        request: FitRequest,
+        /// The PoolSupervisor to answer.
+        reply: ActorRef<PoolMsg>,
+    },
     /// A miss (or a new code type): retrain this one now.
     Train(CodeKey),
     /// Retrain every code type.
@@ -361,14 +391,37 @@ impl PredictorState {
             .code(&code)
             .map_or(0, |c| c.features.len());
         let what = format!("predictor: training {code}");
-        if let Some(Some(model)) = off_worker(what, move || train_one(&store, &key, features)).await
+        if let Some(Some(mut model)) =
+            off_worker(what, move || train_one(&store, &key, features)).await
         {
-            self.args
-                .models
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(code, Arc::new(model));
+            let mut models = self.args.models.write().unwrap_or_else(|e| e.into_inner());
+            // The pool's demand forecast is fitted when its policy asks, not here: keep it.
+            model.concurrency = models.get(&code).and_then(|m| m.concurrency.clone());
+            models.insert(code, Arc::new(model));
         }
+    }
+
+    /// Fit the forecast `code`'s pool asked for on the blocking pool (an augurs fit takes
+    /// milliseconds; the actor goes on), keep it in the code type's model, and hand it back.
+    fn fit_demand(&self, code: CodeKey, request: FitRequest, reply: ActorRef<PoolMsg>) {
+        let models = self.args.models.clone();
+        tokio::task::spawn_blocking(move || {
+            let forecast = DemandForecaster::default().forecast(&request.history, request.horizon);
+            {
+                let mut models = models.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(model) = models.get_mut(&code) {
+                    Arc::make_mut(model).concurrency = Some(forecast.clone());
+                }
+            }
+            let fitted = PoolMsg::Fitted {
+                code,
+                asked_at: request.asked_at,
+                forecast: forecast.per_step,
+            };
+            if reply.cast(fitted).is_err() {
+                tracing::debug!("a demand forecast for a pool that stopped");
+            }
+        });
     }
 
     /// Publish, in one Raft write from a task of its own (the Predictor does not wait for the
@@ -426,6 +479,11 @@ impl Actor for Predictor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            PredictorMsg::FitDemand {
+                code,
+                request,
+                reply,
+            } => state.fit_demand(code, request, reply),
             PredictorMsg::Train(code) => {
                 let recent = state
                     .last

@@ -63,18 +63,20 @@ pub struct RouterArgs<R> {
 
 impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     /// Memory one execution of `inv` (of code type `key`) is predicted to need, MiB, within
-    /// the code's limit.
-    pub fn need_mib(&self, inv: &Invocation, key: &str) -> f64 {
+    /// the code's limit, and the peak the model predicts for it (`None` without a model of
+    /// this node's): one model lookup, one fit.
+    pub fn need_mib(&self, inv: &Invocation, key: &str) -> (f64, Option<f64>) {
         let code = &inv.code;
+        let limit = f64::from(code.max_memory_mib);
+        let predicted = predicted_sizing(&self.shared, code, key, inv.payload_bytes, &inv.features);
         if let Some(need) = inv.forwarded_need_mib {
-            return need.min(f64::from(code.max_memory_mib));
+            return (need.min(limit), predicted.peak_mib);
         }
-        let mut need =
-            predicted_need_mib(&self.shared, code, key, inv.payload_bytes, &inv.features);
+        let mut need = predicted.need_mib;
         if let Some(m) = inv.overrides.mem_mib {
             need = need.max(m as f64 + RUNNER_BASE_MIB);
         }
-        need.min(f64::from(code.max_memory_mib))
+        (need.min(limit), predicted.peak_mib)
     }
 
     /// A container for `code` by `deadline` (the code type's `timeout_ms` from the request's
@@ -179,10 +181,9 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     async fn route(&self, inv: Invocation) -> Result<Invoked, InvokeError> {
         // `tenant/code`, built once per request.
         let key = inv.code.key();
-        let mut need = self.need_mib(&inv, &key);
-        // What the profile says of this request before it runs (answered beside the usage).
-        let predicted_peak = model_of(&self.shared.models, &key)
-            .map(|m| m.peak_mib_for(inv.payload_bytes, &inv.features));
+        // `predicted_peak`: what the profile says of this request before it runs (answered
+        // beside the usage).
+        let (mut need, predicted_peak) = self.need_mib(&inv, &key);
         let warm_only = inv.forwarded_need_mib.is_some();
         // The code type's deadline bounds the whole invocation, from its arrival: the wait
         // for a container included.
@@ -371,25 +372,36 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
     }
 }
 
-/// Memory one execution of `code` (key `key`) with a payload of `payload_bytes` and the
-/// declared `features` is predicted to need, MiB, within the code's limit: from this node's
-/// model, else from what other regions learned (first sight here), else the limit.
-pub fn predicted_need_mib(
+/// What one execution of `code` (key `key`) with a payload of `payload_bytes` and the
+/// declared `features` is predicted to use, from one read of the model table and one fit:
+/// the memory to give it, within the code's limit (this node's model, else what other
+/// regions learned (first sight here), else the limit), and the peak this node's model
+/// predicts (`None` without one).
+pub fn predicted_sizing(
     shared: &NodeShared,
     code: &Code,
     key: &str,
     payload_bytes: u64,
     features: &[f64],
-) -> f64 {
+) -> Predicted {
     let limit = f64::from(code.max_memory_mib);
-    let need = match model_of(&shared.models, key) {
-        Some(model) => model.need_mib(payload_bytes, features),
-        None => shared
-            .catalog
-            .shared_need_mib(key, &shared.config.region)
-            .unwrap_or(limit),
-    };
-    need.min(limit)
+    match model_of(&shared.models, key) {
+        Some(model) => {
+            let sizing = model.sizing(payload_bytes, features);
+            Predicted {
+                need_mib: sizing.need_mib.min(limit),
+                peak_mib: Some(sizing.peak_mib),
+            }
+        }
+        None => Predicted {
+            need_mib: shared
+                .catalog
+                .shared_need_mib(key, &shared.config.region)
+                .unwrap_or(limit)
+                .min(limit),
+            peak_mib: None,
+        },
+    }
 }
 
 /// The expected cost of a cold start of `key` on this node, ms: the code type's measured cold

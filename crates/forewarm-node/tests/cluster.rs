@@ -454,6 +454,7 @@ async fn t03_first_sight_prewarms_from_the_shared_model() {
         duration_p95_ms: 1000.0,
         cold_start_ms: 300.0,
         demand_per_min: vec![120.0; 10],
+        containers_per_min: vec![],
         trained_at_ms: 0,
     };
     let applied = node

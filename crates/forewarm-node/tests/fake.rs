@@ -1224,3 +1224,73 @@ async fn t19_a_deleted_tenant_leaves_nothing_behind() {
     assert_eq!(old_code.status, 404, "{}", old_code.body);
     node.shutdown().await;
 }
+
+/// The pool's demand forecast is the Predictor's: a busy code type's policy asks for a fit at
+/// its checks, the Predictor fits it off the request path, keeps it in the code type's model
+/// (`/prediction`'s `profile.concurrency`) and hands it back, and the pool holds it as a floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t20_the_predictor_fits_the_forecast_the_pool_holds() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // 600×: a policy minute is 100 ms; the first check with a busy history (minute 15) comes
+    // 1.5 s in.
+    let (_dir, _runtime, node) = start(600.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    let busy =
+        r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":10,"sleep_ms":200},"max_memory_mib":128}"#;
+    register(addr, &token, "busy", busy).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Four clients back to back: about four containers busy at every minute's peak.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (token, stop) = (token.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let a = invoke(addr, &token, "busy", "").await;
+                    assert_eq!(a.status, 200, "{}", a.body);
+                }
+            })
+        })
+        .collect();
+    let token_ref = &token;
+    let prediction = eventually(
+        "a forecast fitted by the Predictor, held by the pool",
+        || async move {
+            let p = json(
+                &call(
+                    addr,
+                    "GET",
+                    "/v1/codes/busy/prediction",
+                    Some(token_ref),
+                    "",
+                )
+                .await,
+            );
+            let fitted = p["profile"]["concurrency"]["per_step"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            let held = p["pool"]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("demand forecast"));
+            if fitted && held {
+                Ok(p)
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.expect("client");
+    }
+    let steps: Vec<f64> = prediction["profile"]["concurrency"]["per_step"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect();
+    let peak = steps.iter().copied().fold(0.0, f64::max);
+    assert!((3.0..=6.0).contains(&peak), "{prediction}");
+    node.shutdown().await;
+}

@@ -10,7 +10,7 @@
 //! floor at its time; a newer decision replaces a pending pre-warm. A scale-out the policy asks
 //! for right after an arrival is a floor whose new containers serve only after the start time.
 
-use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
+use crate::policy::{AppPolicy, FitRequest, IdleAction, MINUTE_MS, Millis, WarmFloor};
 use crate::size_class::{ProfilePredictor, size_class_for};
 
 /// A container of the pool (an index, reused once the container is gone).
@@ -130,6 +130,26 @@ impl<P: AppPolicy> AppPool<P> {
     /// The policy driving the pool.
     pub fn policy(&self) -> &P {
         &self.policy
+    }
+
+    /// The demand fit the policy asked for at its last minute tick, if any (see
+    /// [`AppPolicy::take_fit`]).
+    pub fn take_fit(&mut self) -> Option<FitRequest> {
+        self.policy.take_fit()
+    }
+
+    /// Hand the policy the forecast it asked for, `late` minute ticks after it asked, and
+    /// apply the floor it then wants for the current minute.
+    pub fn fitted(
+        &mut self,
+        now: Millis,
+        forecast: &[f64],
+        late: usize,
+        obs: &mut impl PoolObserver,
+    ) {
+        if let Some(floor) = self.policy.fitted(now, forecast, late) {
+            self.apply_floor(now, floor, now, obs);
+        }
     }
 
     /// When the pool's next own event is due (`Millis::MAX` if none).

@@ -37,7 +37,7 @@
 use std::collections::VecDeque;
 
 use crate::forecast::DemandForecaster;
-use crate::policy::{AppPolicy, IdleAction, MINUTE_MS, Millis, WarmFloor};
+use crate::policy::{AppPolicy, FitRequest, IdleAction, MINUTE_MS, Millis, WarmFloor};
 
 /// Default of [`ForewarmConfig::idle_budget_mib`]: the budget `forewarm` uses when it has no
 /// population to calibrate on (see `PolicySpec`'s `IdleBudget::KeepShare`).
@@ -113,6 +113,11 @@ pub struct ForewarmConfig {
     /// [`Spares::Priced`]: the shadow pools' tallies are halved every this many minutes, so the
     /// choice follows an application that changes.
     pub shadow_half_life_minutes: u64,
+    /// Ask the owner to fit the demand forecast ([`AppPolicy::take_fit`]) instead of fitting it
+    /// inside [`AppPolicy::on_minute`]: the live node's Predictor fits it off the request path
+    /// and hands it back ([`AppPolicy::fitted`]); the simulator fits inline. The same
+    /// [`DemandForecaster`] on the same history either way.
+    pub deferred_fits: bool,
 }
 
 /// Hold spare containers through the idle-time window, or scale out instead.
@@ -170,6 +175,7 @@ impl Default for ForewarmConfig {
             spare_keep_ms: MINUTE_MS,
             start_ms: 1_000,
             shadow_half_life_minutes: 240,
+            deferred_fits: false,
         }
     }
 }
@@ -326,6 +332,10 @@ pub struct Forewarm {
     /// are the newest entries of `concurrency`).
     planned: Vec<f64>,
     forecaster: DemandForecaster,
+    /// With [`ForewarmConfig::deferred_fits`]: the fit asked for at the last check and not yet
+    /// taken by the owner, and whether one is awaited.
+    fit_asked: Option<FitRequest>,
+    awaiting_fit: bool,
     /// Memory of one container of this application.
     declared_mib: f64,
     /// Highest concurrency seen so far (the cost measure the budget is calibrated on).
@@ -362,6 +372,8 @@ impl Forewarm {
             plan: VecDeque::new(),
             planned: Vec::new(),
             forecaster: DemandForecaster::default(),
+            fit_asked: None,
+            awaiting_fit: false,
             declared_mib,
             peak_seen: 1,
             window_gave_up: false,
@@ -503,10 +515,10 @@ impl Forewarm {
     /// At a check: refit when the forecast has run out; otherwise, when the minutes since the
     /// last check left it by more than noise, shift the rest of it by their mean error (the
     /// level update an ETS refit would make, without the fit).
-    fn check_forecast(&mut self) {
+    fn check_forecast(&mut self, now: Millis) {
         if self.plan.is_empty() || self.planned.len() > self.concurrency.len() {
             self.planned.clear();
-            self.refit();
+            self.refit(now);
             return;
         }
         let from = self.concurrency.len() - self.planned.len();
@@ -638,15 +650,25 @@ impl Forewarm {
         taken
     }
 
-    fn refit(&mut self) {
+    fn refit(&mut self, now: Millis) {
         let history: Vec<f64> = self.concurrency.iter().copied().collect();
         let mean = history.iter().sum::<f64>() / history.len().max(1) as f64;
         self.plan.clear();
+        self.fit_asked = None;
+        self.awaiting_fit = false;
         if mean >= self.config.busy_concurrency {
-            let forecast = self
-                .forecaster
-                .forecast(&history, self.config.forecast_minutes);
-            self.plan.extend(forecast.per_step);
+            let horizon = self.config.forecast_minutes;
+            if self.config.deferred_fits {
+                self.fit_asked = Some(FitRequest {
+                    history,
+                    horizon,
+                    asked_at: now,
+                });
+                self.awaiting_fit = true;
+            } else {
+                let forecast = self.forecaster.forecast(&history, horizon);
+                self.plan.extend(forecast.per_step);
+            }
         }
     }
 }
@@ -778,7 +800,7 @@ impl AppPolicy for Forewarm {
         self.history_arrivals += u64::from(std::mem::take(&mut self.minute_arrivals));
         self.minute_peak = self.busy;
         if (now / MINUTE_MS).is_multiple_of(self.config.refit_minutes as u64) {
-            self.check_forecast();
+            self.check_forecast(now);
         }
         if self.config.spares == Spares::Priced
             && (now / MINUTE_MS).is_multiple_of(self.config.shadow_half_life_minutes.max(1))
@@ -791,6 +813,25 @@ impl AppPolicy for Forewarm {
 
     fn wants_minutes(&self) -> bool {
         true
+    }
+
+    fn take_fit(&mut self) -> Option<FitRequest> {
+        self.fit_asked.take()
+    }
+
+    fn fitted(&mut self, now: Millis, forecast: &[f64], late: usize) -> Option<WarmFloor> {
+        if !std::mem::take(&mut self.awaiting_fit) {
+            // Asked before the last check, which asked again (or found the app not busy).
+            return None;
+        }
+        self.plan = forecast.iter().skip(late).copied().collect();
+        // The current minute's step, as `on_minute` would have taken it, held to the minute's
+        // end.
+        let floor = self.demand_floor(now)?;
+        Some(WarmFloor {
+            until: (now / MINUTE_MS + 1) * MINUTE_MS,
+            ..floor
+        })
     }
 
     fn assigned(&self) -> String {
@@ -1324,20 +1365,7 @@ mod tests {
 
     /// Minutes of a busy app with `level(minute)` overlapping invocations; the floors held.
     fn floors(p: &mut Forewarm, minutes: u64, level: impl Fn(u64) -> u64) -> Vec<(u64, u32)> {
-        let mut floors = Vec::new();
-        for minute in 0..minutes {
-            let t = minute * MINUTE_MS;
-            if let Some(f) = p.on_minute(t) {
-                floors.push((minute, f.containers));
-            }
-            for k in 0..level(minute) {
-                p.on_arrival(t + 1 + k);
-            }
-            for k in 0..level(minute) {
-                p.on_idle(t + 20_000 + k);
-            }
-        }
-        floors
+        deferred_floors(p, minutes, 0, level)
     }
 
     #[test]
@@ -1355,6 +1383,103 @@ mod tests {
             .map(|f| f.1)
             .collect();
         assert!(!late.is_empty() && late.iter().all(|c| *c >= 7), "{late:?}");
+    }
+
+    /// As [`floors`]; where the policy defers its fits, each one it asks for is fitted here
+    /// with its own forecaster and handed back `late` minutes later.
+    fn deferred_floors(
+        p: &mut Forewarm,
+        minutes: u64,
+        late: u64,
+        level: impl Fn(u64) -> u64,
+    ) -> Vec<(u64, u32)> {
+        let mut floors = Vec::new();
+        let mut asked: Option<(u64, FitRequest)> = None;
+        for minute in 0..minutes {
+            let t = minute * MINUTE_MS;
+            if let Some(f) = p.on_minute(t) {
+                floors.push((minute, f.containers));
+            }
+            if let Some(request) = p.take_fit() {
+                asked = Some((minute, request));
+            }
+            if let Some((at, request)) = asked.take_if(|(at, _)| minute == *at + late) {
+                let forecast =
+                    DemandForecaster::default().forecast(&request.history, request.horizon);
+                if let Some(f) = p.fitted(t, &forecast.per_step, (minute - at) as usize) {
+                    assert_eq!(f.until, t + MINUTE_MS, "held to the minute's end");
+                    floors.push((minute, f.containers));
+                }
+            }
+            for k in 0..level(minute) {
+                p.on_arrival(t + 1 + k);
+            }
+            for k in 0..level(minute) {
+                p.on_idle(t + 20_000 + k);
+            }
+        }
+        floors
+    }
+
+    #[test]
+    fn a_deferred_fit_gives_the_floors_of_an_inline_one() {
+        let deferred = ForewarmConfig {
+            deferred_fits: true,
+            ..ForewarmConfig::default()
+        };
+        let level = |m: u64| if m < 150 { 4 } else { 8 };
+        let inline = floors(
+            &mut Forewarm::new(ForewarmConfig::default(), 256.0),
+            240,
+            level,
+        );
+        let mut p = Forewarm::new(deferred.clone(), 256.0);
+        assert_eq!(deferred_floors(&mut p, 240, 0, level), inline);
+        // Answered two minutes late: the same floors, less the two minutes it was awaited.
+        let mut p = Forewarm::new(deferred, 256.0);
+        let late = deferred_floors(&mut p, 240, 2, level);
+        assert!(!late.is_empty());
+        let first = late[0].0;
+        let expected: Vec<(u64, u32)> = inline
+            .iter()
+            .copied()
+            .filter(|(m, _)| *m >= first)
+            .collect();
+        assert!(
+            late.iter().all(|f| expected.contains(f)),
+            "late {late:?} inline {inline:?}"
+        );
+        assert!(
+            late.len() + 8 >= expected.len(),
+            "late {late:?} inline {inline:?}"
+        );
+    }
+
+    #[test]
+    fn a_policy_with_deferred_fits_never_fits_itself() {
+        let mut p = Forewarm::new(
+            ForewarmConfig {
+                deferred_fits: true,
+                ..ForewarmConfig::default()
+            },
+            256.0,
+        );
+        let mut asked = 0;
+        for minute in 0..200 {
+            let t = minute * MINUTE_MS;
+            assert_eq!(p.on_minute(t), None, "no floor without a fit handed back");
+            asked += usize::from(p.take_fit().is_some());
+            for k in 0..4 {
+                p.on_arrival(t + 1 + k);
+            }
+            for k in 0..4 {
+                p.on_idle(t + 20_000 + k);
+            }
+        }
+        assert!(
+            asked >= 10,
+            "a busy app asks for a fit at every check: {asked}"
+        );
     }
 
     #[test]

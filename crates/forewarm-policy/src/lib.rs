@@ -34,7 +34,7 @@ pub use hybrid_histogram::{HybridHistogram, HybridHistogramConfig};
 pub use idle_times::IdleTimes;
 pub use keep_alive::FixedKeepAlive;
 pub use oracle::{Oracle, OracleInvocation};
-pub use policy::{AppPolicy, HOUR_MS, IdleAction, MINUTE_MS, Millis, WarmFloor};
+pub use policy::{AppPolicy, FitRequest, HOUR_MS, IdleAction, MINUTE_MS, Millis, WarmFloor};
 pub use size_class::{ProfilePredictor, SIZE_CLASSES_MIB, size_class_for};
 pub use spec::{AppContext, IdleBudget, PolicySpec, PolicySpecError};
 pub use spes::{Spes, SpesClass};

@@ -43,6 +43,20 @@ pub struct WarmFloor {
     pub until: Millis,
 }
 
+/// A demand model a policy asks its owner to fit off the hot path (see
+/// [`AppPolicy::take_fit`]): the per-minute peak concurrency so far, oldest first, and how
+/// many minutes to forecast after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitRequest {
+    /// Peak containers in use per past minute, oldest first; the last is the minute that
+    /// ended at the tick that asked.
+    pub history: Vec<f64>,
+    /// Minutes to forecast.
+    pub horizon: usize,
+    /// The minute tick that asked (the forecast's first step is the minute it starts).
+    pub asked_at: Millis,
+}
+
 /// A policy's state for one application.
 ///
 /// The caller reports every arrival and every container that turns idle, in time order, and
@@ -70,6 +84,21 @@ pub trait AppPolicy: Send {
     /// Whether this policy wants [`AppPolicy::on_minute`] calls (they cost time when unused).
     fn wants_minutes(&self) -> bool {
         false
+    }
+
+    /// A demand fit the policy waits for, asked at its last [`AppPolicy::on_minute`] (only a
+    /// policy built with deferred fits asks: the live node, whose Predictor fits it off the
+    /// request path). The owner fits it with [`crate::DemandForecaster`] and answers with
+    /// [`AppPolicy::fitted`].
+    fn take_fit(&mut self) -> Option<FitRequest> {
+        None
+    }
+
+    /// The forecast for the last [`FitRequest`], delivered at `now`, `late` minute ticks after
+    /// the tick that asked (its first `late` steps are past). May ask for a floor for the
+    /// current minute, as [`AppPolicy::on_minute`] would have.
+    fn fitted(&mut self, _now: Millis, _forecast: &[f64], _late: usize) -> Option<WarmFloor> {
+        None
     }
 
     /// The memory (MiB) of a container created now, given the predicted size class.
@@ -111,6 +140,12 @@ macro_rules! forward_policy {
             }
             fn wants_minutes(&self) -> bool {
                 (**self).wants_minutes()
+            }
+            fn take_fit(&mut self) -> Option<FitRequest> {
+                (**self).take_fit()
+            }
+            fn fitted(&mut self, now: Millis, forecast: &[f64], late: usize) -> Option<WarmFloor> {
+                (**self).fitted(now, forecast, late)
             }
             fn container_mib(&self, predicted_mib: u32) -> u32 {
                 (**self).container_mib(predicted_mib)

@@ -43,6 +43,9 @@ pub struct AppContext<'a> {
     /// Costs (declared MiB × peak concurrency) of the applications seen in the past, sorted
     /// ascending; empty when there is no history.
     pub past_costs_mib: &'a [f64],
+    /// Demand forecasts are fitted by the owner, off the hot path (the live node's Predictor),
+    /// not inside the policy's minute tick (see `ForewarmConfig::deferred_fits`).
+    pub deferred_fits: bool,
 }
 
 /// A policy by name.
@@ -178,6 +181,7 @@ impl PolicySpec {
                             _ => Spares::Hold,
                         },
                         spare_keep_ms: SPARE_KEEP_MS,
+                        deferred_fits: app.deferred_fits,
                         ..ForewarmConfig::default()
                     },
                     app.declared_mib,
@@ -328,6 +332,7 @@ mod tests {
         let ctx = AppContext {
             declared_mib: 850.0,
             past_costs_mib: &costs,
+            deferred_fits: false,
         };
         // The 80% quantile of 100..1000 is 800: an 850 MiB app is over budget, so its window
         // only needs to hold 20% of its idle times.

@@ -156,6 +156,10 @@ pub struct ModelSummary {
     pub cold_start_ms: f64,
     /// Forecast invocations per minute for the next minutes (at most 10).
     pub demand_per_min: Vec<f64>,
+    /// Forecast containers in use at each coming minute's peak, for a code type busy enough
+    /// that its pool holds a floor (at most 10; empty otherwise). Policy minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers_per_min: Vec<f64>,
     /// When it was trained, ms since the Unix epoch (of the training node's clock).
     pub trained_at_ms: u64,
 }
@@ -364,6 +368,7 @@ impl ClusterState {
                         continue;
                     }
                     summary.demand_per_min.truncate(MAX_DEMAND_POINTS);
+                    summary.containers_per_min.truncate(MAX_DEMAND_POINTS);
                     self.models
                         .entry(summary.code.clone())
                         .or_default()
@@ -493,6 +498,7 @@ mod tests {
             duration_p95_ms: 40.0,
             cold_start_ms: 512.0,
             demand_per_min: vec![12.345678; 12],
+            containers_per_min: vec![],
             trained_at_ms: 1_790_000_000_000,
         }
     }

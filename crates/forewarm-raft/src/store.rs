@@ -732,6 +732,7 @@ mod tests {
             duration_p95_ms: 1.0,
             cold_start_ms: 100.0,
             demand_per_min: vec![],
+            containers_per_min: vec![],
             trained_at_ms: 0,
         };
         {

@@ -161,6 +161,7 @@ pub fn simulate(
             let context = AppContext {
                 declared_mib: workload.app_memory_mib,
                 past_costs_mib: &past_costs,
+                deferred_fits: false,
             };
             let mut outcomes = Vec::with_capacity(config.policies.len());
             let mut seconds = Vec::with_capacity(config.policies.len());

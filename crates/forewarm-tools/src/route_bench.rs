@@ -120,6 +120,7 @@ async fn setup(node: &Node) -> Result<(), String> {
             duration_p95_ms: 1.0,
             cold_start_ms: 500.0,
             demand_per_min: vec![1.0; 10],
+            containers_per_min: vec![],
             trained_at_ms: 1,
         }],
     })
