@@ -7,6 +7,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARGET := x86_64-unknown-linux-gnu
 RUNNER_IMAGE := forewarm/runner:$(VERSION)
 NODE_IMAGE := forewarm/node:$(VERSION)
+PROBE_IMAGE := forewarm/probe:test
 STATIC := target/$(TARGET)/release
 
 .PHONY: sim test verify lint fmt-check fix build bench-sim images up test-tools
@@ -23,15 +24,18 @@ build:
 	$(CARGO) build --release --bin forewarm
 
 ## Container images, built locally from static binaries (no registry is reachable): the
-## runner (workload containers) and the node (cluster/compose.yaml, the testcontainers tests).
+## runner (workload containers), the node (cluster/compose.yaml, the testcontainers tests) and
+## the test-only probe (the tenant isolation tests).
 images:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(TARGET) \
-		-p forewarm-runner -p forewarm
-	mkdir -p target/images/runner target/images/node
+		-p forewarm-runner -p forewarm -p forewarm-probe
+	mkdir -p target/images/runner target/images/node target/images/probe
 	strip -o target/images/runner/forewarm-runner $(STATIC)/forewarm-runner
 	strip -o target/images/node/forewarm $(STATIC)/forewarm
+	strip -o target/images/probe/forewarm-probe $(STATIC)/forewarm-probe
 	docker build -q -t $(RUNNER_IMAGE) -f cluster/runner.Dockerfile target/images/runner
 	docker build -q -t $(NODE_IMAGE) -f cluster/node.Dockerfile target/images/node
+	docker build -q -t $(PROBE_IMAGE) -f cluster/probe.Dockerfile target/images/probe
 
 ## One live node on Docker (Ctrl-C stops it and removes its containers).
 up: build images
@@ -46,7 +50,7 @@ test-tools:
 ## runs the quick chaos scenarios against them (chaos/run-all.sh --quick).
 test: test-tools images
 	FOREWARM_RUNNER_IMAGE=$(RUNNER_IMAGE) FOREWARM_NODE_IMAGE=$(NODE_IMAGE) \
-	FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
+	FOREWARM_PROBE_IMAGE=$(PROBE_IMAGE) FOREWARM_RUNNER_BIN=$(CURDIR)/target/$(TARGET)/release/forewarm-runner \
 		$(CARGO) nextest run --workspace --profile ci
 	FOREWARM_BIN=$(STATIC)/forewarm chaos/run-all.sh --quick
 

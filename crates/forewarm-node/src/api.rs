@@ -114,6 +114,8 @@ pub struct Api {
 
 enum Principal {
     Admin,
+    /// The read-only operator token: `/metrics` and `/v1/cluster`.
+    Viewer,
     Tenant(Tenant),
 }
 
@@ -141,6 +143,11 @@ impl Api {
         if forewarm_raft::same_bytes(sha256.as_bytes(), self.shared.admin_token_sha256.as_bytes()) {
             return Ok(Principal::Admin);
         }
+        if let Some(viewer) = &self.shared.viewer_token_sha256
+            && forewarm_raft::same_bytes(sha256.as_bytes(), viewer.as_bytes())
+        {
+            return Ok(Principal::Viewer);
+        }
         self.shared
             .catalog
             .tenant_by_token_sha256(&sha256)
@@ -153,7 +160,7 @@ impl Api {
     fn admin(&self, headers: &HeaderMap) -> ApiResult<()> {
         match self.principal(headers)? {
             Principal::Admin => Ok(()),
-            Principal::Tenant(_) => Err(ApiError::new(
+            Principal::Viewer | Principal::Tenant(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this needs the admin token",
@@ -161,10 +168,23 @@ impl Api {
         }
     }
 
+    /// The admin or the viewer token: what operators read (`/metrics`, `/v1/cluster`), never
+    /// a tenant (the cluster's members, regions and addresses, every tenant's counters).
+    fn operator(&self, headers: &HeaderMap) -> ApiResult<()> {
+        match self.principal(headers)? {
+            Principal::Admin | Principal::Viewer => Ok(()),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs the admin or the viewer token",
+            )),
+        }
+    }
+
     fn tenant(&self, headers: &HeaderMap) -> ApiResult<Tenant> {
         match self.principal(headers)? {
             Principal::Tenant(t) => Ok(t),
-            Principal::Admin => Err(ApiError::new(
+            Principal::Admin | Principal::Viewer => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this needs a tenant token (the admin token owns no code types)",
@@ -284,11 +304,12 @@ async fn readyz(State(api): State<Api>) -> Response {
     }
 }
 
-async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    (
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
+    api.operator(&headers)?;
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         api.shared.metrics.render(),
-    )
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -401,7 +422,7 @@ async fn rotate_token(
     match api.principal(&headers)? {
         Principal::Admin => {}
         Principal::Tenant(t) if t.id == id => {}
-        Principal::Tenant(_) => {
+        Principal::Viewer | Principal::Tenant(_) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -550,7 +571,7 @@ async fn cluster(
     State(api): State<Api>,
     headers: HeaderMap,
 ) -> ApiResult<Json<forewarm_cluster::ClusterView>> {
-    api.principal(&headers)?;
+    api.operator(&headers)?;
     let mesh = api.shared.mesh.get();
     let groups = |name: &str| mesh.map(|m| m.groups(name)).unwrap_or_default();
     Ok(Json(api.shared.cluster.view(groups)))
@@ -1127,7 +1148,7 @@ async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serd
     };
     let (_, idle) = api.shared.metrics.idle_memory();
     let (entries, idle): (Vec<_>, serde_json::Map<_, _>) = match who {
-        Principal::Admin => (
+        Principal::Admin | Principal::Viewer => (
             entries,
             idle.into_iter().map(|(k, v)| (k, json!(v))).collect(),
         ),

@@ -26,6 +26,11 @@ pub struct NodeConfig {
     pub policy: PolicySpec,
     /// Admin bearer token; `None` means "take FOREWARM_ADMIN_TOKEN or generate one".
     pub admin_token: Option<String>,
+    /// Read-only operator token (`forewarm node` also takes FOREWARM_VIEWER_TOKEN): it reads
+    /// `GET /metrics` and `GET /v1/cluster`, as the admin token does, and nothing else — what a
+    /// Prometheus scraper or a dashboard is given instead of the admin token. `None`: only the
+    /// admin token reads them.
+    pub viewer_token: Option<String>,
     /// Policy time per real time: 60 makes one real second a policy minute (demos, replays).
     pub time_scale: f64,
     /// Node capacity.
@@ -86,6 +91,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("forewarm-data"),
             policy: PolicySpec::FOREWARM,
             admin_token: None,
+            viewer_token: None,
             time_scale: 1.0,
             capacity: Capacity::default(),
             max_body_bytes: 64 * 1024,

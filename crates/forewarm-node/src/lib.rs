@@ -215,6 +215,7 @@ impl Node {
         let shared = Arc::new(NodeShared {
             clock: PolicyClock::new(config.time_scale),
             admin_token_sha256: hash_token(&admin_token),
+            viewer_token_sha256: config.viewer_token.as_deref().map(hash_token),
             catalog: catalog.clone(),
             cluster: cluster.clone(),
             models: Arc::new(RwLock::new(HashMap::new())),

@@ -74,6 +74,11 @@ pub struct Metrics {
     /// Invocations killed over their container's memory class (then run again at the code
     /// type's limit) so far.
     pub misfits: AtomicU64,
+    /// Cold starts while an idle container of the code type was too small for the request's
+    /// predicted need (the pool's engine counts them; copied at each tick).
+    pub outgrown: AtomicU64,
+    /// Requests that came for a pre-warm still starting (copied at each tick).
+    pub late_prewarms: AtomicU64,
     /// Idle containers' memory-time so far.
     idle: Mutex<IdleMemory>,
 }
@@ -123,6 +128,8 @@ impl Default for Metrics {
             prewarms: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             misfits: AtomicU64::new(0),
+            outgrown: AtomicU64::new(0),
+            late_prewarms: AtomicU64::new(0),
             idle: Mutex::default(),
         }
     }
@@ -241,6 +248,18 @@ impl Metrics {
                 "Invocations killed over their container's memory class, run again at the code \
                  type's limit.",
                 &self.misfits,
+            ),
+            (
+                "forewarm_cold_starts_outgrown_total",
+                "Cold starts while an idle container of the code type was too small for the \
+                 request's predicted need.",
+                &self.outgrown,
+            ),
+            (
+                "forewarm_prewarms_late_total",
+                "Requests that came for a pre-warmed container still starting (answered once \
+                 it started, counted cold).",
+                &self.late_prewarms,
             ),
         ] {
             let n = value.load(Ordering::Relaxed);

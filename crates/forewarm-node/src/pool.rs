@@ -417,6 +417,9 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         for (gauge, n) in shared.metrics.pool.iter().zip(book.engine.counts()) {
             gauge.store(n, Ordering::Relaxed);
         }
+        let (outgrown, late) = book.engine.misses();
+        shared.metrics.outgrown.store(outgrown, Ordering::Relaxed);
+        shared.metrics.late_prewarms.store(late, Ordering::Relaxed);
         let idle = book.engine.idle_inventory();
         shared.metrics.idle_held(&idle, Instant::now());
         let inventory = forewarm_cluster::Inventory {

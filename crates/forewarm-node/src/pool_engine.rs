@@ -228,6 +228,10 @@ pub struct PoolEngine {
     queues: HashMap<CodeKey, VecDeque<Queued>>,
     /// The next [`Leased::Wait`] ticket.
     next_ticket: u64,
+    /// Cold starts while an idle container of the code type was too small for the request.
+    outgrown: u64,
+    /// Requests that came for a pre-warm still starting (they wait for it, counted cold).
+    late_prewarms: u64,
 }
 
 /// CPU of a class: 250 millicores per 128 MiB (128 MiB → 250m, 2 GiB → 4000m), within the
@@ -265,7 +269,17 @@ impl PoolEngine {
             due: None,
             queues: HashMap::new(),
             next_ticket: 0,
+            outgrown: 0,
+            late_prewarms: 0,
         }
+    }
+
+    /// Cold starts so far while an idle container of the code type was too small for the
+    /// request's need (it stays idle: memory held for nothing, a start paid), and requests that
+    /// came for a pre-warm still starting (its lead, 1.5 × the mean start time, was too short:
+    /// the request waits for it and counts as cold).
+    pub fn misses(&self) -> (u64, u64) {
+        (self.outgrown, self.late_prewarms)
     }
 
     /// The measured container start time (moving average).
@@ -627,6 +641,7 @@ impl PoolEngine {
                         // A pre-warm still starting: the request waits for it (and counts
                         // as cold, since it waited for a start).
                         RealState::Starting { waiter: None } => {
+                            self.late_prewarms += 1;
                             let ticket = new_ticket(&mut self.next_ticket);
                             real.prewarmed = false;
                             real.state = RealState::Starting {
@@ -651,7 +666,12 @@ impl PoolEngine {
                     }
                 }
             }
-            Placement::Cold { id: slot, mib, .. } => {
+            Placement::Cold {
+                id: slot,
+                mib,
+                misfit,
+            } => {
+                self.outgrown += u64::from(misfit);
                 self.cold(code, slot, mib, need_mib, quota, now, &mut out)
             }
         };

@@ -675,3 +675,32 @@ fn t19_freed_room_goes_to_the_longest_waiting_request_whatever_its_code_type() {
         (1, 0)
     );
 }
+
+#[test]
+fn t20_a_request_for_a_prewarm_still_starting_waits_for_it_and_is_counted_late() {
+    let mut f = fixture();
+    let floor = SharedFloor {
+        containers: 2,
+        minutes: 5,
+    };
+    let (_, commands) = f
+        .engine
+        .lease(&code("a", 1), 64.0, false, || Some(floor), &no_quota, f.t0);
+    let starts = started_spec(&commands);
+    let (prewarm, spec, _) = starts
+        .iter()
+        .find(|(_, _, prewarmed)| *prewarmed)
+        .cloned()
+        .expect("a pre-warm");
+    assert_eq!(f.engine.misses(), (0, 0));
+    // A second request while the pre-warm still starts: placed on it, it waits for it.
+    let (ticket, commands) = f.waiting_lease(&code("a", 1), &no_quota, Duration::from_millis(10));
+    assert!(
+        started_spec(&commands).is_empty(),
+        "no second start: {commands:?}"
+    );
+    assert_eq!(f.engine.misses(), (0, 1));
+    let answered = f.start(prewarm, &spec, Duration::from_millis(600));
+    let lease = answer(&answered, ticket).expect("the pre-warm");
+    assert_eq!(lease.serial, prewarm);
+}

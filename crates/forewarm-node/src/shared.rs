@@ -33,4 +33,6 @@ pub struct NodeShared {
     pub mesh: MeshSlot,
     /// SHA-256 of the admin token.
     pub admin_token_sha256: String,
+    /// SHA-256 of the viewer token, if one is configured.
+    pub viewer_token_sha256: Option<String>,
 }

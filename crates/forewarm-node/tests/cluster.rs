@@ -16,6 +16,8 @@ use forewarm_tools::delay_proxy::DelayProxy;
 use serde_json::Value;
 
 const ADMIN: &str = "admin-secret";
+/// The read-only operator token (what Prometheus scrapes with).
+const VIEWER: &str = "viewer-secret";
 const SECRET: &str = "cluster-secret";
 const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
 
@@ -26,6 +28,7 @@ fn config(dir: &Path, i: usize, listen: SocketAddr, join: Vec<String>) -> NodeCo
         listen,
         data_dir: dir.join(format!("n{i}")),
         admin_token: Some(ADMIN.into()),
+        viewer_token: Some(VIEWER.into()),
         cluster: ClusterConfig {
             secret: Some(SECRET.into()),
             join,
@@ -853,6 +856,8 @@ async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
     }
     let config_file = dir.path().join("prometheus.yml");
     std::fs::write(&config_file, config).expect("writes the config");
+    // The shipped config scrapes with the viewer token from a file beside it.
+    std::fs::write(dir.path().join("viewer-token"), VIEWER).expect("writes the token");
     let web = free_port();
     let _prometheus = Killed(
         std::process::Command::new("prometheus")
@@ -932,7 +937,9 @@ async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
         .expect("cluster/grafana/forewarm.json"),
     )
     .expect("the dashboard is JSON");
-    let exported = call(addrs[0], "GET", "/metrics", None, "").await.body;
+    let exported = call(addrs[0], "GET", "/metrics", Some(ADMIN), "")
+        .await
+        .body;
     let mut queries = 0;
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {

@@ -188,7 +188,7 @@ async fn t01_first_invocation_is_cold_then_warm_and_samples_are_measured() {
         "{p}"
     );
 
-    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert!(
         metrics
             .body
@@ -234,7 +234,7 @@ async fn t02_a_periodic_code_type_becomes_prewarmed() {
         p["pool"]["why"].as_str().expect("why").contains("pre-warm"),
         "{p}"
     );
-    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert!(
         metrics
             .body
@@ -774,7 +774,7 @@ async fn t11_idle_memory_time_is_accounted_per_code_type() {
         Some(0.0),
         "{other}"
     );
-    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert!(
         metrics
             .body
@@ -855,7 +855,7 @@ async fn t13_two_size_classes_in_one_pool_and_a_misfit_corrected() {
         classes
     };
     let misfits = || async {
-        let metrics = call(addr, "GET", "/metrics", None, "").await;
+        let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
         metrics
             .body
             .lines()
@@ -964,7 +964,7 @@ async fn t15_metrics_pass_promtool() {
     for _ in 0..3 {
         assert_eq!(invoke(addr, &token, "f", "").await.status, 200);
     }
-    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert_eq!(metrics.status, 200);
     node.shutdown().await;
     let mut promtool = std::process::Command::new("promtool")
@@ -1096,7 +1096,7 @@ async fn t17_a_profile_learns_memory_from_a_declared_body_field() {
         small < Some(32.0) && large > Some(390.0),
         "{small:?} {large:?}"
     );
-    let metrics = call(addr, "GET", "/metrics", None, "").await;
+    let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert!(
         metrics
             .body
@@ -1292,5 +1292,61 @@ async fn t20_the_predictor_fits_the_forecast_the_pool_holds() {
         .collect();
     let peak = steps.iter().copied().fold(0.0, f64::max);
     assert!((3.0..=6.0).contains(&peak), "{prediction}");
+    node.shutdown().await;
+}
+
+/// `/metrics` and `/v1/cluster` are for operators: the admin token or the read-only viewer
+/// token reads them; no token gets 401, a tenant's 403. The viewer token changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t21_operators_read_metrics_and_the_cluster_tenants_do_not() {
+    const VIEWER: &str = "viewer-secret";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(
+        NodeConfig {
+            viewer_token: Some(VIEWER.into()),
+            ..config(dir.path(), 1.0)
+        },
+        Arc::new(FakeRuntime::new()),
+    )
+    .await
+    .expect("node starts");
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    for path in ["/metrics", "/v1/cluster"] {
+        let status =
+            |who: Option<&'static str>| async move { call(addr, "GET", path, who, "").await };
+        assert_eq!(status(None).await.status, 401, "{path} without a token");
+        let as_tenant = call(addr, "GET", path, Some(&token), "").await;
+        assert_eq!(
+            as_tenant.status, 403,
+            "{path} as a tenant: {}",
+            as_tenant.body
+        );
+        assert!(as_tenant.body.contains("viewer"), "{}", as_tenant.body);
+        assert_eq!(status(Some(ADMIN)).await.status, 200, "{path} as the admin");
+        assert_eq!(
+            status(Some(VIEWER)).await.status,
+            200,
+            "{path} as the viewer"
+        );
+    }
+    let metrics = call(addr, "GET", "/metrics", Some(VIEWER), "").await;
+    assert!(
+        metrics.body.contains("forewarm_invocations_total"),
+        "{}",
+        metrics.body
+    );
+    // Read-only: the viewer creates no tenant and acts as no tenant.
+    let create = call(
+        addr,
+        "POST",
+        "/v1/tenants",
+        Some(VIEWER),
+        r#"{"name":"evil"}"#,
+    )
+    .await;
+    assert_eq!(create.status, 403, "{}", create.body);
+    let register = call(addr, "PUT", "/v1/codes/f", Some(VIEWER), FAST).await;
+    assert_eq!(register.status, 403, "{}", register.body);
     node.shutdown().await;
 }

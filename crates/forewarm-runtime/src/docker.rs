@@ -56,6 +56,9 @@ pub struct DockerRuntime {
     joined: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Where tenant networks take their subnets from.
     subnets: TenantSubnets,
+    /// Whether the host rule that keeps workloads off the host is in place
+    /// ([`crate::host_guard`]), once the first tenant network was asked for.
+    guard: std::sync::Arc<std::sync::OnceLock<Result<(), String>>>,
 }
 
 fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
@@ -89,6 +92,7 @@ impl DockerRuntime {
             attached: None,
             joined: Default::default(),
             subnets: TenantSubnets::default(),
+            guard: Default::default(),
         })
     }
 
@@ -264,6 +268,11 @@ impl DockerRuntime {
                 name: name.to_owned(),
                 driver: Some("bridge".into()),
                 internal: Some(true),
+                // Named so that one host rule covers every tenant bridge (`host_guard`).
+                options: Some(HashMap::from([(
+                    "com.docker.network.bridge.name".to_owned(),
+                    crate::host_guard::bridge_name(name),
+                )])),
                 ipam: Some(Ipam {
                     config: Some(vec![IpamConfig {
                         subnet: Some(subnet),
@@ -300,6 +309,34 @@ impl DockerRuntime {
         })
     }
 
+    /// Put the rule that keeps workloads off the host in place, once (a node on the host; one
+    /// that runs in a container cannot reach the host's rules). Without it workloads can reach
+    /// host services listening on every interface: said loudly, not fatal (the platform's own
+    /// firewall may do the same).
+    async fn guard_host(&self) {
+        if self.attached.is_some() || self.guard.get().is_some() {
+            return;
+        }
+        let outcome = tokio::task::spawn_blocking(crate::host_guard::install)
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match &outcome {
+            Ok(true) => tracing::info!(
+                "installed the INPUT rule that drops connections from tenant networks \
+                 (bridges {}+) to this host",
+                crate::host_guard::BRIDGE_PREFIX
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                "could not keep workloads off this host ({e}): a workload can reach any host \
+                 service listening on all interfaces; run the node as root with iptables, or \
+                 drop INPUT from interfaces {}+ yourself",
+                crate::host_guard::BRIDGE_PREFIX
+            ),
+        }
+        let _ = self.guard.set(outcome.map(|_| ()));
+    }
+
     /// The tenant's network, created if it does not exist.
     ///
     /// Docker accepts several networks with one name, and then refuses to start containers on
@@ -307,6 +344,7 @@ impl DockerRuntime {
     /// with the smallest id and removes the others (a removal that loses a race is harmless).
     async fn ensure_network(&self, tenant: &str) -> Result<String, RuntimeError> {
         let _serial = self.network_lock.lock().await;
+        self.guard_host().await;
         let name = tenant_network(tenant);
         let mut ids = self.network_ids(&name).await?;
         if ids.is_empty() {

@@ -10,6 +10,7 @@ pub mod conformance;
 mod docker;
 mod fake;
 mod faults;
+pub mod host_guard;
 mod runner_client;
 mod subnets;
 

@@ -242,3 +242,108 @@ async fn docker_tenant_networks_take_their_subnets_from_the_range() {
     );
     assert_eq!(c_subnet, freed);
 }
+
+/// What `forewarm/probe:test` (`make images`; `FOREWARM_PROBE_IMAGE`) run on `network` says of
+/// each address: `true` where a TCP connection succeeded.
+fn probe_from(network: &str, addrs: &[String]) -> Vec<(String, bool)> {
+    let image =
+        std::env::var("FOREWARM_PROBE_IMAGE").unwrap_or_else(|_| "forewarm/probe:test".into());
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "--user",
+        "65534:65534",
+        &image,
+    ];
+    args.extend(addrs.iter().map(String::as_str));
+    let out = docker_cli(&args, None);
+    addrs
+        .iter()
+        .map(|addr| {
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(addr))
+                .unwrap_or_else(|| panic!("the probe said nothing of {addr}: {out}"));
+            (addr.clone(), line.split_whitespace().nth(1) == Some("open"))
+        })
+        .collect()
+}
+
+/// From inside a container on tenant A's network (the probe, as a workload would): A's own
+/// runner answers (the control: the probe can reach what it should), while tenant B's runner
+/// and a service listening on every interface of the host (as a node with `listen =
+/// "0.0.0.0:…"` would, reached through A's network's gateway address) do not.
+#[tokio::test]
+async fn docker_a_workload_reaches_neither_another_tenant_nor_the_host() {
+    let rt = docker().await;
+    let node = node("d-reach");
+    let start = |tenant: &'static str| {
+        let spec = conformance::spec(&node, tenant, "c1", &image());
+        let rt = &rt;
+        async move {
+            forewarm_runtime::ContainerRuntime::start(rt, &spec)
+                .await
+                .expect("starts")
+        }
+    };
+    let (a, b) = (start("ta").await, start("tb").await);
+    let host = std::net::TcpListener::bind("0.0.0.0:0").expect("a host listener");
+    let port = host.local_addr().expect("addr").port();
+    let listed = forewarm_runtime::ContainerRuntime::list(&rt, &node)
+        .await
+        .expect("list");
+    let network = |id: &str| {
+        listed
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.network.clone())
+            .expect("listed")
+    };
+    let net_a = network(&a.id);
+    assert_ne!(net_a, network(&b.id), "tenants share a network");
+    // The host's addresses a container could try: its own network's gateway (the bridge's
+    // address on the host: `.1` of the subnet when Docker reports none) and the default
+    // bridge's.
+    let gateway = |net: &str| {
+        let ipam = docker_cli(
+            &[
+                "network",
+                "inspect",
+                "--format",
+                "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+                net,
+            ],
+            None,
+        );
+        let mut parts = ipam.split_whitespace();
+        let subnet = parts.next().expect("a subnet");
+        parts.next().map(str::to_owned).unwrap_or_else(|| {
+            let base = subnet.split('/').next().expect("an address");
+            let octets: Vec<&str> = base.split('.').collect();
+            format!("{}.{}.{}.1", octets[0], octets[1], octets[2])
+        })
+    };
+    let mut targets = vec![a.endpoint.to_string(), b.endpoint.to_string()];
+    for host_ip in [gateway(&net_a), gateway("bridge")] {
+        targets.push(format!("{host_ip}:{port}"));
+    }
+    let seen = probe_from(&net_a, &targets);
+    for c in [&a, &b] {
+        forewarm_runtime::ContainerRuntime::remove(&rt, &c.id)
+            .await
+            .expect("cleanup");
+        forewarm_runtime::ContainerRuntime::forget_tenant(&rt, &c.spec.tenant)
+            .await
+            .expect("cleanup");
+    }
+    assert!(
+        seen[0].1,
+        "its own tenant's runner must answer (the control): {seen:?}"
+    );
+    assert!(
+        seen[1..].iter().all(|(_, open)| !open),
+        "a workload of tenant A reached another tenant or the host: {seen:?}"
+    );
+}

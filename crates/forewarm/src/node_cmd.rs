@@ -95,6 +95,11 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
             .ok()
             .filter(|t| !t.is_empty());
     }
+    if config.viewer_token.is_none() {
+        config.viewer_token = std::env::var("FOREWARM_VIEWER_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+    }
     let node = Node::start(config, Arc::new(docker)).await?;
     let c = &node.shared().config;
     println!(
