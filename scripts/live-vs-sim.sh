@@ -65,6 +65,10 @@ for policy in "${POLICIES[@]}"; do
   echo "replaying $APPS apps x $MINUTES trace minutes at speed $SPEED under $policy" >&2
   "$BIN" replay --trace "$TRACE" --url "http://127.0.0.1:$PORT" --apps "$APPS" \
     --minutes "$MINUTES" --app-band "$BAND" --speed "$SPEED" --json >"$OUT/live-$policy.json"
+  # The node's counters at the end (pre-warms, late pre-warms, cold starts beside a too-small
+  # idle container), for the summary below.
+  curl -fsS -H "authorization: Bearer $FOREWARM_ADMIN_TOKEN" "http://127.0.0.1:$PORT/metrics" \
+    >"$OUT/metrics-$policy.txt" || true
   stop_node
   rm -rf "$data"
 done
@@ -83,6 +87,14 @@ python3 - "$OUT" "$cold_ms" "${POLICIES[@]}" <<'PY'
 import json, sys
 out, cold_ms, policies = sys.argv[1], sys.argv[2], sys.argv[3:]
 sim = {p["name"]: p for p in json.load(open(f"{out}/sim.json"))["policies"]}
+def counter(policy, name):
+    try:
+        for line in open(f"{out}/metrics-{policy}.txt"):
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    except OSError:
+        pass
+    return -1
 print(f"simulator cold start {cold_ms} ms of trace time (live cold p50 x speed)")
 print(f"{'policy':<22} {'cold % live':>11} {'sim':>7} {'ratio':>6} "
       f"{'waste MiB·s live':>17} {'sim':>11} {'ratio':>6} {'served':>7} {'errors':>7}")
@@ -95,4 +107,10 @@ for p in policies:
           f"{ratio(live['cold_start_pct'], s['cold_start_pct']):>6.2f} {waste:>17.3e} "
           f"{s['wasted_memory_mib_s']:>11.3e} {ratio(waste, s['wasted_memory_mib_s']):>6.2f} "
           f"{live['served']:>7} {sum(live['errors'].values()):>7}")
+print("live counters: pre-warms / of them late (a request waited for the start, counted cold) /"
+      " cold starts beside a too-small idle container")
+for p in policies:
+    print(f"{p:<22} {counter(p, 'forewarm_prewarms_total'):>6} "
+          f"{counter(p, 'forewarm_prewarms_late_total'):>6} "
+          f"{counter(p, 'forewarm_cold_starts_outgrown_total'):>6}")
 PY
