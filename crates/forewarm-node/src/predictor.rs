@@ -42,6 +42,8 @@ pub const TRAIN_EVERY: Duration = Duration::from_secs(30);
 const MISS_DEBOUNCE: Duration = Duration::from_millis(500);
 /// How long a retrain after a miss waits for the Collector to write its buffer.
 const SYNC_WITHIN: Duration = Duration::from_secs(5);
+/// Demand fits a pool asked for that run at once (the machine's cores are the request path's).
+const FITS_AT_ONCE: usize = 2;
 /// Headroom over the predicted peak, share and MiB.
 const HEADROOM: f64 = 0.10;
 const HEADROOM_MIB: f64 = 8.0;
@@ -356,6 +358,8 @@ pub struct PredictorState {
     last: HashMap<CodeKey, Instant>,
     /// Samples of each code type's last published summary.
     published: HashMap<CodeKey, usize>,
+    /// Permits for demand fits ([`FITS_AT_ONCE`]).
+    fits: Arc<tokio::sync::Semaphore>,
 }
 
 fn train_one(
@@ -403,10 +407,30 @@ impl PredictorState {
 
     /// Fit the forecast `code`'s pool asked for on the blocking pool (an augurs fit takes
     /// milliseconds; the actor goes on), keep it in the code type's model, and hand it back.
+    /// At most [`FITS_AT_ONCE`] run together: every busy code type checks its forecast at the
+    /// same policy minute, and their fits queue for a permit instead of taking a thread each.
     fn fit_demand(&self, code: CodeKey, request: FitRequest, reply: ActorRef<PoolMsg>) {
         let models = self.args.models.clone();
-        tokio::task::spawn_blocking(move || {
-            let forecast = DemandForecaster::default().forecast(&request.history, request.horizon);
+        let permits = self.fits.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let what = format!("predictor: fitting the demand of {code}");
+            let FitRequest {
+                history,
+                horizon,
+                asked_at,
+            } = request;
+            let Some(forecast) = off_worker(what, move || {
+                Ok::<_, std::convert::Infallible>(
+                    DemandForecaster::default().forecast(&history, horizon),
+                )
+            })
+            .await
+            else {
+                return;
+            };
             {
                 let mut models = models.write().unwrap_or_else(|e| e.into_inner());
                 if let Some(model) = models.get_mut(&code) {
@@ -415,7 +439,7 @@ impl PredictorState {
             }
             let fitted = PoolMsg::Fitted {
                 code,
-                asked_at: request.asked_at,
+                asked_at,
                 forecast: forecast.per_step,
             };
             if reply.cast(fitted).is_err() {
@@ -469,6 +493,7 @@ impl Actor for Predictor {
             args,
             last: HashMap::new(),
             published: HashMap::new(),
+            fits: Arc::new(tokio::sync::Semaphore::new(FITS_AT_ONCE)),
         })
     }
 
