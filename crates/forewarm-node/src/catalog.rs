@@ -159,15 +159,15 @@ pub fn first_sight_floor(
     let mut concurrency = 0.0f64;
     let mut minutes = 0usize;
     for s in summaries.iter().filter(|s| s.region != region) {
-        let peak = s.demand_per_min.iter().copied().fold(0.0, f64::max);
-        if peak.is_finite() && peak > 0.0 {
-            concurrency = concurrency.max(peak * s.duration_p95_ms.max(1.0) / 60_000.0);
-            minutes = minutes.max(s.demand_per_min.len());
-        }
-        let in_use = s.containers_per_min.iter().copied().fold(0.0, f64::max);
-        if in_use.is_finite() && in_use > 0.0 {
-            concurrency = concurrency.max(in_use);
-            minutes = minutes.max(s.containers_per_min.len());
+        // Invocations per minute become containers by Little's law; containers are containers.
+        let little = s.duration_p95_ms.max(1.0) / 60_000.0;
+        for (series, containers_each) in [(&s.demand_per_min, little), (&s.containers_per_min, 1.0)]
+        {
+            let peak = series.iter().copied().fold(0.0, f64::max);
+            if peak.is_finite() && peak > 0.0 {
+                concurrency = concurrency.max(peak * containers_each);
+                minutes = minutes.max(series.len());
+            }
         }
     }
     (concurrency > 0.0).then(|| SharedFloor {

@@ -170,9 +170,6 @@ struct CodePool {
     pool: AppPool<Box<dyn AppPolicy>>,
     born: Millis,
     slots: HashMap<ContainerId, u64>,
-    /// The tick of the demand fit asked for and not answered yet (an answer to an older one is
-    /// dropped).
-    fit_asked: Option<Millis>,
 }
 
 impl std::fmt::Debug for CodePool {
@@ -314,7 +311,6 @@ impl PoolEngine {
                 pool: AppPool::new(policy, declared, true),
                 born,
                 slots: HashMap::new(),
-                fit_asked: None,
             }
         })
     }
@@ -460,7 +456,6 @@ impl PoolEngine {
         if let Some(cp) = self.pools.get_mut(key)
             && let Some(request) = cp.pool.take_fit()
         {
-            cp.fit_asked = Some(request.asked_at);
             out.push(Command::Fit {
                 code: key.clone(),
                 request,
@@ -469,8 +464,8 @@ impl PoolEngine {
     }
 
     /// The Predictor fitted the demand forecast `key`'s policy asked for at `asked_at` (policy
-    /// time): hand it to the policy, which may hold a floor for the current minute at once.
-    /// An answer to a request since replaced, or for a pool gone, is dropped.
+    /// time): hand it to the policy, which may hold a floor for the current minute at once
+    /// (and ignores an answer to a request since replaced). For a pool gone, dropped.
     pub fn fitted(
         &mut self,
         key: &CodeKey,
@@ -484,14 +479,11 @@ impl PoolEngine {
         let Some(cp) = self.pools.get_mut(key) else {
             return out;
         };
-        if self.stopping || cp.fit_asked != Some(asked_at) {
+        if self.stopping {
             return out;
         }
-        cp.fit_asked = None;
-        let late =
-            (t / forewarm_policy::MINUTE_MS).saturating_sub(asked_at / forewarm_policy::MINUTE_MS);
         let mut fx = Effects::default();
-        cp.pool.fitted(t, forecast, late as usize, &mut fx);
+        cp.pool.fitted(t, asked_at, forecast, &mut fx);
         let prewarms = self.apply(key, fx, &mut out);
         self.start_prewarms(key, prewarms, quota, now, &mut out);
         self.due = None;

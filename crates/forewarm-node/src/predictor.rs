@@ -27,6 +27,7 @@ use crate::actors::off_worker;
 use crate::catalog::{Catalog, CodeKey};
 use crate::clock::unix_ms;
 use crate::collector::CollectorMsg;
+use crate::invocation::Predicted;
 use crate::pool_msg::PoolMsg;
 use forewarm_cluster::Cluster;
 
@@ -92,15 +93,6 @@ impl Regression {
     }
 }
 
-/// What one request is predicted to use, MiB.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sizing {
-    /// The peak memory it is predicted to reach.
-    pub peak_mib: f64,
-    /// The memory to give it (the peak with its error, its writes, and headroom).
-    pub need_mib: f64,
-}
-
 /// What the Predictor learned about one code type.
 #[derive(Debug, Clone, Serialize)]
 pub struct Model {
@@ -134,7 +126,7 @@ impl Model {
     /// predicted to reach and to need, from one fit of its input: the peak is the fit (else
     /// the p50 of all); the need is the fit plus its largest residual (else the p99 of all),
     /// plus what its writes hold in the container's tmpfs, plus headroom.
-    pub fn sizing(&self, payload_bytes: u64, features: &[f64]) -> Sizing {
+    pub fn sizing(&self, payload_bytes: u64, features: &[f64]) -> Predicted {
         let (peak, high) = match &self.memory_on_input {
             Some(r) => {
                 let fit = r.fit(&inputs(payload_bytes, features));
@@ -142,8 +134,8 @@ impl Model {
             }
             None => (self.peak_mib.p50, self.peak_mib.p99),
         };
-        Sizing {
-            peak_mib: peak,
+        Predicted {
+            peak_mib: Some(peak),
             need_mib: (high + self.io_kib.p99 / 1024.0) * (1.0 + HEADROOM) + HEADROOM_MIB,
         }
     }

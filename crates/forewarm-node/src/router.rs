@@ -387,10 +387,10 @@ pub fn predicted_sizing(
     let limit = f64::from(code.max_memory_mib);
     match model_of(&shared.models, key) {
         Some(model) => {
-            let sizing = model.sizing(payload_bytes, features);
+            let predicted = model.sizing(payload_bytes, features);
             Predicted {
-                need_mib: sizing.need_mib.min(limit),
-                peak_mib: Some(sizing.peak_mib),
+                need_mib: predicted.need_mib.min(limit),
+                ..predicted
             }
         }
         None => Predicted {

@@ -138,16 +138,16 @@ impl<P: AppPolicy> AppPool<P> {
         self.policy.take_fit()
     }
 
-    /// Hand the policy the forecast it asked for, `late` minute ticks after it asked, and
-    /// apply the floor it then wants for the current minute.
+    /// Hand the policy the forecast it asked for at `asked_at`, and apply the floor it then
+    /// wants for the current minute.
     pub fn fitted(
         &mut self,
         now: Millis,
+        asked_at: Millis,
         forecast: &[f64],
-        late: usize,
         obs: &mut impl PoolObserver,
     ) {
-        if let Some(floor) = self.policy.fitted(now, forecast, late) {
+        if let Some(floor) = self.policy.fitted(now, asked_at, forecast) {
             self.apply_floor(now, floor, now, obs);
         }
     }

@@ -333,9 +333,9 @@ pub struct Forewarm {
     planned: Vec<f64>,
     forecaster: DemandForecaster,
     /// With [`ForewarmConfig::deferred_fits`]: the fit asked for at the last check and not yet
-    /// taken by the owner, and whether one is awaited.
+    /// taken by the owner, and the tick of the one awaited.
     fit_asked: Option<FitRequest>,
-    awaiting_fit: bool,
+    awaiting_fit: Option<Millis>,
     /// Memory of one container of this application.
     declared_mib: f64,
     /// Highest concurrency seen so far (the cost measure the budget is calibrated on).
@@ -373,7 +373,7 @@ impl Forewarm {
             planned: Vec::new(),
             forecaster: DemandForecaster::default(),
             fit_asked: None,
-            awaiting_fit: false,
+            awaiting_fit: None,
             declared_mib,
             peak_seen: 1,
             window_gave_up: false,
@@ -655,7 +655,7 @@ impl Forewarm {
         let mean = history.iter().sum::<f64>() / history.len().max(1) as f64;
         self.plan.clear();
         self.fit_asked = None;
-        self.awaiting_fit = false;
+        self.awaiting_fit = None;
         if mean >= self.config.busy_concurrency {
             let horizon = self.config.forecast_minutes;
             if self.config.deferred_fits {
@@ -664,7 +664,7 @@ impl Forewarm {
                     horizon,
                     asked_at: now,
                 });
-                self.awaiting_fit = true;
+                self.awaiting_fit = Some(now);
             } else {
                 let forecast = self.forecaster.forecast(&history, horizon);
                 self.plan.extend(forecast.per_step);
@@ -819,11 +819,13 @@ impl AppPolicy for Forewarm {
         self.fit_asked.take()
     }
 
-    fn fitted(&mut self, now: Millis, forecast: &[f64], late: usize) -> Option<WarmFloor> {
-        if !std::mem::take(&mut self.awaiting_fit) {
+    fn fitted(&mut self, now: Millis, asked_at: Millis, forecast: &[f64]) -> Option<WarmFloor> {
+        if self.awaiting_fit != Some(asked_at) {
             // Asked before the last check, which asked again (or found the app not busy).
             return None;
         }
+        self.awaiting_fit = None;
+        let late = (now / MINUTE_MS).saturating_sub(asked_at / MINUTE_MS) as usize;
         self.plan = forecast.iter().skip(late).copied().collect();
         // The current minute's step, as `on_minute` would have taken it, held to the minute's
         // end.
@@ -1403,10 +1405,10 @@ mod tests {
             if let Some(request) = p.take_fit() {
                 asked = Some((minute, request));
             }
-            if let Some((at, request)) = asked.take_if(|(at, _)| minute == *at + late) {
+            if let Some((_, request)) = asked.take_if(|(at, _)| minute == *at + late) {
                 let forecast =
                     DemandForecaster::default().forecast(&request.history, request.horizon);
-                if let Some(f) = p.fitted(t, &forecast.per_step, (minute - at) as usize) {
+                if let Some(f) = p.fitted(t, request.asked_at, &forecast.per_step) {
                     assert_eq!(f.until, t + MINUTE_MS, "held to the minute's end");
                     floors.push((minute, f.containers));
                 }

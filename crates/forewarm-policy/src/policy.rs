@@ -94,10 +94,10 @@ pub trait AppPolicy: Send {
         None
     }
 
-    /// The forecast for the last [`FitRequest`], delivered at `now`, `late` minute ticks after
-    /// the tick that asked (its first `late` steps are past). May ask for a floor for the
-    /// current minute, as [`AppPolicy::on_minute`] would have.
-    fn fitted(&mut self, _now: Millis, _forecast: &[f64], _late: usize) -> Option<WarmFloor> {
+    /// The forecast for the [`FitRequest`] asked at `asked_at`, delivered at `now` (its steps
+    /// for the minutes since are past). An answer to a request since replaced is ignored. May
+    /// ask for a floor for the current minute, as [`AppPolicy::on_minute`] would have.
+    fn fitted(&mut self, _now: Millis, _asked_at: Millis, _forecast: &[f64]) -> Option<WarmFloor> {
         None
     }
 
@@ -144,8 +144,13 @@ macro_rules! forward_policy {
             fn take_fit(&mut self) -> Option<FitRequest> {
                 (**self).take_fit()
             }
-            fn fitted(&mut self, now: Millis, forecast: &[f64], late: usize) -> Option<WarmFloor> {
-                (**self).fitted(now, forecast, late)
+            fn fitted(
+                &mut self,
+                now: Millis,
+                asked_at: Millis,
+                forecast: &[f64],
+            ) -> Option<WarmFloor> {
+                (**self).fitted(now, asked_at, forecast)
             }
             fn container_mib(&self, predicted_mib: u32) -> u32 {
                 (**self).container_mib(predicted_mib)

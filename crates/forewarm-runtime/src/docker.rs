@@ -56,9 +56,9 @@ pub struct DockerRuntime {
     joined: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Where tenant networks take their subnets from.
     subnets: TenantSubnets,
-    /// Whether the host rule that keeps workloads off the host is in place
-    /// ([`crate::host_guard`]), once the first tenant network was asked for.
-    guard: std::sync::Arc<std::sync::OnceLock<Result<(), String>>>,
+    /// Set once the host rule that keeps workloads off the host ([`crate::host_guard`]) was
+    /// put in place or its failure reported (at the first tenant network asked for).
+    guard: std::sync::Arc<std::sync::OnceLock<()>>,
 }
 
 fn engine(action: &'static str) -> impl Fn(DockerError) -> RuntimeError {
@@ -334,7 +334,7 @@ impl DockerRuntime {
                 crate::host_guard::BRIDGE_PREFIX
             ),
         }
-        let _ = self.guard.set(outcome.map(|_| ()));
+        let _ = self.guard.set(());
     }
 
     /// The tenant's network, created if it does not exist.
