@@ -12,7 +12,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 missing=()
 for pair in curl:curl python3:python3 docker-compose:docker-compose nsenter:util-linux \
-  iptables:iptables; do
+  iptables:iptables openssl:openssl; do
   tool=${pair%%:*} package=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
 done

@@ -78,15 +78,23 @@ class Local(Cluster):
         self.names = [f"chaos-n{i + 1}" for i in range(3)]
         self.procs = [None, None, None]
         regions = ["us-east", "eu-west", "ap-south"]
+        # Members speak mutual TLS on cluster listeners of their own (port + 100).
+        tls = f"{self.dir}/tls"
+        subprocess.run([binary, "cluster", "certs", "--out", tls]
+                       + [a for n in self.names for a in ("--node", n)],
+                       check=True, capture_output=True)
         for i, port in enumerate(self.PORTS):
             with open(f"{self.dir}/n{i + 1}.toml", "w") as f:
                 f.write(f'node_id = "{self.names[i]}"\nregion = "{regions[i]}"\n'
-                        f'listen = "127.0.0.1:{port}"\ndata_dir = "{self.dir}/n{i + 1}"\n')
+                        f'listen = "127.0.0.1:{port}"\ndata_dir = "{self.dir}/n{i + 1}"\n'
+                        f'[cluster]\nlisten = "127.0.0.1:{port + 100}"\n'
+                        f'tls = {{ ca = "{tls}/ca.pem", cert = "{tls}/{self.names[i]}.pem", '
+                        f'key = "{tls}/{self.names[i]}.key" }}\n')
 
     def start(self, i, join=None):
         args = [self.binary, "node", "--config", f"{self.dir}/n{i + 1}.toml"]
         if join is not None:
-            args += ["--join", f"127.0.0.1:{self.PORTS[join]}"]
+            args += ["--join", f"127.0.0.1:{self.PORTS[join] + 100}"]
         log = open(f"{self.dir}/n{i + 1}.log", "a")
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):

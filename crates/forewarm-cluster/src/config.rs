@@ -2,12 +2,21 @@
 
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 /// How the node takes part in the replicated state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// `host:port` other nodes reach this node's API at; default: `listen`.
+    /// `host:port` other nodes reach this node at (its cluster listener when there is one);
+    /// default: the address the node listens on.
     pub advertise: Option<String>,
+    /// Where the internal endpoints (`/raft/*`, the transport) listen, apart from the client
+    /// API; `None`: on the API's listener (a lone node, or a cluster without TLS).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Mutual TLS on the cluster listener and on every call to another member (needs
+    /// `listen`): the cluster CA, this node's certificate and key.
+    pub tls: Option<TlsFiles>,
     /// Shared secret of the internal endpoints (`/raft/*`); `None` means
     /// FOREWARM_CLUSTER_SECRET, and a lone node without one admits no other node.
     pub secret: Option<String>,
@@ -32,6 +41,8 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             advertise: None,
+            listen: None,
+            tls: None,
             secret: None,
             source_addr: None,
             join: Vec::new(),
@@ -53,6 +64,11 @@ impl ClusterConfig {
             return Err(format!(
                 "cluster: need heartbeat_ms >= 10, election_min_ms > 2 x heartbeat_ms and election_max_ms > election_min_ms (got {}, {}, {})",
                 self.heartbeat_ms, self.election_min_ms, self.election_max_ms
+            ));
+        }
+        if self.tls.is_some() && self.listen.is_none() {
+            return Err(String::from(
+                "cluster.tls needs cluster.listen: the internal endpoints get a listener of their own, the client API keeps its own",
             ));
         }
         if self.snapshot_every == 0 {

@@ -34,6 +34,7 @@ pub mod retry;
 mod rpc_check;
 pub mod rtt;
 pub mod server;
+pub mod tls;
 pub mod view;
 
 pub use config::ClusterConfig;
@@ -42,5 +43,6 @@ pub use inventory::{Inventory, RemoteView};
 pub use member::Cluster;
 pub use mesh::{Mesh, MeshError, MeshSlot};
 pub use rtt::RttTable;
-pub use server::{SECRET_REFUSED, routes};
+pub use server::{SECRET_REFUSED, routes, serve_internal};
+pub use tls::{ClusterTls, PeerCert, TlsFiles};
 pub use view::{ClusterView, MemberView};

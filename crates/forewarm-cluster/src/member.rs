@@ -18,6 +18,7 @@ use crate::forward::LEADER_WAIT;
 use crate::inventory::{Inventory, RemoteView};
 use crate::network::HttpNetwork;
 use crate::rtt::{RttTable, ewma};
+use crate::tls::ClusterTls;
 
 /// This node in the cluster.
 pub struct Cluster {
@@ -33,6 +34,8 @@ pub struct Cluster {
     store: std::sync::Mutex<Option<forewarm_raft::LogStore>>,
     /// Authenticated calls to the other members (Raft's network too).
     pub(crate) net: HttpNetwork,
+    /// Mutual TLS with the other members, when configured.
+    pub tls: Option<ClusterTls>,
     /// Round trips to the other members.
     pub rtt: RttTable,
     /// This node's warm inventory (written by the PoolSupervisor).
@@ -83,10 +86,21 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| ClusterError::Start(format!("raft config: {e}")))?;
-        let net = HttpNetwork::new(
-            HttpClient::from_source(c.source_addr),
-            Arc::from(c.secret.clone().unwrap_or_default()),
-        );
+        let tls = match &c.tls {
+            Some(files) => Some(ClusterTls::load(files).map_err(ClusterError::Start)?),
+            None => None,
+        };
+        let http = match &tls {
+            Some(tls) => HttpClient::tls(
+                c.source_addr,
+                (*tls.client).clone(),
+                crate::tls::CLUSTER_NAME,
+                &me.name,
+            )
+            .map_err(|e| ClusterError::Start(e.to_string()))?,
+            None => HttpClient::from_source(c.source_addr),
+        };
+        let net = HttpNetwork::new(http, Arc::from(c.secret.clone().unwrap_or_default()));
         let id = forewarm_raft::raft_id(&me.name);
         let store = log.clone();
         let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm)
@@ -99,6 +113,7 @@ impl Cluster {
             state,
             store: std::sync::Mutex::new(Some(store)),
             net,
+            tls,
             rtt: RttTable::default(),
             local: RwLock::new(Inventory::default()),
             remote: RwLock::new(HashMap::new()),
@@ -231,7 +246,13 @@ impl Cluster {
         let known = self.members().into_iter().find(|(i, _)| *i == id);
         if let Some((_, recorded)) = known {
             if recorded == node {
-                return Ok(());
+                // A learner still: an earlier join added it, but its promotion failed (another
+                // membership change was in progress, say) and the joiner asked again.
+                return if self.is_voter(id) {
+                    Ok(())
+                } else {
+                    self.promote(&node).await
+                };
             }
             // A member back on another address (or region): update its record.
             let update = ChangeMembers::SetNodes(BTreeMap::from([(id, node.clone())]));
@@ -253,12 +274,36 @@ impl Cluster {
             }
             Err(e) => return Err(ClusterError::Raft(e.to_string())),
         }
-        self.raft
+        self.promote(&node).await
+    }
+
+    /// Whether member `id` is a voter in the membership this node applied.
+    fn is_voter(&self, id: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id)
+    }
+
+    /// Make learner `node` a voter (on the leader; forwarded otherwise).
+    async fn promote(&self, node: &ClusterNode) -> Result<(), ClusterError> {
+        let id = forewarm_raft::raft_id(&node.name);
+        match self
+            .raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        tracing::info!("{node} is a voter");
-        Ok(())
+        {
+            Ok(_) => {
+                tracing::info!("{node} is a voter");
+                Ok(())
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                self.on_leader("/raft/join", node).await
+            }
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
     }
 
     /// Remove the member named `name` (on the leader; forwarded otherwise).
@@ -294,6 +339,16 @@ impl Cluster {
     /// Whether this member knows a leader now (itself included).
     pub fn leader_known(&self) -> bool {
         self.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// Whether node `name` is in the membership as this node last applied it.
+    pub fn is_member(&self, name: &str) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .any(|(_, n)| n.name == name)
     }
 
     /// Members (id, node) as of the last applied membership.

@@ -49,7 +49,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::inventory::{Inventory, RemoteView};
-use crate::server::{Refused, authorized};
+use crate::server::{Callers, Refused, authorized};
+use crate::tls::PeerCert;
 use crate::{Cluster, ClusterError};
 
 /// How long a ping (or a dial) of another member may take.
@@ -383,6 +384,14 @@ impl Mesh {
         secret: Arc<str>,
         source: Option<IpAddr>,
     ) {
+        let dialer = Dialer {
+            secret: secret.clone(),
+            source,
+            tls: cluster
+                .tls
+                .as_ref()
+                .map(|t| (t.connector(), cluster.me.name.clone())),
+        };
         let (mesh, cluster) = (Arc::downgrade(self), Arc::downgrade(cluster));
         let task = tokio::spawn(async move {
             // Per member: not before then (set by a dial, moved earlier when it failed).
@@ -440,11 +449,11 @@ impl Mesh {
                         }
                         next.insert(node.name.clone(), now + REDIAL_AFTER);
                     }
-                    let (server, addr, secret) =
-                        (mesh.server.clone(), node.addr.clone(), secret.clone());
+                    let (server, addr, dialer) =
+                        (mesh.server.clone(), node.addr.clone(), dialer.clone());
                     let (name, next_dial) = (node.name.clone(), next_dial.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = dial(&server, &addr, &secret, source).await {
+                        if let Err(e) = dial(&server, &name, &addr, &dialer).await {
                             tracing::debug!("dialing {name} at {addr}: {e}");
                             next_dial
                                 .lock()
@@ -515,13 +524,23 @@ impl Mesh {
     }
 }
 
-/// Open a session with the member whose API is at `addr`: upgrade an HTTP connection (with
-/// the cluster secret) and hand it to the NodeServer, which runs the cookie handshake.
+/// How this node dials the other members' transports.
+#[derive(Clone)]
+struct Dialer {
+    secret: Arc<str>,
+    source: Option<IpAddr>,
+    /// With mutual TLS: the connector, and this node's name (what its certificate is for).
+    tls: Option<(tokio_rustls::TlsConnector, String)>,
+}
+
+/// Open a session with member `name` at `addr`: upgrade an HTTP connection (with the cluster
+/// secret; with TLS, over a connection on which both sides showed their certificates, the
+/// member's valid for `name`) and hand it to the NodeServer, which runs the cookie handshake.
 async fn dial(
     server: &ActorRef<NodeServerMessage>,
+    name: &str,
     addr: &str,
-    secret: &str,
-    source: Option<IpAddr>,
+    dialer: &Dialer,
 ) -> Result<(), String> {
     let target: SocketAddr = tokio::net::lookup_host(addr)
         .await
@@ -534,40 +553,64 @@ async fn dial(
         tokio::net::TcpSocket::new_v6()
     }
     .map_err(|e| e.to_string())?;
-    if let Some(ip) = source {
+    if let Some(ip) = dialer.source {
         socket
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("binding {ip}: {e}"))?;
     }
+    let secret = &dialer.secret;
+    let mut request = format!(
+        "GET /raft/mesh HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: {UPGRADE}\r\nAuthorization: Bearer {secret}\r\n"
+    );
     let connected = tokio::time::timeout(PROBE_TIMEOUT, async {
-        let mut stream: TcpStream = socket.connect(target).await?;
+        let stream: TcpStream = socket.connect(target).await?;
         stream.set_nodelay(true)?;
-        let request = format!(
-            "GET /raft/mesh HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: {UPGRADE}\r\nAuthorization: Bearer {secret}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        // The answer's head, byte by byte: nothing may be read past it (the session's first
-        // bytes follow it on the same connection).
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 4096 {
-                return Err(std::io::Error::other("answer head over 4 KiB"));
+        match &dialer.tls {
+            None => {
+                request.push_str("\r\n");
+                let stream = switch_protocols(stream, &request).await?;
+                Ok::<Box<dyn ClusterBidiStream>, std::io::Error>(Box::new(Upgraded(stream)))
             }
-            head.push(stream.read_u8().await?);
+            Some((connector, me)) => {
+                let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
+                    .map_err(std::io::Error::other)?;
+                let stream = connector.connect(server_name, stream).await?;
+                request.push_str(&format!("{}: {me}\r\n\r\n", forewarm_http::FROM_HEADER));
+                let stream = switch_protocols(stream, &request).await?;
+                Ok::<Box<dyn ClusterBidiStream>, std::io::Error>(Box::new(Upgraded(stream)))
+            }
         }
-        Ok::<_, std::io::Error>((stream, head))
     })
     .await
     .map_err(|_| String::from("no upgrade within the probe timeout"))?;
-    let (stream, head) = connected.map_err(|e| e.to_string())?;
+    let stream = connected.map_err(|e| e.to_string())?;
+    ractor_cluster::client_connect_external(server, stream)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Send the upgrade `request` on `stream` and read the answer's head, byte by byte: nothing
+/// may be read past it (the session's first bytes follow it on the same connection). The
+/// stream, once the member switched protocols.
+async fn switch_protocols<S>(mut stream: S, request: &str) -> std::io::Result<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 4096 {
+            return Err(std::io::Error::other("answer head over 4 KiB"));
+        }
+        head.push(stream.read_u8().await?);
+    }
     let status = String::from_utf8_lossy(&head);
     if !status.starts_with("HTTP/1.1 101") {
         let line = status.lines().next().unwrap_or_default().to_owned();
-        return Err(format!("upgrade refused: {line}"));
+        return Err(std::io::Error::other(format!("upgrade refused: {line}")));
     }
-    ractor_cluster::client_connect_external(server, Box::new(Upgraded(stream)))
-        .await
-        .map_err(|e| e.to_string())
+    Ok(stream)
 }
 
 /// Start the actors' transport to the other members: the NodeServer, the PoolLink, and the
@@ -601,7 +644,12 @@ async fn upgrade(
     axum::extract::State((cluster, slot)): axum::extract::State<(Arc<Cluster>, MeshSlot)>,
     request: axum::extract::Request,
 ) -> Result<Response, Refused> {
-    authorized(&cluster, request.headers())?;
+    let peer = request
+        .extensions()
+        .get::<PeerCert>()
+        .cloned()
+        .map(axum::Extension);
+    authorized(&cluster, request.headers(), &peer, Callers::Members)?;
     let upgrade = request
         .headers()
         .get(header::UPGRADE)

@@ -20,6 +20,9 @@ pub(crate) struct Local {
     pub me: NodeId,
     /// Its highest committed log id.
     pub committed: Option<LogId<NodeId>>,
+    /// The caller's Raft id as its TLS certificate proves it (`None` without TLS): an RPC
+    /// may carry only its own sender's vote.
+    pub caller: Option<NodeId>,
 }
 
 /// Terms and indexes at or past this are refused: openraft adds one to them unchecked (a
@@ -33,6 +36,14 @@ fn sender(vote: &Vote<NodeId>, local: &Local) -> Result<u64, String> {
     if leader.voted_for() == Some(local.me) {
         return Err(String::from(
             "the vote names this node: a member does not send Raft RPCs to itself",
+        ));
+    }
+    if let Some(caller) = local.caller
+        && leader.voted_for() != Some(caller)
+    {
+        return Err(format!(
+            "the vote names node {:?}, the caller's certificate another (Raft id {caller})",
+            leader.voted_for()
         ));
     }
     if leader.get_term() >= LIMIT {
@@ -211,6 +222,7 @@ mod tests {
         let local = Local {
             me: 1,
             committed: Some(LogId::new(openraft::CommittedLeaderId::new(1, 7), 3)),
+            caller: None,
         };
         let id = |term, index| LogId::new(openraft::CommittedLeaderId::new(term, 7), index);
         let append =
@@ -231,6 +243,18 @@ mod tests {
         let leader = Vote::new_committed(2, 7);
         let ok = append(Some(id(1, 3)), vec![id(2, 4), id(2, 5)], leader);
         assert_eq!(super::append(&ok, &local), Ok(()));
+        // Over TLS the vote must be the certified caller's own.
+        let from_7 = Local {
+            caller: Some(7),
+            ..local
+        };
+        assert_eq!(super::append(&ok, &from_7), Ok(()));
+        let from_8 = Local {
+            caller: Some(8),
+            ..local
+        };
+        let spoofed = super::append(&ok, &from_8);
+        assert!(spoofed.is_err_and(|e| e.contains("certificate")));
         for (bad, says) in [
             (
                 append(Some(id(1, 3)), vec![id(2, 5)], leader),

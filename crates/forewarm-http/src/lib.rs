@@ -18,4 +18,4 @@ pub use error::HttpError;
 pub use hyper::body::Bytes;
 pub use hyper::{HeaderMap, Method, StatusCode};
 pub use in_task::{Answer, InTaskClient};
-pub use pooled::{HttpAnswer, HttpClient};
+pub use pooled::{FROM_HEADER, HttpAnswer, HttpClient};

@@ -1,11 +1,13 @@
 //! [`HttpClient`]: pooled hyper connections, for calls to a node's API (Raft RPCs, forwarded
 //! writes, the CLI, the benchmarks, the tests).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -15,11 +17,23 @@ use crate::HttpError;
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A pooled HTTP/1.1 client (keep-alive, no Nagle).
+/// A pooled HTTP/1.1 client (keep-alive, no Nagle), over plain TCP or over TLS.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Pool,
+    /// Sent as the `forewarm-node` header of every request: the caller's name, for a server
+    /// that checks it against the certificate the caller showed.
+    from: Option<Arc<str>>,
 }
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+/// The header naming the calling node on a TLS client's requests.
+pub const FROM_HEADER: &str = "forewarm-node";
 
 impl Default for HttpClient {
     fn default() -> Self {
@@ -35,15 +49,40 @@ impl HttpClient {
     /// --regions` gives each node a loopback address of its own so the delay proxies can tell
     /// the regions apart); `None`: the system's choice.
     pub fn from_source(source: Option<std::net::IpAddr>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_local_address(source);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
         Self {
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build(connector),
+            http: Pool::Plain(builder().build(connector(source))),
+            from: None,
         }
+    }
+
+    /// A client that speaks HTTPS only, with `tls` (its roots and its client certificate),
+    /// expecting every server to be valid for `server_name` whatever address it is reached
+    /// at, and naming itself `from` in the `forewarm-node` header.
+    pub fn tls(
+        source: Option<std::net::IpAddr>,
+        tls: rustls::ClientConfig,
+        server_name: &str,
+        from: &str,
+    ) -> Result<Self, HttpError> {
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|e| {
+                HttpError::BadRequest {
+                    endpoint: server_name.to_owned(),
+                    reason: format!("not a server name: {e}"),
+                }
+            })?;
+        let mut http = connector(source);
+        http.enforce_http(false);
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .with_server_name_resolver(FixedServerNameResolver::new(name))
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            http: Pool::Tls(builder().build(https)),
+            from: Some(Arc::from(from)),
+        })
     }
 
     /// One request to `http://{endpoint}{path}` (`endpoint` is `host:port`) with a JSON body
@@ -58,12 +97,19 @@ impl HttpClient {
         body: Bytes,
     ) -> Result<HttpAnswer, HttpError> {
         let endpoint = endpoint.to_string();
+        let scheme = match self.http {
+            Pool::Plain(_) => "http",
+            Pool::Tls(_) => "https",
+        };
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("http://{endpoint}{path}"))
+            .uri(format!("{scheme}://{endpoint}{path}"))
             .header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(from) = &self.from {
+            req = req.header(FROM_HEADER, &**from);
         }
         let req = req
             .body(Full::new(body))
@@ -71,7 +117,11 @@ impl HttpClient {
                 endpoint: endpoint.clone(),
                 reason: e.to_string(),
             })?;
-        let resp = self.http.request(req).await.map_err(|e| {
+        let sent = match &self.http {
+            Pool::Plain(c) => c.request(req).await,
+            Pool::Tls(c) => c.request(req).await,
+        };
+        let resp = sent.map_err(|e| {
             let reason = error_chain(&e);
             if e.is_connect() {
                 HttpError::Connect {
@@ -117,6 +167,20 @@ impl HttpClient {
             Err(_) => Err(HttpError::timed_out(format!("{endpoint}{path}"), timeout)),
         }
     }
+}
+
+fn connector(source: Option<std::net::IpAddr>) -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(source);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    connector
+}
+
+fn builder() -> hyper_util::client::legacy::Builder {
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(Duration::from_secs(60));
+    b
 }
 
 /// An error and its causes on one line (hyper's own message is often just "client error").

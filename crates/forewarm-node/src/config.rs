@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use forewarm_cluster::ClusterConfig;
+pub use forewarm_cluster::{ClusterConfig, TlsFiles};
 use forewarm_policy::PolicySpec;
 use forewarm_runtime::TenantSubnets;
 use forewarm_store::Retention;

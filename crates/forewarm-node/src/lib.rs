@@ -56,7 +56,8 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig};
+pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig, TlsFiles};
+pub use forewarm_cluster::tls;
 pub use shared::NodeShared;
 
 use crate::catalog::{Catalog, hash_token};
@@ -120,6 +121,9 @@ pub struct Node {
     collector: ActorRef<CollectorMsg>,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    /// The cluster listener, when the internal endpoints have one: its address, what stops
+    /// it, and its task.
+    cluster_server: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
     /// Removes every container labelled with this node's id: the last step of a shutdown
     /// (built at start, run at the end).
     sweep: Sweep,
@@ -184,11 +188,24 @@ impl Node {
             addr: listen,
             source,
         })?;
-        let advertise = config
-            .cluster
-            .advertise
-            .clone()
-            .unwrap_or_else(|| addr.to_string());
+        let cluster_listener = match config.cluster.listen {
+            Some(at) => {
+                let l = tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| NodeError::Listen { addr: at, source })?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|source| NodeError::Listen { addr: at, source })?;
+                Some((l, bound))
+            }
+            None => None,
+        };
+        let advertise = config.cluster.advertise.clone().unwrap_or_else(|| {
+            cluster_listener
+                .as_ref()
+                .map_or(addr, |(_, bound)| *bound)
+                .to_string()
+        });
         let me = forewarm_raft::ClusterNode {
             addr: advertise,
             region: config.region.clone(),
@@ -278,9 +295,27 @@ impl Node {
             collector: collector.clone(),
             slots: slots.clone(),
             ids: ids.clone(),
-        })
-        .merge(forewarm_cluster::routes(cluster.clone()))
-        .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
+        });
+        let internal = forewarm_cluster::routes(cluster.clone())
+            .merge(mesh::routes(cluster.clone(), shared.mesh.clone()));
+        // The internal endpoints on their own listener (over mutual TLS when configured), or
+        // beside the API.
+        let (app, cluster_server) = match cluster_listener {
+            Some((listener, bound)) => {
+                let (stop, stopped) = oneshot::channel::<()>();
+                let tls = cluster.tls.as_ref().map(|t| t.acceptor());
+                let task = tokio::spawn(forewarm_cluster::serve_internal(
+                    listener,
+                    tls,
+                    internal,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                ));
+                (app, Some((bound, stop, task)))
+            }
+            None => (app.merge(internal), None),
+        };
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             // Answers go out as soon as they are written (no Nagle wait behind an unacked one).
@@ -304,6 +339,7 @@ impl Node {
             predictor,
             collector,
             stop_server: Some(stop_server),
+            cluster_server,
             sweep,
             server,
         };
@@ -346,6 +382,12 @@ impl Node {
     /// Where the API listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the internal endpoints listen when they have a listener of their own
+    /// (`cluster.listen`).
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster_server.as_ref().map(|(addr, _, _)| *addr)
     }
 
     /// The admin token (configured, or generated at start).
@@ -405,6 +447,11 @@ impl Node {
         let _ = self.collector.stop_and_wait(None, wait).await;
         if let Some(mesh) = self.shared.mesh.get() {
             mesh.stop().await;
+        }
+        // Raft answered the other members until now; the listener goes before Raft stops.
+        if let Some((_, stop, task)) = self.cluster_server.take() {
+            let _ = stop.send(());
+            let _ = task.await;
         }
         self.shared.cluster.shutdown().await;
     }

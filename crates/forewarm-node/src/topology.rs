@@ -2,7 +2,8 @@
 //! round-trip times between regions that `forewarm up --regions` emulates on one machine.
 //!
 //! ```toml
-//! peer_port_offset = 100            # other regions reach a node at its port + this (a delay proxy)
+//! peer_port_offset = 100            # other regions reach a node at its port + this (a delay proxy
+//!                                   # in front of its cluster listener at port + 2 x this)
 //! [[region]]
 //! name = "us-east"
 //! nodes = ["127.0.0.1:7101"]        # API addresses, what clients call
@@ -53,6 +54,9 @@ pub struct TopologyNode {
     pub api: SocketAddr,
     /// Where the other members reach it: its delay proxy.
     pub peer: SocketAddr,
+    /// Its cluster listener (the internal endpoints, mutual TLS), behind the proxy: API port
+    /// + 2 × `peer_port_offset`.
+    pub cluster: SocketAddr,
     /// Loopback address its calls to other members leave from (127.0.0.11, .12, … in file
     /// order), by which the proxies know its region.
     pub source: IpAddr,
@@ -127,11 +131,15 @@ impl Topology {
                 if seen_addrs.contains(&addr) {
                     return Err(at(n.span().start, format!("node {addr} is listed twice")));
                 }
-                if addr.port().checked_add(raw.peer_port_offset).is_none() {
+                let past = u16::try_from(2 * u32::from(raw.peer_port_offset))
+                    .ok()
+                    .and_then(|twice| addr.port().checked_add(twice))
+                    .is_none();
+                if past {
                     return Err(at(
                         n.span().start,
                         format!(
-                            "port {} + peer_port_offset {} is past 65535",
+                            "port {} + 2 x peer_port_offset {} (its cluster listener) is past 65535",
                             addr.port(),
                             raw.peer_port_offset
                         ),
@@ -231,6 +239,7 @@ impl Topology {
                     node_id: format!("{}-{}", r.name, k + 1),
                     api: *api,
                     peer: SocketAddr::new(api.ip(), api.port() + self.peer_port_offset),
+                    cluster: SocketAddr::new(api.ip(), api.port() + 2 * self.peer_port_offset),
                     source: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11u8.saturating_add(i))),
                 });
             }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forewarm_node::{ClusterConfig, Node, NodeConfig};
+use forewarm_node::{ClusterConfig, Node, NodeConfig, TlsFiles};
 use std::sync::atomic::Ordering;
 
 use forewarm_runtime::{ContainerRuntime, FakeRuntime, FaultyRuntime};
@@ -966,5 +966,187 @@ async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
     assert!(queries >= 9, "{queries} queries");
     for node in nodes {
         node.shutdown().await;
+    }
+}
+
+/// A member started with its internal endpoints on a cluster listener of their own, over
+/// mutual TLS with the certificates in `tls`.
+async fn start_tls(dir: &Path, tls: &Path, i: usize, join: Vec<String>) -> Node {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut c = config(dir, i, any, join);
+    c.cluster.listen = Some(any);
+    c.cluster.tls = Some(TlsFiles::in_dir(tls, &format!("n{i}")));
+    Node::start(c, Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap_or_else(|e| panic!("node n{i} starts over TLS: {e}"))
+}
+
+/// `openssl s_client` to `addr` asking `GET /raft/mesh`, with `extra` arguments (a client
+/// certificate or none): whether an HTTP answer came back, and what openssl printed.
+fn s_client(addr: SocketAddr, ca: &Path, extra: &[&Path]) -> (bool, String) {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["s_client", "-quiet", "-verify_return_error", "-servername"])
+        .arg(forewarm_node::tls::CLUSTER_NAME)
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(ca);
+    if let [cert, key] = extra {
+        cmd.arg("-cert").arg(cert).arg("-key").arg(key);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs (scripts/install-test-tools.sh installs it)");
+    let request = b"GET /raft/mesh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let _ = child.stdin.take().expect("stdin").write_all(request);
+    let out = child.wait_with_output().expect("openssl ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        stdout.starts_with("HTTP/1.1"),
+        format!("{stdout}\n{stderr}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t09_members_speak_mutual_tls_on_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = dir.path().join("tls");
+    forewarm_node::tls::new_ca(&tls).expect("CA");
+    for name in ["n0", "n1", "n2", "intruder"] {
+        forewarm_node::tls::node_cert(&tls, name, &tls).expect("node certificate");
+    }
+    let other = dir.path().join("other-ca");
+    forewarm_node::tls::new_ca(&other).expect("another CA");
+    forewarm_node::tls::node_cert(&other, "n1", &other).expect("n1 of another CA");
+
+    let n0 = start_tls(dir.path(), &tls, 0, vec![]).await;
+    let seed = n0.cluster_addr().expect("a cluster listener").to_string();
+    let n1 = start_tls(dir.path(), &tls, 1, vec![seed.clone()]).await;
+    let n2 = start_tls(dir.path(), &tls, 2, vec![seed]).await;
+    let nodes = [n0, n1, n2];
+    let leader = leader_seen(nodes[0].addr(), None, 3).await;
+    for n in &nodes {
+        assert_eq!(leader_seen(n.addr(), None, 3).await, leader);
+    }
+    // Writes through any member (forwarded to the leader over TLS) reach every member, and
+    // the transport sessions form over TLS too.
+    create_tenant(nodes[1].addr(), "acme").await;
+    for n in &nodes {
+        tenant_on(n.addr(), "acme").await;
+    }
+    let begun = Instant::now();
+    loop {
+        let v = cluster_view(nodes[0].addr()).await;
+        let reached = v["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter(|m| m["rtt_ms"].is_number())
+            .count();
+        if reached == 2 {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "no sessions: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The client API no longer serves the internal endpoints.
+    let api = call(nodes[0].addr(), "POST", "/raft/vote", Some(SECRET), "{}").await;
+    assert_eq!(api.status, 404, "{}", api.body);
+    let internal = nodes[0].cluster_addr().expect("cluster listener");
+    // Plain HTTP to the cluster listener gets no HTTP answer.
+    let plain = forewarm_http::HttpClient::default()
+        .call(
+            forewarm_http::Method::POST,
+            internal,
+            "/raft/vote",
+            Some(SECRET),
+            forewarm_http::Bytes::from_static(b"{}"),
+        )
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    // openssl without a client certificate fails the handshake; with n1's it is answered.
+    let ca = tls.join("ca.pem");
+    let (answered, said) = s_client(internal, &ca, &[]);
+    assert!(!answered, "answered without a client certificate: {said}");
+    let n1 = TlsFiles::in_dir(&tls, "n1");
+    let (answered, said) = s_client(internal, &ca, &[&n1.cert, &n1.key]);
+    assert!(answered, "no answer with n1's certificate: {said}");
+
+    let post = |files: TlsFiles, from: &'static str, path: &'static str, body: String| async move {
+        let tls = forewarm_node::tls::ClusterTls::load(&files).expect("loads");
+        let client = forewarm_http::HttpClient::tls(
+            None,
+            (*tls.client).clone(),
+            forewarm_node::tls::CLUSTER_NAME,
+            from,
+        )
+        .expect("client");
+        client
+            .call(
+                forewarm_http::Method::POST,
+                internal,
+                path,
+                Some(SECRET),
+                body.into(),
+            )
+            .await
+    };
+    // A certificate of another CA fails the handshake: nothing was sent.
+    let foreign = post(
+        TlsFiles::in_dir(&other, "n1"),
+        "n1",
+        "/raft/read-index",
+        "null".into(),
+    )
+    .await
+    .expect_err("another CA's certificate");
+    assert!(foreign.not_sent(), "{foreign}");
+    // Posted with `files` naming itself `from`: the status, and whether the body says `says`.
+    let refused = |files: TlsFiles, from: &'static str, path: &'static str, body: String| {
+        let post = &post;
+        async move {
+            let (status, _, body) = post(files, from, path, body).await.expect("an answer");
+            (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    // A certificate of this CA for a node that is not a member: no forwarded write, and no
+    // Raft RPC carrying a member's vote.
+    let intruder = || TlsFiles::in_dir(&tls, "intruder");
+    let (status, body) = refused(intruder(), "intruder", "/raft/read-index", "null".into()).await;
+    assert_eq!(
+        (status, body.contains("not a member")),
+        (403, true),
+        "{body}"
+    );
+    let vote = format!(
+        r#"{{"vote":{{"leader_id":{{"term":99,"node_id":{}}},"committed":false}},"last_log_id":null}}"#,
+        forewarm_raft::raft_id("n1")
+    );
+    let (status, body) = refused(intruder(), "intruder", "/raft/vote", vote.clone()).await;
+    assert_eq!(
+        (status, body.contains("certificate")),
+        (400, true),
+        "{body}"
+    );
+    // A member's certificate does not speak for another member.
+    let (status, body) = refused(TlsFiles::in_dir(&tls, "n2"), "n1", "/raft/vote", vote).await;
+    assert_eq!(
+        (status, body.contains("not valid for")),
+        (403, true),
+        "{body}"
+    );
+    // None of it moved the leader.
+    assert_eq!(leader_seen(nodes[2].addr(), None, 3).await, leader);
+    for n in nodes {
+        n.shutdown().await;
     }
 }

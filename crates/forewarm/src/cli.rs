@@ -58,6 +58,44 @@ pub enum Command {
     /// Measure the live components (needs Docker and `make images`).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The cluster's mutual TLS: its CA and the nodes' certificates (docs/security.md).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Make what is missing in DIR: the cluster CA, and a certificate for each `--node`
+    /// (existing ones are kept). The compose cluster's first start runs it.
+    Certs {
+        /// The directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// A node name; repeatable.
+        #[arg(long, required = true)]
+        node: Vec<String>,
+    },
+    /// Make a cluster CA: `ca.pem` and `ca.key` (owner-only) in DIR. Refuses to overwrite one.
+    Ca {
+        /// Where to write it (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a node certificate signed by the cluster CA: `NAME.pem` and `NAME.key`, valid
+    /// for the node's name (its `node_id`) and for `forewarm-cluster`. Prints the
+    /// `[cluster.tls]` table that configures the node with them.
+    Cert {
+        /// The directory holding `ca.pem` and `ca.key`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's name (`node_id` in its configuration).
+        #[arg(long)]
+        node: String,
+        /// Where to write the certificate and key (created if missing); default: the CA's
+        /// directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +428,31 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         }) => crate::trace_cmd::generate(apps, days, seed, &variant, &out),
         Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
+        Command::Cluster(ClusterCommand::Certs { out, node }) => {
+            let names: Vec<&str> = node.iter().map(String::as_str).collect();
+            forewarm_node::tls::ensure(&out, &names).map_err(anyhow::Error::msg)?;
+            println!(
+                "cluster CA and {} node certificates in {}",
+                names.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Ca { out }) => {
+            forewarm_node::tls::new_ca(&out).map_err(anyhow::Error::msg)?;
+            println!("cluster CA written to {}", out.display());
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Cert { ca, node, out }) => {
+            let out = out.unwrap_or_else(|| ca.clone());
+            let files =
+                forewarm_node::tls::node_cert(&ca, &node, &out).map_err(anyhow::Error::msg)?;
+            println!(
+                "[cluster.tls]\nca = {:?}\ncert = {:?}\nkey = {:?}",
+                files.ca, files.cert, files.key
+            );
+            Ok(())
+        }
         Command::Bench(BenchCommand::Node(args)) => {
             crate::bench_cmd::node(args.options(), args.json)
         }

@@ -149,6 +149,8 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
             region: format!("region-{i}"),
             api,
             advertise: api,
+            cluster_listen: None,
+            tls: None,
             source: None,
             dir: data.join(format!("n{i}")),
             policy: String::from("forewarm"),

@@ -25,6 +25,10 @@ pub(crate) struct LocalNode {
     pub api: SocketAddr,
     /// Where the other members reach it (its delay proxy, or `api`).
     pub advertise: SocketAddr,
+    /// Its cluster listener (`cluster.listen`), if the internal endpoints get their own.
+    pub cluster_listen: Option<SocketAddr>,
+    /// Its mutual TLS files (`[cluster.tls]`; needs `cluster_listen`).
+    pub tls: Option<forewarm_node::TlsFiles>,
     /// Address its calls to other members leave from, if not the default.
     pub source: Option<IpAddr>,
     /// Config, log and data directory.
@@ -83,6 +87,20 @@ impl LocalNode {
         cluster.insert("advertise".into(), self.advertise.to_string().into());
         if let Some(source) = self.source {
             cluster.insert("source_addr".into(), source.to_string().into());
+        }
+        if let Some(listen) = self.cluster_listen {
+            cluster.insert("listen".into(), listen.to_string().into());
+        }
+        if let Some(files) = &self.tls {
+            let mut tls = toml::Table::new();
+            for (key, path) in [
+                ("ca", &files.ca),
+                ("cert", &files.cert),
+                ("key", &files.key),
+            ] {
+                tls.insert(key.into(), path.display().to_string().into());
+            }
+            cluster.insert("tls".into(), tls.into());
         }
         let mut config = toml::Table::new();
         config.insert("node_id".into(), self.node_id.clone().into());

@@ -7,6 +7,11 @@
 //! own, so the proxy in front of the callee applies half the round trip between the two
 //! regions in each direction. Clients call the API addresses directly.
 //!
+//! Members talk over mutual TLS on cluster listeners of their own (API port + 2 ×
+//! `peer_port_offset`, behind the proxies): the first run makes a cluster CA and one
+//! certificate per node under `DATA_DIR/tls` (kept for later runs; a node whose certificate
+//! is missing gets a new one).
+//!
 //! The first node starts the cluster (or resumes it), the others join through it. Once every
 //! node is a member, stdout gets one line per node in file order: `<region> <api-url>`.
 //! Ctrl-C or SIGTERM stops every node (each removes its containers) and then the proxies.
@@ -37,13 +42,19 @@ pub fn up(args: UpArgs, topology: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let secrets = Secrets::from_env_or_new();
+    let tls_dir = args.data_dir.join("tls");
+    let names: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+    let tls = forewarm_node::tls::ensure(&tls_dir, &names).map_err(anyhow::Error::msg)?;
     let local: Vec<LocalNode> = nodes
         .iter()
-        .map(|n| LocalNode {
+        .zip(tls)
+        .map(|(n, tls)| LocalNode {
             node_id: n.node_id.clone(),
             region: n.region.clone(),
             api: n.api,
             advertise: n.peer,
+            cluster_listen: Some(n.cluster),
+            tls: Some(tls),
             source: Some(n.source),
             dir: args.data_dir.join(&n.node_id),
             policy: args.policy.to_string(),
@@ -57,7 +68,7 @@ pub fn up(args: UpArgs, topology: &Path) -> anyhow::Result<()> {
         drop(docker_with_image(&image, args.runner_bin.clone()).await?);
         let mut proxies = Vec::new();
         for n in &nodes {
-            let proxy = DelayProxy::bind(n.peer, n.api.to_string(), Duration::ZERO)
+            let proxy = DelayProxy::bind(n.peer, n.cluster.to_string(), Duration::ZERO)
                 .await
                 .with_context(|| format!("delay proxy of {} on {}", n.node_id, n.peer))?;
             for from in &nodes {

@@ -309,11 +309,14 @@ fn t02_replay_drives_a_trace_through_a_live_node() {
 #[test]
 fn t03_up_regions_runs_three_regions_with_emulated_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Ports with their + 100 neighbours free too (the proxies).
+    // Ports with their + 100 and + 200 neighbours free too (the proxies, the cluster
+    // listeners).
     let ports: Vec<u16> = loop {
         let p: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
-        if p.iter().all(|&x| x < 65000 && free(x + 100)) {
+        if p.iter()
+            .all(|&x| x < 65000 && free(x + 100) && free(x + 200))
+        {
             break p;
         }
     };
