@@ -4,6 +4,44 @@ use serde::Deserialize;
 
 use crate::tls::TlsFiles;
 
+/// A secret from configuration (a token, the cluster secret). Its `Debug` shows none of it, so
+/// a configuration or a node printed with `{:?}` (a log line, a panic) does not leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself (to send or hash it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 /// How the node takes part in the replicated state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,7 +57,7 @@ pub struct ClusterConfig {
     pub tls: Option<TlsFiles>,
     /// Shared secret of the internal endpoints (`/raft/*`); `None` means
     /// FOREWARM_CLUSTER_SECRET, and a lone node without one admits no other node.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Local address this node's calls to other members leave from; `None`: the system's
     /// choice. `forewarm up --regions` sets one loopback address per node so that the delay
     /// proxies know which region a call comes from.

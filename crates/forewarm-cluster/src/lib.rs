@@ -37,7 +37,7 @@ pub mod server;
 pub mod tls;
 pub mod view;
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, Secret};
 pub use error::ClusterError;
 pub use inventory::{Inventory, RemoteView};
 pub use member::Cluster;

@@ -100,7 +100,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Start(e.to_string()))?,
             None => HttpClient::from_source(c.source_addr),
         };
-        let net = HttpNetwork::new(http, Arc::from(c.secret.clone().unwrap_or_default()));
+        let net = HttpNetwork::new(http, Arc::from(c.secret.as_deref().unwrap_or("")));
         let id = forewarm_raft::raft_id(&me.name);
         let store = log.clone();
         let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm)

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use forewarm_cluster::{ClusterConfig, TlsFiles};
+pub use forewarm_cluster::{ClusterConfig, Secret, TlsFiles};
 use forewarm_policy::PolicySpec;
 use forewarm_runtime::TenantSubnets;
 use forewarm_store::Retention;
@@ -25,12 +25,12 @@ pub struct NodeConfig {
     #[serde(deserialize_with = "policy_from_str")]
     pub policy: PolicySpec,
     /// Admin bearer token; `None` means "take FOREWARM_ADMIN_TOKEN or generate one".
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Read-only operator token (`forewarm node` also takes FOREWARM_VIEWER_TOKEN): it reads
     /// `GET /metrics` and `GET /v1/cluster`, as the admin token does, and nothing else — what a
     /// Prometheus scraper or a dashboard is given instead of the admin token. `None`: only the
     /// admin token reads them.
-    pub viewer_token: Option<String>,
+    pub viewer_token: Option<Secret>,
     /// Policy time per real time: 60 makes one real second a policy minute (demos, replays).
     pub time_scale: f64,
     /// Node capacity.
@@ -213,7 +213,8 @@ impl NodeConfig {
         if self.cluster.secret.is_none() {
             self.cluster.secret = std::env::var("FOREWARM_CLUSTER_SECRET")
                 .ok()
-                .filter(|s| !s.is_empty());
+                .filter(|s| !s.is_empty())
+                .map(Secret::from);
         }
     }
 
@@ -262,3 +263,35 @@ impl NodeConfig {
 #[cfg(test)]
 #[path = "config_props.rs"]
 mod props;
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_printed_with_debug_shows_none_of_its_secrets() {
+        let config = NodeConfig {
+            admin_token: Some("admin-0123456789".into()),
+            viewer_token: Some("viewer-0123456789".into()),
+            cluster: ClusterConfig {
+                secret: Some("cluster-0123456789".into()),
+                ..ClusterConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        let printed = format!("{config:?} {config:#?}");
+        for secret in [
+            "admin-0123456789",
+            "viewer-0123456789",
+            "cluster-0123456789",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+            assert!(
+                !printed.contains(&secret[..8]),
+                "part of {secret} in {printed}"
+            );
+        }
+        assert!(printed.contains("Secret(..)"), "{printed}");
+        assert_eq!(config.admin_token.as_deref(), Some("admin-0123456789"));
+    }
+}

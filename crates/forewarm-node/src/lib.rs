@@ -56,7 +56,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig, TlsFiles};
+pub use config::{Capacity, ClusterConfig, ConfigError, NodeConfig, Secret, TlsFiles};
 pub use forewarm_cluster::tls;
 pub use shared::NodeShared;
 
@@ -112,7 +112,7 @@ pub enum NodeError {
 #[derive(Debug)]
 pub struct Node {
     addr: SocketAddr,
-    admin_token: String,
+    admin_token: Secret,
     reaped: usize,
     shared: Arc<NodeShared>,
     router: ActorRef<RouterMsg>,
@@ -228,7 +228,7 @@ impl Node {
         let admin_token = config
             .admin_token
             .clone()
-            .unwrap_or_else(|| format!("fwa_{}", catalog::new_token()));
+            .unwrap_or_else(|| Secret::from(format!("fwa_{}", catalog::new_token())));
         let shared = Arc::new(NodeShared {
             clock: PolicyClock::new(config.time_scale),
             admin_token_sha256: hash_token(&admin_token),
@@ -392,7 +392,7 @@ impl Node {
 
     /// The admin token (configured, or generated at start).
     pub fn admin_token(&self) -> &str {
-        &self.admin_token
+        self.admin_token.expose()
     }
 
     /// Containers of an earlier run removed at start.

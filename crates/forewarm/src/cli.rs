@@ -123,6 +123,10 @@ pub enum BenchCommand {
         /// removed at the end).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Members speak mutual TLS on cluster listeners of their own (as `forewarm up
+        /// --regions` runs them) instead of the secret alone on the API port.
+        #[arg(long)]
+        tls: bool,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -462,6 +466,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_ms,
             election_ms,
             data_dir,
+            tls,
             json,
         }) => {
             let mut timing = forewarm_node::ClusterConfig::default();
@@ -476,6 +481,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 failovers,
                 timing,
                 data_dir,
+                tls,
             };
             crate::cluster_bench_cmd::cluster(opts, json)
         }

@@ -37,6 +37,8 @@ pub struct ClusterBenchOptions {
     /// Where the nodes keep configs, logs and data, kept afterwards (else a temporary
     /// directory, removed).
     pub data_dir: Option<PathBuf>,
+    /// Mutual TLS between the members, on cluster listeners of their own.
+    pub tls: bool,
 }
 
 /// What it measured (ms unless named otherwise).
@@ -44,6 +46,8 @@ pub struct ClusterBenchOptions {
 pub struct ClusterBenchReport {
     /// Nodes in the cluster.
     pub nodes: usize,
+    /// Whether the members spoke mutual TLS.
+    pub tls: bool,
     /// Commit latency of a write sent to the leader.
     pub commit_leader: Percentiles,
     /// Commit latency of a write sent to a follower (forwarded, applied locally).
@@ -93,8 +97,15 @@ pub fn cluster(opts: ClusterBenchOptions, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} local node processes, election timeout {}-{} ms",
-        r.nodes, r.election_timeout_ms.0, r.election_timeout_ms.1
+        "{} local node processes, election timeout {}-{} ms, {}",
+        r.nodes,
+        r.election_timeout_ms.0,
+        r.election_timeout_ms.1,
+        if r.tls {
+            "mutual TLS between members"
+        } else {
+            "members on the API port (secret only)"
+        }
     );
     println!("{:<40} {:>6} {:>10} {:>10}", "", "n", "p50 ms", "p99 ms");
     for (name, p) in [
@@ -141,16 +152,25 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
     let image = forewarm_node::NodeConfig::default().runner_image;
     drop(docker_with_image(&image, None).await?);
     let t = &opts.timing;
+    let names: Vec<String> = (0..NODES).map(|i| format!("bench-n{i}")).collect();
+    let certs = if opts.tls {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let files = forewarm_node::tls::ensure(&data.join("tls"), &names);
+        Some(files.map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     let mut nodes = Vec::new();
-    for i in 0..NODES {
+    for (i, node_id) in names.into_iter().enumerate() {
         let api = free_port()?;
+        let cluster_listen = if opts.tls { Some(free_port()?) } else { None };
         nodes.push(LocalNode {
-            node_id: format!("bench-n{i}"),
+            node_id,
             region: format!("region-{i}"),
             api,
-            advertise: api,
-            cluster_listen: None,
-            tls: None,
+            advertise: cluster_listen.unwrap_or(api),
+            cluster_listen,
+            tls: certs.as_ref().map(|c| c[i].clone()),
             source: None,
             dir: data.join(format!("n{i}")),
             policy: String::from("forewarm"),
@@ -222,6 +242,7 @@ async fn measure(data: &Path, opts: &ClusterBenchOptions) -> anyhow::Result<Clus
             .map_err(anyhow::Error::msg)?;
     Ok(ClusterBenchReport {
         nodes: NODES,
+        tls: opts.tls,
         commit_leader: percentiles(on_leader),
         commit_forwarded: percentiles(forwarded),
         failover_elected: percentiles(elected.clone()),

@@ -93,12 +93,14 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
     if config.admin_token.is_none() {
         config.admin_token = std::env::var("FOREWARM_ADMIN_TOKEN")
             .ok()
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(forewarm_node::Secret::from);
     }
     if config.viewer_token.is_none() {
         config.viewer_token = std::env::var("FOREWARM_VIEWER_TOKEN")
             .ok()
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(forewarm_node::Secret::from);
     }
     let node = Node::start(config, Arc::new(docker)).await?;
     let c = &node.shared().config;
