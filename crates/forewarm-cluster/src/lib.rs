@@ -43,6 +43,6 @@ pub use inventory::{Inventory, RemoteView};
 pub use member::Cluster;
 pub use mesh::{Mesh, MeshError, MeshSlot};
 pub use rtt::RttTable;
-pub use server::{SECRET_REFUSED, routes, serve_internal};
+pub use server::{SECRET_REFUSED, routes, serve};
 pub use tls::{ClusterTls, PeerCert, TlsFiles};
 pub use view::{ClusterView, MemberView};

@@ -3,7 +3,7 @@
 //! bearer token and answers JSON.
 //!
 //! With mutual TLS (`cluster.tls`), they are served only on the cluster listener
-//! ([`serve_internal`]), and each request also names its caller (`forewarm-node`), whose
+//! ([`serve`]), and each request also names its caller (`forewarm-node`), whose
 //! certificate must be valid for that name. The caller must then be a member of the Raft
 //! membership as this node knows it, except for Raft's own RPCs and joins: a Raft RPC may only
 //! carry the caller's own vote (a lagging follower must accept a leader added after the last
@@ -303,21 +303,24 @@ async fn remove(
 /// How long a caller may take over the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Serve `routes` (the internal endpoints) on the cluster listener until `stop` resolves:
-/// over mutual TLS when `tls` is given — a caller without a certificate of the cluster CA
-/// fails the handshake, and the one it showed reaches the handlers as a [`PeerCert`] — else
-/// plain HTTP. Connections still open when it stops are dropped.
-pub async fn serve_internal(
+/// Serve `routes` on `listener` until `stop` resolves, over TLS when `tls` is given (the
+/// cluster listener's requires a client certificate of the cluster CA, and the one a caller
+/// showed reaches the handlers as a [`PeerCert`]; the client API's does not), else plain
+/// HTTP. Once stopped it takes no new connection, lets the open ones finish the request they
+/// are on (up to `drain`), and drops what is left.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     routes: Routes,
     stop: impl std::future::Future<Output = ()>,
+    drain: std::time::Duration,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
-            () = &mut stop => return,
+            () = &mut stop => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
@@ -325,16 +328,16 @@ pub async fn serve_internal(
             Ok(a) => a,
             Err(e) => {
                 // Out of descriptors, say: wait instead of spinning.
-                tracing::warn!("cluster listener: accept: {e}");
+                tracing::warn!("listener: accept: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (tls, routes) = (tls.clone(), routes.clone());
+        let (tls, routes, stopped) = (tls.clone(), routes.clone(), stopped.clone());
         connections.spawn(async move {
             let Some(acceptor) = tls else {
-                return serve_connection(tcp, routes, None).await;
+                return serve_connection(tcp, routes, None, stopped).await;
             };
             match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
@@ -344,18 +347,35 @@ pub async fn serve_internal(
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .map(|c| PeerCert(Arc::new(c.clone().into_owned())));
-                    serve_connection(stream, routes, cert).await;
+                    serve_connection(stream, routes, cert, stopped).await;
                 }
-                Ok(Err(e)) => tracing::info!("cluster listener: handshake with {from}: {e}"),
-                Err(_) => tracing::info!("cluster listener: no handshake from {from} in time"),
+                Ok(Err(e)) => tracing::info!("listener: TLS handshake with {from}: {e}"),
+                Err(_) => tracing::info!("listener: no TLS handshake from {from} in time"),
             }
         });
     }
+    drop(listener);
+    let _ = stopping.send(true);
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "listener: {} connections still open after {drain:?}: dropped",
+            connections.len()
+        );
+    }
 }
 
-/// One connection's requests, each carrying the caller's certificate (if any).
-async fn serve_connection<S>(io: S, routes: Routes, cert: Option<PeerCert>)
-where
+/// One connection's requests, each carrying the caller's certificate (if any), until the
+/// peer closes it or `stopped` turns true (then the request in progress is finished first).
+async fn serve_connection<S>(
+    io: S,
+    routes: Routes,
+    cert: Option<PeerCert>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use tower::ServiceExt;
@@ -365,11 +385,20 @@ where
         }
         routes.clone().oneshot(req.map(axum::body::Body::new))
     });
-    let served = hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(conn);
+    let served = tokio::select! {
+        served = conn.as_mut() => served,
+        () = async {
+            let _ = stopped.wait_for(|s| *s).await;
+        } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
     if let Err(e) = served {
-        tracing::debug!("cluster listener: connection: {e}");
+        tracing::debug!("listener: connection: {e}");
     }
 }

@@ -101,14 +101,30 @@ fn roots(ca: &Path) -> Result<Arc<RootCertStore>, String> {
     Ok(Arc::new(roots))
 }
 
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))
+}
+
+/// The TLS of the client API (`tls_cert`, `tls_key`): any certificate chain and its key, no
+/// client certificate asked for (clients authenticate with their tokens).
+pub fn api_server(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs(cert)?, private_key(key)?)
+        .map_err(|e| format!("{} with {}: {e}", cert.display(), key.display()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 impl ClusterTls {
     /// Load a node's TLS files; an error names the file and what is wrong with it.
     pub fn load(files: &TlsFiles) -> Result<Self, String> {
         let roots = roots(&files.ca)?;
         let chain = certs(&files.cert)?;
-        let key_pem = read(&files.key)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|e| format!("{}: not a PEM private key: {e}", files.key.display()))?;
+        let key = private_key(&files.key)?;
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
             .build()
             .map_err(|e| format!("{}: {e}", files.ca.display()))?;

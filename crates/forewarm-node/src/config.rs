@@ -19,6 +19,10 @@ pub struct NodeConfig {
     pub region: String,
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// The client API over HTTPS: its certificate chain (PEM) ...
+    pub tls_cert: Option<PathBuf>,
+    /// ... and its private key (PEM). Both or neither.
+    pub tls_key: Option<PathBuf>,
     /// Where the sample store and the Raft log and state live.
     pub data_dir: PathBuf,
     /// Pool policy: `forewarm` or any baseline name of the simulator.
@@ -92,6 +96,8 @@ impl Default for NodeConfig {
             policy: PolicySpec::FOREWARM,
             admin_token: None,
             viewer_token: None,
+            tls_cert: None,
+            tls_key: None,
             time_scale: 1.0,
             capacity: Capacity::default(),
             max_body_bytes: 64 * 1024,
@@ -244,6 +250,11 @@ impl NodeConfig {
             return Err(format!(
                 "reconcile_every_ms {} must be >= 100 (every pass lists the node's containers)",
                 self.reconcile_every_ms
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(String::from(
+                "tls_cert and tls_key go together: the API serves HTTPS with both, HTTP with neither",
             ));
         }
         self.cluster.validate()?;

@@ -177,6 +177,12 @@ impl Node {
             &config.data_dir.join("forewarm.redb"),
             config.retention(),
         )?);
+        let api_tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(forewarm_cluster::tls::api_server(cert, key).map_err(NodeError::Config)?)
+            }
+            _ => None,
+        };
         let listen = config.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -304,31 +310,45 @@ impl Node {
             Some((listener, bound)) => {
                 let (stop, stopped) = oneshot::channel::<()>();
                 let tls = cluster.tls.as_ref().map(|t| t.acceptor());
-                let task = tokio::spawn(forewarm_cluster::serve_internal(
+                let task = tokio::spawn(forewarm_cluster::serve(
                     listener,
                     tls,
                     internal,
                     async move {
                         let _ = stopped.await;
                     },
+                    Duration::from_secs(5),
                 ));
                 (app, Some((bound, stop, task)))
             }
             None => (app.merge(internal), None),
         };
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            // Answers go out as soon as they are written (no Nagle wait behind an unacked one).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!("HTTP server: {e}");
-            }
-        });
+        let server = match api_tls {
+            // HTTPS: requests in flight at a stop finish within the same 30 s as below.
+            Some(acceptor) => tokio::spawn(forewarm_cluster::serve(
+                listener,
+                Some(acceptor),
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                Duration::from_secs(30),
+            )),
+            None => tokio::spawn(async move {
+                // Answers go out as soon as they are written (no Nagle wait behind an
+                // unacked one).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!("HTTP server: {e}");
+                }
+            }),
+        };
         let node = Self {
             addr,
             admin_token,

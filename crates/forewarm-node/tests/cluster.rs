@@ -1150,3 +1150,87 @@ async fn t09_members_speak_mutual_tls_on_a_listener_of_their_own() {
         n.shutdown().await;
     }
 }
+
+/// Wait (up to 5 s) until `GET path` with `token` answers `status` on `addr`.
+async fn answers(addr: SocketAddr, path: &str, token: &str, status: u16) {
+    let begun = Instant::now();
+    loop {
+        let a = call(addr, "GET", path, Some(token), "").await;
+        if a.status == status {
+            return;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(5),
+            "{addr} {path}: {} {} (want {status})",
+            a.status,
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_a_tenant_is_rotated_changed_and_deleted_on_every_member() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = dir.path().join("tls");
+    forewarm_node::tls::ensure(&tls, &["n0", "n1", "n2"]).expect("certificates");
+    let n0 = start_tls(dir.path(), &tls, 0, vec![]).await;
+    let seed = n0.cluster_addr().expect("a cluster listener").to_string();
+    let n1 = start_tls(dir.path(), &tls, 1, vec![seed.clone()]).await;
+    let n2 = start_tls(dir.path(), &tls, 2, vec![seed]).await;
+    let nodes = [n0, n1, n2];
+    let addrs: Vec<SocketAddr> = nodes.iter().map(Node::addr).collect();
+    leader_seen(addrs[0], None, 3).await;
+    let old = create_tenant(addrs[0], "acme").await;
+    let put = call(
+        addrs[1],
+        "PUT",
+        "/v1/codes/f",
+        Some(&old),
+        r#"{"workload":{"cpu_ms":1}}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    for &a in &addrs {
+        answers(a, "/v1/codes/f", &old, 200).await;
+    }
+
+    // Rotated through n1: the old token stops working on every member, the new one works.
+    let rotated = call(addrs[1], "POST", "/v1/tenants/acme/token", Some(ADMIN), "").await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = json(&rotated)["token"].as_str().expect("token").to_owned();
+    for &a in &addrs {
+        answers(a, "/v1/codes/f", &old, 401).await;
+        answers(a, "/v1/codes/f", &new, 200).await;
+    }
+
+    // A quota changed through n2 is what every member reads.
+    let changed = call(
+        addrs[2],
+        "PATCH",
+        "/v1/tenants/acme",
+        Some(ADMIN),
+        r#"{"max_warm":3}"#,
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    for &a in &addrs {
+        assert_eq!(tenant_on(a, "acme").await["max_warm"], 3);
+    }
+
+    // Deleted through n2: gone everywhere, its token and its code type with it.
+    let deleted = call(addrs[2], "DELETE", "/v1/tenants/acme", Some(ADMIN), "").await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    for &a in &addrs {
+        answers(a, "/v1/tenants/acme", ADMIN, 404).await;
+        answers(a, "/v1/codes/f", &new, 401).await;
+    }
+    // A tenant of the same name starts afresh: the old code type is not its.
+    let again = create_tenant(addrs[0], "acme").await;
+    for &a in &addrs {
+        answers(a, "/v1/codes/f", &again, 404).await;
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

@@ -1350,3 +1350,83 @@ async fn t21_operators_read_metrics_and_the_cluster_tenants_do_not() {
     assert_eq!(register.status, 403, "{}", register.body);
     node.shutdown().await;
 }
+
+/// `curl` for `url` (`--resolve`d to 127.0.0.1), trusting `ca`: the HTTP status it saw, 0
+/// when it got no HTTP answer.
+fn curl(url: &str, resolve: &str, ca: &Path, token: Option<&str>) -> u16 {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+    ])
+    .arg("--cacert")
+    .arg(ca)
+    .arg("--resolve")
+    .arg(resolve);
+    if let Some(t) = token {
+        cmd.arg("-H").arg(format!("authorization: Bearer {t}"));
+    }
+    let out = cmd.arg(url).output().expect("curl runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t22_the_api_serves_https_with_a_certificate_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = dir.path().join("tls");
+    let files = forewarm_node::tls::ensure(&tls, &["api.test"]).expect("certificate");
+    let (cert, key) = (files[0].cert.clone(), files[0].key.clone());
+    // Both or neither; a file that is not what it should be is named.
+    let half = Node::start(
+        NodeConfig {
+            tls_cert: Some(cert.clone()),
+            ..config(dir.path(), 1.0)
+        },
+        Arc::new(FakeRuntime::new()),
+    )
+    .await
+    .expect_err("a certificate without its key");
+    assert!(half.to_string().contains("go together"), "{half}");
+    let wrong = Node::start(
+        NodeConfig {
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(files[0].ca.clone()),
+            ..config(dir.path(), 1.0)
+        },
+        Arc::new(FakeRuntime::new()),
+    )
+    .await
+    .expect_err("a certificate as the key");
+    assert!(wrong.to_string().contains("ca.pem"), "{wrong}");
+
+    let node = Node::start(
+        NodeConfig {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..config(dir.path(), 1.0)
+        },
+        Arc::new(FakeRuntime::new()),
+    )
+    .await
+    .expect("node starts with HTTPS");
+    let port = node.addr().port();
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let https = |path: &str| format!("https://api.test:{port}{path}");
+    let ca = &files[0].ca;
+    let status = |path: &str, token| curl(&https(path), &resolve, ca, token);
+    assert_eq!(status("/healthz", None), 200);
+    assert_eq!(status("/v1/cluster", Some(ADMIN)), 200);
+    assert_eq!(status("/v1/cluster", None), 401);
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let plain = format!("http://api.test:{port}/healthz");
+    assert_eq!(curl(&plain, &resolve, ca, None), 0);
+    node.shutdown().await;
+}
