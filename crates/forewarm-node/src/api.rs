@@ -256,6 +256,7 @@ pub fn routes(api: Api) -> Routes {
         .route("/v1/codes/{code}/prediction", get(prediction))
         .route("/v1/invoke/{code}", post(invoke))
         .route("/v1/pool", get(pool))
+        .route("/v1/images", get(get_images).put(put_images))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -410,6 +411,75 @@ async fn update_tenant(
     };
     change_tenant(&api, &id, Command::UpdateTenant(update)).await?;
     get_tenant(State(api), Path(id), headers).await
+}
+
+/// Images a tenant may name: the cluster's list (replicated) and this node's own.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Images {
+    /// The cluster's allow-list: what `PUT /v1/images` set, the same on every node.
+    images: Vec<String>,
+    /// This node's own (its `runner_image` and the `images` of its config); read-only.
+    #[serde(default, skip_deserializing)]
+    node: Vec<String>,
+}
+
+/// Most images on the cluster's allow-list, and the longest name.
+const MAX_IMAGES: usize = 256;
+const MAX_IMAGE_NAME: usize = 255;
+
+/// `GET /v1/images` (admin or viewer): the images tenants may name.
+async fn get_images(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<Images>> {
+    api.operator(&headers)?;
+    api.shared
+        .cluster
+        .linearizable()
+        .await
+        .map_err(unavailable)?;
+    let config = &api.shared.config;
+    let node = std::iter::once(config.runner_image.clone())
+        .chain(config.images.iter().cloned())
+        .collect();
+    Ok(Json(Images {
+        images: api.shared.catalog.images(),
+        node,
+    }))
+}
+
+/// `PUT /v1/images` (admin) with `{"images": [...]}`: replace the cluster's allow-list on
+/// every node. Code types already registered keep running; a new registration is checked.
+async fn put_images(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Images>> {
+    api.admin(&headers)?;
+    let (req, _) = json_body::<Images>(body, false)?;
+    if req.images.len() > MAX_IMAGES {
+        return Err(ApiError::bad(
+            "too_many_images",
+            format!("{} images: at most {MAX_IMAGES}", req.images.len()),
+        ));
+    }
+    if let Some(bad) = req
+        .images
+        .iter()
+        .find(|i| i.is_empty() || i.len() > MAX_IMAGE_NAME || i.chars().any(|c| c.is_whitespace()))
+    {
+        return Err(ApiError::bad(
+            "invalid_image",
+            format!("image {bad:?}: 1-{MAX_IMAGE_NAME} characters, no whitespace"),
+        ));
+    }
+    match api
+        .shared
+        .cluster
+        .write(Command::SetImages { images: req.images })
+        .await
+    {
+        Ok(Applied::Done) => get_images(State(api), headers).await,
+        Ok(other) => Err(unexpected(&other)),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 /// `POST /v1/tenants/{id}/token` (admin, or the tenant with its current token): a new token;
@@ -716,13 +786,13 @@ async fn put_code(
     }
     let config = &api.shared.config;
     let req = code_request(body, &config.runner_image)?;
-    if !config.image_allowed(&req.image) {
+    if !(config.image_allowed(&req.image) || api.shared.catalog.image_allowed(&req.image)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "image_not_allowed",
             format!(
-                "image {:?} is not on this node's allow-list ({} and the `images` of its \
-                 config): ask an admin to add it",
+                "image {:?} is on neither the cluster's allow-list (PUT /v1/images) nor this \
+                 node's ({} and the `images` of its config): ask an admin to add it",
                 req.image, config.runner_image
             ),
         ));

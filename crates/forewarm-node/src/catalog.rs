@@ -83,6 +83,16 @@ impl Catalog {
         self.read().state.tenants.keys().cloned().collect()
     }
 
+    /// Whether the cluster's image allow-list holds `image`.
+    pub fn image_allowed(&self, image: &str) -> bool {
+        self.read().state.images.contains(image)
+    }
+
+    /// The cluster's image allow-list.
+    pub fn images(&self) -> Vec<String> {
+        self.read().state.images.iter().cloned().collect()
+    }
+
     /// A code type by key.
     pub fn code(&self, key: &str) -> Option<Arc<Code>> {
         self.read().state.codes.get(key).cloned()

@@ -1170,7 +1170,7 @@ async fn answers(addr: SocketAddr, path: &str, token: &str, status: u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t10_a_tenant_is_rotated_changed_and_deleted_on_every_member() {
+async fn t10_a_tenant_is_rotated_changed_and_deleted_and_an_image_allowed_on_every_member() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tls = dir.path().join("tls");
     forewarm_node::tls::ensure(&tls, &["n0", "n1", "n2"]).expect("certificates");
@@ -1217,6 +1217,26 @@ async fn t10_a_tenant_is_rotated_changed_and_deleted_on_every_member() {
     for &a in &addrs {
         assert_eq!(tenant_on(a, "acme").await["max_warm"], 3);
     }
+
+    // An image allowed through n0 may be named on n2 (the list is replicated).
+    let images = call(
+        addrs[0],
+        "PUT",
+        "/v1/images",
+        Some(ADMIN),
+        r#"{"images":["acme/tool:1"]}"#,
+    )
+    .await;
+    assert_eq!(images.status, 200, "{}", images.body);
+    let tool = call(
+        addrs[2],
+        "PUT",
+        "/v1/codes/tool",
+        Some(&new),
+        r#"{"image":"acme/tool:1"}"#,
+    )
+    .await;
+    assert_eq!(tool.status, 201, "{}", tool.body);
 
     // Deleted through n2: gone everywhere, its token and its code type with it.
     let deleted = call(addrs[2], "DELETE", "/v1/tenants/acme", Some(ADMIN), "").await;

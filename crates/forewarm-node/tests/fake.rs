@@ -1036,6 +1036,29 @@ async fn t16_a_code_type_may_name_only_an_allowed_image() {
     assert_eq!(listed.status, 201, "{}", listed.body);
     let default = put("d", "{}").await;
     assert_eq!(default.status, 201, "{}", default.body);
+
+    // The cluster's list (replicated): only the admin sets it, and what it names may be run.
+    let set = |token: &str, body: &'static str| {
+        let token = token.to_owned();
+        async move { call(addr, "PUT", "/v1/images", Some(&token), body).await }
+    };
+    let by_tenant = set(&token, r#"{"images":["acme/tool:1"]}"#).await;
+    assert_eq!(by_tenant.status, 403, "{}", by_tenant.body);
+    let blank = set(ADMIN, r#"{"images":["acme/tool:1", " "]}"#).await;
+    assert_eq!(blank.status, 400, "{}", blank.body);
+    assert_eq!(json(&blank)["error"], "invalid_image");
+    assert_eq!(put("t", r#"{"image":"acme/tool:1"}"#).await.status, 403);
+    let listed = set(ADMIN, r#"{"images":["acme/tool:1"]}"#).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let view = json(&listed);
+    assert_eq!(view["images"], serde_json::json!(["acme/tool:1"]), "{view}");
+    assert_eq!(view["node"][1], "acme/resize:2", "{view}");
+    assert_eq!(put("t", r#"{"image":"acme/tool:1"}"#).await.status, 201);
+    // Emptied: a new registration is refused again (what is registered stays).
+    assert_eq!(set(ADMIN, r#"{"images":[]}"#).await.status, 200);
+    assert_eq!(put("u", r#"{"image":"acme/tool:1"}"#).await.status, 403);
+    let kept = call(addr, "GET", "/v1/codes/t", Some(&token), "").await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
     node.shutdown().await;
 }
 

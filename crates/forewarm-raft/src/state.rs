@@ -4,7 +4,7 @@
 //! it reads nothing but the state and the command (a code type's version, say, is the stored
 //! version plus one, never a clock).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use forewarm_protocol::Workload;
@@ -191,6 +191,12 @@ pub enum Command {
         /// The batch.
         models: Vec<ModelSummary>,
     },
+    /// Replace the cluster's image allow-list: images any tenant may name on any node,
+    /// besides each node's own (`runner_image` and the `images` of its config).
+    SetImages {
+        /// The images, as `PUT /v1/codes` names them.
+        images: Vec<String>,
+    },
 }
 
 /// What [`Command::UpdateTenant`] changes of tenant `id`; `None` keeps the stored value.
@@ -249,6 +255,10 @@ pub struct ClusterState {
     pub codes: BTreeMap<CodeKey, Arc<Code>>,
     /// Model summaries by `tenant/code`, then region.
     pub models: BTreeMap<String, BTreeMap<String, ModelSummary>>,
+    /// The cluster's image allow-list ([`Command::SetImages`]; absent from snapshots taken
+    /// before it existed).
+    #[serde(default)]
+    pub images: BTreeSet<String>,
     /// Tenant id by token hash.
     #[serde(skip)]
     by_token: HashMap<String, String>,
@@ -376,6 +386,10 @@ impl ClusterState {
                     kept += 1;
                 }
                 Applied::Models { kept }
+            }
+            Command::SetImages { images } => {
+                self.images = images.into_iter().collect();
+                Applied::Done
             }
         }
     }

@@ -134,6 +134,9 @@ fn apply_row(state: &mut ClusterState, key: &str, bytes: &[u8]) -> std::result::
                 .or_default()
                 .insert(m.region.clone(), m);
         }
+        "i" if key == IMAGES_ROW => {
+            state.images = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        }
         other => return Err(format!("unknown row kind {other:?} ({rest})")),
     }
     Ok(())
@@ -153,6 +156,13 @@ fn code_row(c: &Code) -> std::result::Result<Row, String> {
 fn model_row(m: &ModelSummary) -> std::result::Result<Row, String> {
     Ok((format!("m/{}/{}", m.code, m.region), to_json(m)?))
 }
+
+/// The cluster's image allow-list: one row.
+fn images_row(state: &ClusterState) -> std::result::Result<Row, String> {
+    Ok((String::from(IMAGES_ROW), to_json(&state.images)?))
+}
+
+const IMAGES_ROW: &str = "i/allowed";
 
 /// The rows `command` removes from `state` (asked before it is applied), as removals.
 fn rows_removed_by(state: &ClusterState, command: &Command) -> Vec<Row> {
@@ -209,6 +219,7 @@ fn rows_of(state: &ClusterState, command: &Command) -> std::result::Result<Vec<R
             .filter_map(|m| state.models.get(&m.code)?.get(&m.region))
             .map(model_row)
             .collect(),
+        Command::SetImages { .. } => Ok(vec![images_row(state)?]),
     }
 }
 
@@ -221,7 +232,8 @@ fn all_rows(state: &ClusterState) -> std::result::Result<Vec<Row>, String> {
         .values()
         .flat_map(|r| r.values())
         .map(model_row);
-    tenants.chain(codes).chain(models).collect()
+    let images = std::iter::once(images_row(state));
+    tenants.chain(codes).chain(models).chain(images).collect()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -764,5 +776,29 @@ mod tests {
             state.codes.is_empty() && state.models.is_empty(),
             "{state:?}"
         );
+    }
+
+    /// The cluster's image allow-list is kept in the file and replaced whole.
+    #[tokio::test]
+    async fn t03_the_image_allow_list_survives_a_restart() {
+        use crate::Command;
+        use openraft::{CommittedLeaderId, EntryPayload};
+        let dir = TempDir::new().expect("tempdir");
+        let path = dir.path().join("raft.redb");
+        let set = |index: u64, images: &[&str]| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::SetImages {
+                images: images.iter().map(|i| String::from(*i)).collect(),
+            }),
+        };
+        {
+            let (_log, mut sm) = open(&path).expect("open");
+            sm.apply([set(1, &["a:1", "b:2"]), set(2, &["b:2", "c:3"])])
+                .await
+                .expect("applied");
+        }
+        let (_log, sm) = open(&path).expect("reopen");
+        let images: Vec<String> = sm.read().state.images.iter().cloned().collect();
+        assert_eq!(images, ["b:2", "c:3"]);
     }
 }
