@@ -953,7 +953,7 @@ async fn invoke(
         features,
         received,
         admitted: received,
-        forwarded_need_mib: None,
+        forwarded: None,
         key: key.clone(),
         span: span.clone(),
     };
@@ -1102,6 +1102,8 @@ async fn run(api: &Api, mut inv: Invocation) -> ApiResult<Response> {
                 InvokeError::Pool(PoolError::TenantQuota { .. } | PoolError::Capacity(_)) => {
                     error.retry_after(retry())
                 }
+                // The regions it may use were not available: worth trying again soon.
+                InvokeError::NoAllowedRegion(_) => error.retry_after(1),
                 _ => error,
             })
         }

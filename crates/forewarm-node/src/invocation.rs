@@ -28,15 +28,25 @@ pub struct Invocation {
     pub received: Instant,
     /// When it was given an in-flight slot (the gateway sets it; `received` until then).
     pub admitted: Instant,
-    /// Forwarded from another region, with the memory need decided there: run only on an
-    /// idle container that fits, never start one (the home region falls back to its own).
-    pub forwarded_need_mib: Option<f64>,
+    /// Forwarded from another region, with what was decided there; never routed again.
+    pub forwarded: Option<ForwardedFrom>,
     /// The client's `Idempotency-Key`, if it gave one: a forward carries it, so the member
     /// runs it at most once too and a retry sent to the member is answered from this run.
     pub key: Option<String>,
     /// The `invocation` span (its id, tenant and code type): whatever is logged about it,
     /// wherever it runs in the node, carries them.
     pub span: tracing::Span,
+}
+
+/// What the home region decided of an invocation it forwarded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForwardedFrom {
+    /// The memory need predicted at home, MiB.
+    pub need_mib: f64,
+    /// A container may be started for it (the tenant may not use the home region, so it
+    /// cannot fall back there); otherwise it runs only on an idle container that fits, and
+    /// the home region runs it itself when none does.
+    pub start: bool,
 }
 
 /// An invocation as forwarded to another region's node (its RouterLink, [`crate::router_link`]).
@@ -58,6 +68,10 @@ pub struct Forwarded {
     /// The client's `Idempotency-Key` (absent from a node before keys crossed regions).
     #[serde(default)]
     pub key: Option<String>,
+    /// A container may be started for it ([`ForwardedFrom::start`]; absent from a node
+    /// before allowed regions were enforced at home: warm only).
+    #[serde(default)]
+    pub start: bool,
 }
 
 /// What an invocation did.
@@ -150,6 +164,21 @@ pub enum InvokeError {
     /// An actor is gone (node stopping) or timed out.
     #[error("{0}")]
     Internal(String),
+    /// The tenant may not run in this node's region and no member of the cluster is in a
+    /// region it may use (nothing ran).
+    #[error(
+        "the tenant may not run in region {region}, and no member of the cluster is in its regions {allowed:?}"
+    )]
+    RegionNotAllowed {
+        /// This node's region.
+        region: String,
+        /// The tenant's regions.
+        allowed: Vec<String>,
+    },
+    /// Sent to a member of a region the tenant may use, which declined it (nothing ran); it
+    /// may not run here.
+    #[error("no region the tenant may use could take it: {0}")]
+    NoAllowedRegion(String),
 }
 
 impl InvokeError {
@@ -165,6 +194,8 @@ impl InvokeError {
             InvokeError::Timeout(_) => (504, "timeout"),
             InvokeError::Failed(_) => (502, "invocation_failed"),
             InvokeError::Internal(_) => (502, "internal"),
+            InvokeError::RegionNotAllowed { .. } => (403, "region_not_allowed"),
+            InvokeError::NoAllowedRegion(_) => (503, "no_allowed_region"),
         }
     }
 
@@ -172,7 +203,12 @@ impl InvokeError {
     /// container (`Failed`, `Timeout`) or nobody knows (`Internal`). Such a request is never
     /// run again by the node: at most once.
     pub fn may_have_run(&self) -> bool {
-        !matches!(self, InvokeError::Pool(_))
+        !matches!(
+            self,
+            InvokeError::Pool(_)
+                | InvokeError::RegionNotAllowed { .. }
+                | InvokeError::NoAllowedRegion(_)
+        )
     }
 }
 

@@ -95,7 +95,7 @@ struct IdleMemory {
 /// Why an invocation failed, for the error counter.
 #[derive(Debug, Clone, Copy)]
 pub enum Failure {
-    /// Over a quota or capacity (429/503).
+    /// Over a quota or capacity (429/503), or in no region the tenant may use (403/503).
     Rejected,
     /// The container could not start.
     Start,

@@ -27,7 +27,7 @@ use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::router_link::RemoteFailed;
-use crate::routing::{Decision, Here, Remote, route};
+use crate::routing::{Decision, Here, Remote, route, route_elsewhere};
 use crate::shared::NodeShared;
 use forewarm_cluster::mesh::MeshError;
 
@@ -42,6 +42,28 @@ const RUNNER_BASE_MIB: f64 = 8.0;
 pub struct RouteChoice {
     /// The member to forward to.
     pub target: forewarm_cluster::RemoteView,
+    /// The member may start a container for it (the tenant may not use this node's region,
+    /// so the request cannot fall back to running here); otherwise an idle fit there only.
+    pub start: bool,
+}
+
+/// Where a request runs ([`choose`]).
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// On this node.
+    Here,
+    /// On another member.
+    There(RouteChoice),
+    /// Nowhere: the tenant may not use this node's `region`, and no member of a region it
+    /// may use (`allowed`) is alive.
+    Nowhere {
+        /// This node's region.
+        region: String,
+        /// The tenant's regions.
+        allowed: Vec<String>,
+        /// Members of those regions are known (gone for now, or not heard from yet).
+        known: bool,
+    },
 }
 
 crate::actors::runtime_actor!(Router);
@@ -69,8 +91,8 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         let code = &inv.code;
         let limit = f64::from(code.max_memory_mib);
         let predicted = predicted_sizing(&self.shared, code, key, inv.payload_bytes, &inv.features);
-        if let Some(need) = inv.forwarded_need_mib {
-            return (need.min(limit), predicted.peak_mib);
+        if let Some(from) = inv.forwarded {
+            return (from.need_mib.min(limit), predicted.peak_mib);
         }
         let mut need = predicted.need_mib;
         if let Some(m) = inv.overrides.mem_mib {
@@ -135,6 +157,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             features: inv.features.clone(),
             need_mib,
             key: inv.key.clone(),
+            start: choice.start,
         };
         let node = &choice.target.node;
         // The member runs it on a warm container only and bounds it by the code type's
@@ -157,6 +180,13 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                     .metrics
                     .invoked(invoked.start, invoked.latency_ms);
                 Ok(Some(invoked))
+            }
+            Err(e) if e.not_run() && choice.start => {
+                tracing::info!("{key}: {e}; the tenant may not run here");
+                Err(InvokeError::NoAllowedRegion(format!(
+                    "{} did not run it ({e}) and the tenant may not run in region {}",
+                    node.name, self.shared.config.region
+                )))
             }
             Err(e) if e.not_run() => {
                 tracing::info!("{key}: {e}; running here");
@@ -184,16 +214,39 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // `predicted_peak`: what the profile says of this request before it runs (answered
         // beside the usage).
         let (mut need, predicted_peak) = self.need_mib(&inv, &key);
-        let warm_only = inv.forwarded_need_mib.is_some();
+        // Forwarded here: never routed again; on an idle fit only unless home said a start.
+        let warm_only = inv.forwarded.is_some_and(|from| !from.start);
         // The code type's deadline bounds the whole invocation, from its arrival: the wait
         // for a container included.
         let limit = Duration::from_millis(inv.code.timeout_ms);
         let deadline = tokio::time::Instant::from_std(inv.received) + limit;
-        if !warm_only
-            && let Some(choice) = choose(&self.shared, &inv.code.tenant, &key, need)
-            && let Some(invoked) = self.run_remote(&inv, &key, need, &choice, deadline).await?
-        {
-            return Ok(invoked);
+        if inv.forwarded.is_none() {
+            match choose(&self.shared, &inv.code.tenant, &key, need) {
+                Placement::Here => {}
+                Placement::There(choice) => {
+                    match self.run_remote(&inv, &key, need, &choice, deadline).await? {
+                        Some(invoked) => return Ok(invoked),
+                        // Not sent (no transport yet), and it may not run here.
+                        None if choice.start => {
+                            return Err(InvokeError::NoAllowedRegion(format!(
+                                "no transport to {} yet, and the tenant may not run in region {}",
+                                choice.target.node.name, self.shared.config.region
+                            )));
+                        }
+                        None => {}
+                    }
+                }
+                Placement::Nowhere {
+                    region,
+                    allowed,
+                    known: false,
+                } => return Err(InvokeError::RegionNotAllowed { region, allowed }),
+                Placement::Nowhere { region, .. } => {
+                    return Err(InvokeError::NoAllowedRegion(format!(
+                        "no member of the tenant's regions is available now, and it may not run in region {region}"
+                    )));
+                }
+            }
         }
         // A container killed over its memory class is a misfit: one retry at the code's limit
         // (the one re-run of a request that reached a container: the first run was cut off
@@ -352,7 +405,9 @@ impl<R: ContainerRuntime + 'static> Actor for Router<R> {
                     InvokeError::Pool(PoolError::Stopping) | InvokeError::Internal(_) => {
                         Failure::Internal
                     }
-                    InvokeError::Pool(_) => Failure::Rejected,
+                    InvokeError::Pool(_)
+                    | InvokeError::RegionNotAllowed { .. }
+                    | InvokeError::NoAllowedRegion(_) => Failure::Rejected,
                     InvokeError::Failed(_) => Failure::Invoke,
                     InvokeError::Timeout(_) => Failure::Timeout,
                 });
@@ -428,13 +483,42 @@ pub fn local_start_ms(shared: &NodeShared) -> f64 {
 
 /// Where the request for `key` of `tenant` needing `need_mib` runs: this node's and the other
 /// members' state read into the views of [`crate::routing::route`], which decides (see there
-/// for the rule). `None`: run here.
-pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Option<RouteChoice> {
+/// for the rule), or of [`route_elsewhere`] when the tenant may not use this node's region.
+pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Placement {
     let cluster = &shared.cluster;
+    let home = &shared.config.region;
+    // An unknown tenant cannot have reached here through the API: nothing to decide.
+    let Some(tenant) = shared.catalog.tenant(tenant) else {
+        return Placement::Here;
+    };
+    let allowed_here = tenant.may_use(home);
     let remote = cluster.remote.read().unwrap_or_else(|e| e.into_inner());
-    if remote.is_empty() {
+    if remote.is_empty() && allowed_here {
         // A lone node: nothing to read (the warm path of every single-node request).
-        return None;
+        return Placement::Here;
+    }
+    let members = remote.values().map(|v| Remote {
+        member: v,
+        region: &v.node.region,
+        inventory_age: v.fetched.elapsed(),
+        fits: v.inventory.fits(key, need_mib),
+        rtt_ms: cluster.rtt.get(v.id),
+        queue_ms: v.inventory.queue_ms,
+    });
+    if !allowed_here {
+        return match route_elsewhere(expected_cold_ms(shared, key), members, |region| {
+            tenant.may_use(region)
+        }) {
+            Some(there) => Placement::There(RouteChoice {
+                target: there.member.clone(),
+                start: true,
+            }),
+            None => Placement::Nowhere {
+                region: home.clone(),
+                allowed: tenant.allowed_regions.clone(),
+                known: remote.values().any(|v| tenant.may_use(&v.node.region)),
+            },
+        };
     }
     let fits = cluster
         .local
@@ -450,19 +534,11 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Op
         },
         queue_ms: cluster.queue_ms(),
     };
-    let tenant = shared.catalog.tenant(tenant)?;
-    let members = remote.values().map(|v| Remote {
-        member: v,
-        region: &v.node.region,
-        inventory_age: v.fetched.elapsed(),
-        fits: v.inventory.fits(key, need_mib),
-        rtt_ms: cluster.rtt.get(v.id),
-        queue_ms: v.inventory.queue_ms,
-    });
     match route(here, members, |region| tenant.may_use(region)) {
-        Decision::Forward { member, .. } => Some(RouteChoice {
+        Decision::Forward { member, .. } => Placement::There(RouteChoice {
             target: member.clone(),
+            start: false,
         }),
-        Decision::Local(_) => None,
+        Decision::Local(_) => Placement::Here,
     }
 }

@@ -10,7 +10,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use crate::admission::Slots;
 use crate::catalog::{Catalog, Code, code_key, overrides_within};
 use crate::idempotency::{Begun, Ids, Remembered, valid_key};
-use crate::invocation::{Forwarded, Invocation, InvokeError, Invoked, RemoteError, RouterMsg};
+use crate::invocation::{
+    Forwarded, ForwardedFrom, Invocation, InvokeError, Invoked, RemoteError, RouterMsg,
+};
 
 /// What the RouterLink needs.
 #[derive(Debug)]
@@ -31,8 +33,8 @@ pub struct RouterLinkArgs {
 }
 
 /// The Router's remote face: runs invocations forwarded by other regions through the local
-/// Router, on an idle container that fits only (never a start: the home region falls back to
-/// its own).
+/// Router, on an idle container that fits only (the home region falls back to its own) unless
+/// the home region may not run it (then a container may be started here).
 #[derive(Debug)]
 pub struct RouterLink;
 
@@ -109,6 +111,15 @@ fn forwarded_request(
 async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, RemoteError> {
     let received = Instant::now();
     let (f, code) = forwarded_request(body, |key| args.catalog.code(key))?;
+    // The tenant's regions bind here too (home checked them; its view may be older).
+    if let Some(tenant) = args.catalog.tenant(&f.tenant)
+        && !tenant.may_use(&args.region)
+    {
+        return Err(declined(format!(
+            "tenant {} may not run in region {}",
+            f.tenant, args.region
+        )));
+    }
     let _slot = args.slots.take(&f.tenant).map_err(declined)?;
     let inv = Invocation {
         code,
@@ -117,7 +128,10 @@ async fn run_forwarded(args: &RouterLinkArgs, body: &[u8]) -> Result<Invoked, Re
         features: f.features,
         received,
         admitted: Instant::now(),
-        forwarded_need_mib: Some(f.need_mib),
+        forwarded: Some(ForwardedFrom {
+            need_mib: f.need_mib,
+            start: f.start,
+        }),
         span: tracing::info_span!(
             "invocation",
             id = f.key.as_deref().unwrap_or("forwarded"),

@@ -11,6 +11,11 @@
 //! idle fit are candidates (a remote cold start is never better than a local one plus a round
 //! trip), so a candidate scores `rtt + queue wait` and home scores `cold start + queue wait`;
 //! a member is chosen only when it is strictly faster.
+//!
+//! A tenant whose `allowed_regions` leave out the home region never runs at home
+//! ([`route_elsewhere`]): the request goes to the member of an allowed region with the lowest
+//! `rtt + queue wait (+ a cold start there when it holds no idle fit)`, which may start a
+//! container for it; with none alive, it is refused rather than run where it may not.
 
 use std::time::Duration;
 
@@ -111,6 +116,46 @@ pub fn route<'a, T>(
         None if any => Decision::Local(Local::NothingFaster),
         None => Decision::Local(Local::NoCandidate),
     }
+}
+
+/// A round trip not measured yet counts as this much, ms (the member is alive — its inventory
+/// is fresh — but nothing says how far it is; a measured one is preferred).
+pub const UNMEASURED_RTT_MS: f64 = 1_000.0;
+
+/// Where a request runs that may not run at home: the member of a region the tenant may
+/// use (`may_use`) with a fresh inventory and the lowest `rtt + queue wait`, plus `cold_ms`
+/// (a start there, estimated as at home) when its inventory holds no idle fit. `None`: no
+/// such member is alive; the request must not run anywhere.
+pub fn route_elsewhere<'a, T>(
+    cold_ms: f64,
+    members: impl IntoIterator<Item = Remote<'a, T>>,
+    may_use: impl Fn(&str) -> bool,
+) -> Option<Elsewhere<T>> {
+    members
+        .into_iter()
+        .filter(|m| m.inventory_age < INVENTORY_FRESH && may_use(m.region))
+        .map(|m| Elsewhere {
+            score_ms: m.rtt_ms.unwrap_or(UNMEASURED_RTT_MS)
+                + m.queue_ms
+                + if m.fits { 0.0 } else { cold_ms },
+            fits: m.fits,
+            member: m.member,
+        })
+        .fold(None, |best: Option<Elsewhere<T>>, e| match best {
+            Some(b) if b.score_ms <= e.score_ms => Some(b),
+            _ => Some(e),
+        })
+}
+
+/// The member a request that may not run at home goes to ([`route_elsewhere`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elsewhere<T> {
+    /// The member.
+    pub member: T,
+    /// Its inventory holds an idle fit (otherwise it starts a container for the request).
+    pub fits: bool,
+    /// Its score, ms.
+    pub score_ms: f64,
 }
 
 #[cfg(test)]
@@ -264,6 +309,57 @@ mod tests {
         assert_eq!(
             chosen(&route(queued, [member(1, "eu", 250.0, 0.0)], |_| true)),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn t06_a_home_region_the_tenant_may_not_use_sends_it_to_the_nearest_allowed_member() {
+        let cold = |id, region, rtt| Remote {
+            fits: false,
+            ..member(id, region, rtt, 0.0)
+        };
+        let allowed = |r: &str| r != "ap";
+        // A warm fit 90 ms away beats a cold start 20 ms away (20 + 300 > 90).
+        let d = route_elsewhere(
+            300.0,
+            [cold(1, "eu", 20.0), member(2, "us", 90.0, 0.0)],
+            allowed,
+        );
+        assert_eq!(
+            d,
+            Some(Elsewhere {
+                member: 2,
+                fits: true,
+                score_ms: 90.0
+            })
+        );
+        // Nothing warm anywhere: the nearest allowed member starts one; the nearer member of
+        // a region the tenant may not use is never chosen.
+        let d = route_elsewhere(
+            300.0,
+            [cold(1, "ap", 5.0), cold(2, "us", 90.0), cold(3, "eu", 40.0)],
+            allowed,
+        );
+        assert_eq!(d.map(|e| (e.member, e.fits)), Some((3, false)));
+        // A member whose round trip is not measured yet is still a place to run.
+        let unmeasured = Remote {
+            rtt_ms: None,
+            ..cold(1, "eu", 0.0)
+        };
+        assert_eq!(
+            route_elsewhere(300.0, [unmeasured], allowed).map(|e| e.score_ms),
+            Some(UNMEASURED_RTT_MS + 300.0)
+        );
+        // Only stale members, or only regions it may not use: nowhere.
+        let stale = Remote {
+            inventory_age: INVENTORY_FRESH,
+            ..member(1, "eu", 20.0, 0.0)
+        };
+        assert_eq!(route_elsewhere(300.0, [stale], allowed), None);
+        assert_eq!(route_elsewhere(300.0, [cold(1, "ap", 1.0)], allowed), None);
+        assert_eq!(
+            route_elsewhere(300.0, Vec::<Remote<'_, u32>>::new(), allowed),
+            None
         );
     }
 }

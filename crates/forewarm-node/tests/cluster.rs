@@ -1151,17 +1151,42 @@ async fn t09_members_speak_mutual_tls_on_a_listener_of_their_own() {
     }
 }
 
-/// Wait (up to 5 s) until `GET path` with `token` answers `status` on `addr`.
+/// Register `f` (1 ms of CPU) through `addr`.
+async fn register_f(addr: SocketAddr, token: &str) {
+    let put = call(
+        addr,
+        "PUT",
+        "/v1/codes/f",
+        Some(token),
+        r#"{"workload":{"cpu_ms":1}}"#,
+    )
+    .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+}
+
+/// Wait (up to 10 s) until `GET path` with `token` answers `status` on `addr`.
 async fn answers(addr: SocketAddr, path: &str, token: &str, status: u16) {
+    until(addr, "GET", path, token, status).await;
+}
+
+/// Ask `method path` of `addr` until the answer's status is `status` (a change applied
+/// through Raft, or a member's inventory, reaches each node a moment later); that answer.
+async fn until(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    status: u16,
+) -> forewarm_tests::Answer {
     let begun = Instant::now();
     loop {
-        let a = call(addr, "GET", path, Some(token), "").await;
+        let a = call(addr, method, path, Some(token), "").await;
         if a.status == status {
-            return;
+            return a;
         }
         assert!(
-            begun.elapsed() < Duration::from_secs(5),
-            "{addr} {path}: {} {} (want {status})",
+            begun.elapsed() < Duration::from_secs(10),
+            "{addr} {method} {path}: {} {} (want {status})",
             a.status,
             a.body
         );
@@ -1182,15 +1207,7 @@ async fn t10_a_tenant_is_rotated_changed_and_deleted_and_an_image_allowed_on_eve
     let addrs: Vec<SocketAddr> = nodes.iter().map(Node::addr).collect();
     leader_seen(addrs[0], None, 3).await;
     let old = create_tenant(addrs[0], "acme").await;
-    let put = call(
-        addrs[1],
-        "PUT",
-        "/v1/codes/f",
-        Some(&old),
-        r#"{"workload":{"cpu_ms":1}}"#,
-    )
-    .await;
-    assert_eq!(put.status, 201, "{}", put.body);
+    register_f(addrs[1], &old).await;
     for &a in &addrs {
         answers(a, "/v1/codes/f", &old, 200).await;
     }
@@ -1250,6 +1267,88 @@ async fn t10_a_tenant_is_rotated_changed_and_deleted_and_an_image_allowed_on_eve
     for &a in &addrs {
         answers(a, "/v1/codes/f", &again, 404).await;
     }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Invoke `f` through `addr` until the answer's status is `status`: its body, with its
+/// `Retry-After` as `retry_after`.
+async fn invoke_until(addr: SocketAddr, token: &str, status: u16) -> Value {
+    let a = until(addr, "POST", "/v1/invoke/f", token, status).await;
+    let mut v = json(&a);
+    if let Some(r) = a.header("retry-after") {
+        v["retry_after"] = r.into();
+    }
+    v
+}
+
+/// A tenant's `allowed_regions` bind in the region a request arrives in too: sent to a node
+/// of a region it may not use, the request runs in a member of one it may (a container is
+/// started there for it), never at home; with no member of its regions in the cluster it is
+/// refused 403, and with those members gone 503 with `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t11_a_request_runs_only_in_regions_its_tenant_may_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addrs, mut nodes) = three(dir.path()).await;
+    // us-east and eu-west only.
+    let token = create_tenant(addrs[0], "acme").await;
+    register_f(addrs[0], &token).await;
+
+    // Sent to ap-south (n2): run in us-east or eu-west, cold (nothing was warm anywhere).
+    let first = invoke_until(addrs[2], &token, 200).await;
+    assert_ne!(first["region"], "ap-south", "{first}");
+    for _ in 0..5 {
+        let again = invoke_until(addrs[2], &token, 200).await;
+        assert_ne!(again["region"], "ap-south", "{again}");
+    }
+    // Nothing of acme's ever ran or started in ap-south.
+    let pool = call(addrs[2], "GET", "/v1/pool", Some(ADMIN), "").await;
+    assert_eq!(pool.status, 200, "{}", pool.body);
+    let pool = json(&pool);
+    assert_eq!(
+        pool["containers"].as_array().map(Vec::len),
+        Some(0),
+        "{pool}"
+    );
+
+    // Only a region no member is in: refused where it arrives, 403 with the reason.
+    let patch = |regions: &'static str| {
+        let addr = addrs[1];
+        async move {
+            let a = call(
+                addr,
+                "PATCH",
+                "/v1/tenants/acme",
+                Some(ADMIN),
+                &format!(r#"{{"allowed_regions":{regions}}}"#),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{}", a.body);
+        }
+    };
+    patch(r#"["sa-east"]"#).await;
+    for &a in &addrs {
+        let refused = invoke_until(a, &token, 403).await;
+        assert_eq!(refused["error"], "region_not_allowed", "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("sa-east")),
+            "{refused}"
+        );
+    }
+
+    // ap-south only: sent to us-east, it runs in ap-south.
+    patch(r#"["ap-south"]"#).await;
+    let there = invoke_until(addrs[0], &token, 200).await;
+    assert_eq!(there["region"], "ap-south", "{there}");
+
+    // ap-south gone: its member is known but not alive; 503, worth a retry.
+    nodes.pop().expect("n2").shutdown().await;
+    let gone = invoke_until(addrs[0], &token, 503).await;
+    assert_eq!(gone["error"], "no_allowed_region", "{gone}");
+    assert!(gone["retry_after"].is_string(), "{gone}");
     for n in nodes {
         n.shutdown().await;
     }

@@ -1153,7 +1153,8 @@ async fn t17_a_profile_learns_memory_from_a_declared_body_field() {
 
 /// A tenant's token can be rotated (by the admin or the tenant itself, never by another
 /// tenant): the new one works at once and the old one is refused; quotas and regions can be
-/// changed (admin only), within the same bounds as at creation.
+/// changed (admin only), within the same bounds as at creation, and a region left out is one
+/// the tenant's requests no longer run in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t18_a_token_is_rotated_and_a_quota_changed() {
     let (_dir, _runtime, node) = start(1.0).await;
@@ -1189,6 +1190,20 @@ async fn t18_a_token_is_rotated_and_a_quota_changed() {
     assert_eq!(view["max_warm"], 2, "{view}");
     assert_eq!(view["max_memory_mib"], 4096, "unchanged: {view}");
     assert_eq!(view["allowed_regions"][0], "local", "{view}");
+    register(addr, &beta, "f", FAST).await;
+    assert_eq!(invoke(addr, &beta, "f", "").await.status, 200);
+    // Moved out of this node's region: refused here, nothing run (a lone node has no member
+    // in another region to send it to).
+    let moved = patch(ADMIN, r#"{"allowed_regions":["eu-west"]}"#).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let refused = invoke(addr, &beta, "f", "").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        json(&refused)["error"],
+        "region_not_allowed",
+        "{}",
+        refused.body
+    );
     for (who, body, status) in [
         (beta.as_str(), r#"{"max_warm":100}"#, 403),
         (ADMIN, r#"{"max_warm":0}"#, 400),

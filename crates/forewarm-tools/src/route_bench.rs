@@ -174,7 +174,7 @@ async fn timed(nodes: &[Node]) -> Result<(Percentiles, bool), String> {
         let t = Instant::now();
         let choice = forewarm_node::router::choose(shared, "bench", "bench/f", 64.0);
         times.push(t.elapsed().as_secs_f64() * 1e6);
-        remote &= choice.is_some();
+        remote &= matches!(choice, forewarm_node::router::Placement::There(_));
     }
     Ok((percentiles(times), remote))
 }
