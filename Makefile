@@ -10,7 +10,7 @@ NODE_IMAGE := forewarm/node:$(VERSION)
 PROBE_IMAGE := forewarm/probe:test
 STATIC := target/$(TARGET)/release
 
-.PHONY: sim test verify lint fmt-check fix build bench-sim images up test-tools
+.PHONY: sim test verify lint fmt-check deny fix build bench-sim images up test-tools
 
 ## The main job: build, generate a 2000-app day in the Azure 2019 format, compare policies.
 sim: build
@@ -57,8 +57,13 @@ test: test-tools images
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-lint: fmt-check
+lint: fmt-check deny
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The dependency tree against deny.toml (licences, bans, sources; advisories where the
+## RustSec database is reachable).
+deny:
+	scripts/deny.sh
 
 ## Read-only checks: formatting, lints, tests.
 verify: lint test

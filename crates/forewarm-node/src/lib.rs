@@ -217,6 +217,13 @@ impl Node {
             region: config.region.clone(),
             name: config.node_id.clone(),
         };
+        if config.cluster.tls.is_none() && !config.cluster.join.is_empty() {
+            tracing::warn!(
+                "cluster traffic to and from the members is plain HTTP, authorised by the shared \
+                 secret alone: give the node cluster.listen and [cluster.tls] (forewarm cluster \
+                 ca / cert) to run it over mutual TLS"
+            );
+        }
         let raft_store = config.data_dir.join("raft.redb");
         let cluster = Cluster::start(&config.cluster, &raft_store, me).await?;
         let catalog = Arc::new(Catalog::new(cluster.state().clone()));

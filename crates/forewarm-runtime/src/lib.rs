@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 
-pub use docker::{DockerRuntime, WORKLOAD_USER};
+pub use docker::{DockerRuntime, WORKLOAD_SECCOMP, WORKLOAD_USER};
 pub use fake::FakeRuntime;
 pub use faults::{Faults, FaultyRuntime};
 pub use forewarm_protocol::{Usage, Workload, WorkloadOverrides};

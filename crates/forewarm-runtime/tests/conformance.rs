@@ -137,8 +137,9 @@ fn docker_cli(args: &[&str], stdin: Option<&str>) -> String {
 }
 
 /// A workload container runs as `nobody` even when its image says root, with a read-only
-/// root, every capability dropped, no new privileges, Docker's default seccomp profile (not
-/// unconfined), not privileged, and nothing of the host mounted (no Docker socket).
+/// root, every capability dropped, no new privileges, forewarm's seccomp profile (named in its
+/// configuration, in force in the kernel), not privileged, and nothing of the host mounted (no
+/// Docker socket).
 #[tokio::test]
 async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
     let rt = docker().await;
@@ -156,12 +157,19 @@ async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
                 "inspect",
                 "--format",
                 "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|\
-                 {{.HostConfig.SecurityOpt}}|{{.HostConfig.Privileged}}|{{.HostConfig.Binds}}|\
-                 {{len .Mounts}}",
+                 {{json .HostConfig.SecurityOpt}}|{{.HostConfig.Privileged}}|{{.HostConfig.Binds}}|\
+                 {{len .Mounts}}|{{.State.Pid}}",
                 &c.id,
             ],
             None,
         )
+    });
+    // The kernel's view of the workload's process: a seccomp filter in force, no new
+    // privileges, no capabilities (read from the host's /proc while it runs).
+    let status = inspected.as_ref().ok().map(|i| {
+        let pid = i.rsplit('|').next().unwrap_or_default().to_owned();
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
     });
     if let Ok(c) = &started {
         forewarm_runtime::ContainerRuntime::remove(&rt, &c.id)
@@ -174,14 +182,28 @@ async fn docker_workloads_run_hardened_as_nobody_whatever_the_image_says() {
     rt.remove_image(&root_image).await.expect("remove image");
     let inspected = inspected.expect("starts and answers as nobody");
     let fields: Vec<&str> = inspected.split('|').collect();
+    let status = status.expect("read while it ran");
+    for line in ["Seccomp:\t2", "NoNewPrivs:\t1", "CapEff:\t0000000000000000"] {
+        assert!(
+            status.lines().any(|l| l == line),
+            "{line:?} not in the workload's status: {status}"
+        );
+    }
     assert_eq!(fields[0], forewarm_runtime::WORKLOAD_USER, "{inspected}");
     assert_eq!(fields[1], "true", "read-only root: {inspected}");
     assert!(
         fields[2].contains("ALL"),
         "capabilities dropped: {inspected}"
     );
+    // forewarm's own profile, named explicitly (not the engine's default, not unconfined).
+    let opts: Vec<String> = serde_json::from_str(fields[3]).expect("SecurityOpt is JSON");
     assert!(
-        fields[3].contains("no-new-privileges") && !fields[3].contains("unconfined"),
+        opts.iter().any(|o| o.starts_with("no-new-privileges")),
+        "{inspected}"
+    );
+    assert!(
+        opts.iter()
+            .any(|o| o.strip_prefix("seccomp=") == Some(forewarm_runtime::WORKLOAD_SECCOMP)),
         "{inspected}"
     );
     assert_eq!(fields[4], "false", "{inspected}");
