@@ -3,7 +3,8 @@
 # cargo-nextest (the test runner); python3 and curl (the chaos scripts); docker-compose (the
 # compose cluster of chaos S2/S3); nsenter (util-linux) and iptables (their partitions inside
 # a container's network namespace); promtool (Debian's prometheus package, without its
-# recommends: the metrics test runs `promtool check metrics`). Debian packages need root (or
+# recommends: the metrics test runs `promtool check metrics`); chromium (Debian's, headless: the
+# dashboard tests). Debian packages need root (or
 # sudo).
 set -euo pipefail
 
@@ -23,6 +24,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update
   updated=1
   $sudo apt-get install -y "${missing[@]}"
+fi
+# Debian's chromium, without its recommends: the dashboard tests load /ui in it, headless.
+if ! command -v chromium >/dev/null 2>&1; then
+  [ -n "$updated" ] || { $sudo apt-get update; updated=1; }
+  $sudo apt-get install -y --no-install-recommends chromium
 fi
 if ! command -v promtool >/dev/null 2>&1; then
   [ -n "$updated" ] || $sudo apt-get update

@@ -163,3 +163,48 @@ pub async fn invoke_keyed(
         body: body.to_owned(),
     }
 }
+
+/// What a person would see at `url`: Debian's Chromium (`FOREWARM_CHROMIUM`, default
+/// `chromium`; `make test` installs it) loads the page headless, runs its script for up to
+/// 10 s of virtual time (its requests included) and prints the DOM, which this returns; with
+/// `screenshot`, it also saves what it drew there as a PNG. Blocking: call it from
+/// `spawn_blocking` beside a node in the same runtime.
+pub fn browser(url: &str, screenshot: Option<&Path>) -> String {
+    let chromium = std::env::var("FOREWARM_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let profile = tempfile::tempdir().expect("a browser profile directory");
+    let run = |extra: &[String]| {
+        let mut args = vec![
+            "--headless".to_owned(),
+            // Tests run as root in CI, where Chromium's sandbox cannot start.
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--no-first-run".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+            "--virtual-time-budget=10000".to_owned(),
+            "--window-size=1280,900".to_owned(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(url.to_owned());
+        let out = std::process::Command::new(&chromium)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{chromium} did not start ({e}): install Debian's chromium (make test-tools)"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "{chromium} {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    if let Some(png) = screenshot {
+        run(&[format!("--screenshot={}", png.display())]);
+        assert!(png.exists(), "no screenshot at {}", png.display());
+    }
+    run(&["--dump-dom".to_owned()])
+}

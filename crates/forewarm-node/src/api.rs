@@ -91,7 +91,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ impl Api {
 
     /// The admin or the viewer token: what operators read (`/metrics`, `/v1/cluster`), never
     /// a tenant (the cluster's members, regions and addresses, every tenant's counters).
-    fn operator(&self, headers: &HeaderMap) -> ApiResult<()> {
+    pub(crate) fn operator(&self, headers: &HeaderMap) -> ApiResult<()> {
         match self.principal(headers)? {
             Principal::Admin | Principal::Viewer => Ok(()),
             Principal::Tenant(_) => Err(ApiError::new(
@@ -257,6 +257,9 @@ pub fn routes(api: Api) -> Routes {
         .route("/v1/invoke/{code}", post(invoke))
         .route("/v1/pool", get(pool))
         .route("/v1/images", get(get_images).put(put_images))
+        .route("/v1/history", get(crate::ui::history))
+        .route("/ui", get(crate::ui::page))
+        .route("/ui/app.js", get(crate::ui::script))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

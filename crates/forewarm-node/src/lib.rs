@@ -43,6 +43,7 @@ pub mod router_link;
 pub mod routing;
 pub mod shared;
 pub mod topology;
+pub mod ui;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! Prometheus metrics, kept in atomics and rendered as text on `GET /metrics`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +81,24 @@ pub struct Metrics {
     pub late_prewarms: AtomicU64,
     /// Idle containers' memory-time so far.
     idle: Mutex<IdleMemory>,
+    /// Invocations answered in each of the last [`HISTORY_MINUTES`] minutes, by start.
+    history: Mutex<VecDeque<Minute>>,
+}
+
+/// Minutes of start counts kept for the dashboard's chart.
+pub const HISTORY_MINUTES: u64 = 60;
+
+/// Invocations answered in one minute, by how they started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Minute {
+    /// Minutes since the Unix epoch (UTC).
+    pub minute: u64,
+    /// Started a container for it.
+    pub cold: u64,
+    /// On an idle container that served before.
+    pub warm: u64,
+    /// On a container started ahead of it.
+    pub prewarmed: u64,
 }
 
 /// Memory held by idle containers over time (the simulator's waste), MiB·s of wall time,
@@ -131,6 +149,7 @@ impl Default for Metrics {
             outgrown: AtomicU64::new(0),
             late_prewarms: AtomicU64::new(0),
             idle: Mutex::default(),
+            history: Mutex::default(),
         }
     }
 }
@@ -139,6 +158,51 @@ impl Metrics {
     /// One invocation served.
     pub fn invoked(&self, start: Start, latency_ms: f64) {
         self.latency[start_index(start)].observe(latency_ms / 1e3);
+        self.count_minute(crate::clock::unix_ms() / 60_000, start);
+    }
+
+    /// Count one invocation answered in `minute` (since the epoch) into the history.
+    fn count_minute(&self, minute: u64, start: Start) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.back().is_none_or(|m| m.minute < minute) {
+            history.push_back(Minute {
+                minute,
+                ..Minute::default()
+            });
+            while history
+                .front()
+                .is_some_and(|m| m.minute + HISTORY_MINUTES <= minute)
+            {
+                history.pop_front();
+            }
+        }
+        // A clock stepped back counts into the newest minute.
+        if let Some(m) = history.back_mut() {
+            match start {
+                Start::Cold => m.cold += 1,
+                Start::Warm => m.warm += 1,
+                Start::Prewarmed => m.prewarmed += 1,
+            }
+        }
+    }
+
+    /// The last [`HISTORY_MINUTES`] minutes up to `now_minute`, oldest first, one entry per
+    /// minute (zeros where nothing was answered).
+    pub fn history(&self, now_minute: u64) -> Vec<Minute> {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let first = (now_minute + 1).saturating_sub(HISTORY_MINUTES);
+        (first..=now_minute)
+            .map(|minute| {
+                history
+                    .iter()
+                    .find(|m| m.minute == minute)
+                    .copied()
+                    .unwrap_or(Minute {
+                        minute,
+                        ..Minute::default()
+                    })
+            })
+            .collect()
     }
 
     /// Invocations that started `start` so far.
@@ -289,6 +353,36 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_keeps_an_hour_of_minutes_with_gaps_as_zeros() {
+        let m = Metrics::default();
+        m.count_minute(1_000, Start::Cold);
+        m.count_minute(1_000, Start::Warm);
+        m.count_minute(1_002, Start::Prewarmed);
+        m.count_minute(1_002, Start::Warm);
+        let h = m.history(1_003);
+        assert_eq!(h.len(), HISTORY_MINUTES as usize);
+        assert_eq!(h.last().map(|m| m.minute), Some(1_003));
+        let at = |minute| h.iter().find(|m| m.minute == minute).copied();
+        assert_eq!(
+            at(1_000),
+            Some(Minute {
+                minute: 1_000,
+                cold: 1,
+                warm: 1,
+                prewarmed: 0
+            })
+        );
+        assert_eq!(at(1_001).map(|m| m.cold + m.warm + m.prewarmed), Some(0));
+        assert_eq!(at(1_002).map(|m| (m.warm, m.prewarmed)), Some((1, 1)));
+        // An hour on, minute 1000 has left the window and the ring.
+        m.count_minute(1_000 + HISTORY_MINUTES, Start::Cold);
+        let later = m.history(1_000 + HISTORY_MINUTES);
+        assert_eq!(later.first().map(|m| m.minute), Some(1_001));
+        assert_eq!(later.iter().map(|m| m.cold).sum::<u64>(), 1);
+        assert_eq!(m.history.lock().map(|h| h.len()).unwrap_or(0), 2);
+    }
 
     #[test]
     fn renders_cumulative_buckets_and_counts() {

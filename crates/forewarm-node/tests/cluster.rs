@@ -1353,3 +1353,60 @@ async fn t11_a_request_runs_only_in_regions_its_tenant_may_use() {
         n.shutdown().await;
     }
 }
+
+/// The dashboard of a three-region cluster, in headless Chromium: one node's page lists the
+/// three members with their regions, the leader, and a measured round trip to each other
+/// member (screenshot: `target/ui-cluster.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addrs, nodes) = three(dir.path()).await;
+    let leader = leader_seen(addrs[0], None, 3).await;
+    let begun = Instant::now();
+    while rtt_to(addrs[0], "n1").await.1.is_none() || rtt_to(addrs[0], "n2").await.1.is_none() {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "no round trips measured"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("http://{}/ui#token={VIEWER}", addrs[0]);
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-cluster.png");
+    let dom = tokio::task::spawn_blocking(move || forewarm_tests::browser(&url, Some(&shot)))
+        .await
+        .expect("the browser ran");
+    assert!(
+        dom.contains(&format!("leader {leader}")),
+        "the leader: {dom}"
+    );
+    for (i, region) in REGIONS.iter().enumerate() {
+        let name = if i == 0 {
+            "n0 (this node)".to_owned()
+        } else {
+            format!("n{i}")
+        };
+        let row = format!(r#"<tr class="member"><td>{name}</td><td>{region}</td>"#);
+        let at = dom
+            .find(&row)
+            .unwrap_or_else(|| panic!("no row for {name} in {region}: {dom}"));
+        let rest = &dom[at..];
+        let row_html = &rest[..rest.find("</tr>").unwrap_or(rest.len())];
+        // The round trip column: a number for the other members, a dash for this node.
+        let cells: Vec<&str> = row_html.split(r#"<td class="num">"#).skip(1).collect();
+        let rtt = cells
+            .first()
+            .and_then(|c| c.split('<').next())
+            .unwrap_or_default();
+        if i == 0 {
+            assert_eq!(rtt, "–", "{row_html}");
+        } else {
+            assert!(
+                rtt.parse::<f64>().is_ok(),
+                "a measured round trip: {row_html}"
+            );
+        }
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

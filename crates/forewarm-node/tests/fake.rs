@@ -1468,3 +1468,72 @@ async fn t22_the_api_serves_https_with_a_certificate_and_key() {
     assert_eq!(curl(&plain, &resolve, ca, None), 0);
     node.shutdown().await;
 }
+
+/// The dashboard, in a real browser: headless Chromium loads `/ui` with the admin token in
+/// the address's fragment, and the page shows this node's region, a pool table with the
+/// container an invocation left, and a chart of the hour's starts (one cold, two warm)
+/// drawn as SVG bars; a screenshot is saved to `target/ui-node.png`. The page holds no data
+/// (served to anyone, with a policy that loads nothing from elsewhere); its data endpoint
+/// `/v1/history` answers operators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t23_the_dashboard_shows_the_region_the_pool_and_the_hours_starts_in_a_browser() {
+    let (_dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let token = tenant(addr, "acme", "").await;
+    register(addr, &token, "f", FAST).await;
+    let starts: Vec<String> = {
+        let mut s = Vec::new();
+        for _ in 0..3 {
+            let a = invoke(addr, &token, "f", "").await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            s.push(json(&a)["start"].as_str().unwrap_or_default().to_owned());
+        }
+        s
+    };
+    assert_eq!(starts, ["cold", "warm", "warm"]);
+
+    let page = call(addr, "GET", "/ui", None, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|p| p.starts_with("default-src 'self'")),
+        "{:?}",
+        page.headers
+    );
+    for (who, status) in [(None, 401), (Some(token.as_str()), 403), (Some(ADMIN), 200)] {
+        let a = call(addr, "GET", "/v1/history", who, "").await;
+        assert_eq!(a.status, status, "{who:?}: {}", a.body);
+    }
+    let history = json(&call(addr, "GET", "/v1/history", Some(ADMIN), "").await);
+    let minutes = history["minutes"].as_array().expect("minutes");
+    assert_eq!(minutes.len(), 60, "{history}");
+    let sum = |k: &str| minutes.iter().filter_map(|m| m[k].as_u64()).sum::<u64>();
+    assert_eq!((sum("cold"), sum("warm")), (1, 2), "{history}");
+
+    let url = format!("http://{addr}/ui#token={ADMIN}");
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-node.png");
+    let dom = tokio::task::spawn_blocking(move || forewarm_tests::browser(&url, Some(&shot)))
+        .await
+        .expect("the browser ran");
+    assert!(
+        dom.contains("node fake-node in local"),
+        "the node's name and region: {dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr class="member"><td>fake-node (this node)</td><td>local</td>"#),
+        "the region table: {dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr class="container"><td>acme</td><td>f</td>"#),
+        "a pool row for the container: {dom}"
+    );
+    assert!(
+        dom.contains(r#"class="cold""#) && dom.contains(r#"class="warm""#) && dom.contains("<rect"),
+        "the chart's bars: {dom}"
+    );
+    assert!(
+        dom.contains("last hour: 1 cold, 2 warm, 0 pre-warmed"),
+        "the chart's totals: {dom}"
+    );
+    node.shutdown().await;
+}

@@ -1,0 +1,62 @@
+//! The dashboard every node serves at `/ui`: one page and its script, embedded in the binary
+//! (no CDN, works offline), drawing what the API already answers an operator — the regions
+//! and their round trips (`/v1/cluster`), this node's pool (`/v1/pool`) and the starts of the
+//! last hour (`/v1/history`). The page itself holds no data; the data endpoints take the admin
+//! or the viewer token, which the page asks for (or reads from the address's `#token=`
+//! fragment, which browsers never send) and keeps in the tab's session storage.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::{Api, ApiResult};
+
+const PAGE: &str = include_str!("ui/index.html");
+const SCRIPT: &str = include_str!("ui/app.js");
+
+/// Nothing from elsewhere, no framing, no sniffing.
+const POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `GET /ui`: the page.
+pub async fn page() -> Response {
+    asset(PAGE, "text/html; charset=utf-8")
+}
+
+/// `GET /ui/app.js`: its script.
+pub async fn script() -> Response {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// `GET /v1/history` (admin or viewer): invocations this node answered in each of the last
+/// 60 minutes, by start (`cold`, `warm`, `prewarmed`), oldest first.
+pub async fn history(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    api.operator(&headers)?;
+    let now_minute = crate::clock::unix_ms() / 60_000;
+    let c = &api.shared.config;
+    Ok(Json(json!({
+        "node": c.node_id,
+        "region": c.region,
+        "minutes": api.shared.metrics.history(now_minute),
+    })))
+}
