@@ -83,6 +83,64 @@ pub struct Metrics {
     idle: Mutex<IdleMemory>,
     /// Invocations answered in each of the last [`HISTORY_MINUTES`] minutes, by start.
     history: Mutex<VecDeque<Minute>>,
+    /// The latest routing decisions.
+    pub routes: RouteLog,
+}
+
+/// Routing decisions kept for the dashboard.
+pub const ROUTES_KEPT: usize = 50;
+
+/// One invocation this node's Router answered: where it ran and why.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// When it was answered, ms since the epoch.
+    pub at_ms: u64,
+    /// `tenant/code`.
+    pub code: String,
+    /// The node that ran it.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// How it started there.
+    pub start: Start,
+    /// Latency at this node, ms.
+    pub latency_ms: f64,
+    /// Why there.
+    pub why: crate::routing::Why,
+}
+
+/// The latest [`ROUTES_KEPT`] routing decisions, newest last.
+#[derive(Debug, Default)]
+pub struct RouteLog(Mutex<VecDeque<Routed>>);
+
+impl RouteLog {
+    /// Keep `r`, forgetting the oldest past [`ROUTES_KEPT`].
+    pub fn push(&self, r: Routed) {
+        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == ROUTES_KEPT {
+            log.pop_front();
+        }
+        log.push_back(r);
+    }
+
+    /// The decisions kept, newest first, as the API shows them.
+    pub fn recent(&self) -> Vec<serde_json::Value> {
+        let log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter()
+            .rev()
+            .map(|r| {
+                serde_json::json!({
+                    "at_ms": r.at_ms,
+                    "code": r.code,
+                    "node": r.node,
+                    "region": r.region,
+                    "start": r.start.as_str(),
+                    "latency_ms": r.latency_ms,
+                    "why": r.why.describe(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Minutes of start counts kept for the dashboard's chart.
@@ -150,6 +208,7 @@ impl Default for Metrics {
             late_prewarms: AtomicU64::new(0),
             idle: Mutex::default(),
             history: Mutex::default(),
+            routes: RouteLog::default(),
         }
     }
 }

@@ -23,11 +23,11 @@ use crate::collector::SampleInbox;
 pub use crate::invocation::{
     Forwarded, Invocation, InvokeError, Invoked, Predicted, RouterMsg, Stages, UsageView,
 };
-use crate::metrics::Failure;
+use crate::metrics::{Failure, Routed};
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::router_link::RemoteFailed;
-use crate::routing::{Decision, Here, Remote, route, route_elsewhere};
+use crate::routing::{Decision, Here, Local, Remote, Why, route, route_elsewhere};
 use crate::shared::NodeShared;
 use forewarm_cluster::mesh::MeshError;
 
@@ -42,6 +42,8 @@ const RUNNER_BASE_MIB: f64 = 8.0;
 pub struct RouteChoice {
     /// The member to forward to.
     pub target: forewarm_cluster::RemoteView,
+    /// Why there.
+    pub why: Why,
     /// The member may start a container for it (the tenant may not use this node's region,
     /// so the request cannot fall back to running here); otherwise an idle fit there only.
     pub start: bool,
@@ -50,8 +52,8 @@ pub struct RouteChoice {
 /// Where a request runs ([`choose`]).
 #[derive(Debug, Clone)]
 pub enum Placement {
-    /// On this node.
-    Here,
+    /// On this node, for this reason.
+    Here(Local),
     /// On another member.
     There(RouteChoice),
     /// Nowhere: the tenant may not use this node's `region`, and no member of a region it
@@ -220,12 +222,16 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
         // for a container included.
         let limit = Duration::from_millis(inv.code.timeout_ms);
         let deadline = tokio::time::Instant::from_std(inv.received) + limit;
+        let mut why = Why::Forwarded;
         if inv.forwarded.is_none() {
             match choose(&self.shared, &inv.code.tenant, &key, need) {
-                Placement::Here => {}
+                Placement::Here(local) => why = Why::Here(local),
                 Placement::There(choice) => {
                     match self.run_remote(&inv, &key, need, &choice, deadline).await? {
-                        Some(invoked) => return Ok(invoked),
+                        Some(invoked) => {
+                            self.routed(&key, &invoked, &choice.target.node.name, choice.why);
+                            return Ok(invoked);
+                        }
                         // Not sent (no transport yet), and it may not run here.
                         None if choice.start => {
                             return Err(InvokeError::NoAllowedRegion(format!(
@@ -233,7 +239,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                                 choice.target.node.name, self.shared.config.region
                             )));
                         }
-                        None => {}
+                        None => why = Why::Declined,
                     }
                 }
                 Placement::Nowhere {
@@ -295,10 +301,8 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                         work_ms: usage.duration_ms,
                     };
                     self.record(&inv, &key, &lease, &usage, need, latency_ms);
-                    if lease.start == Start::Cold {
-                        let _ = self.predictor.cast(PredictorMsg::Train(key));
-                    }
-                    return Ok(Invoked {
+                    let cold = lease.start == Start::Cold;
+                    let invoked = Invoked {
                         start: lease.start,
                         region: self.shared.config.region.clone(),
                         container: lease.container.id,
@@ -313,7 +317,12 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                             need_mib: need,
                         },
                         stages,
-                    });
+                    };
+                    self.routed(&key, &invoked, &self.shared.config.node_id, why);
+                    if cold {
+                        let _ = self.predictor.cast(PredictorMsg::Train(key));
+                    }
+                    return Ok(invoked);
                 }
                 Err(e) => {
                     let _ = self.predictor.cast(PredictorMsg::Train(key.clone()));
@@ -339,6 +348,19 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
             }
         }
         Err(InvokeError::Internal(String::from("retries exhausted")))
+    }
+
+    /// Note where `invoked` (of code type `key`) ran and why, for the dashboard.
+    fn routed(&self, key: &str, invoked: &Invoked, node: &str, why: Why) {
+        self.shared.metrics.routes.push(Routed {
+            at_ms: unix_ms(),
+            code: key.to_owned(),
+            node: node.to_owned(),
+            region: invoked.region.clone(),
+            start: invoked.start,
+            latency_ms: invoked.latency_ms,
+            why,
+        });
     }
 
     fn record(
@@ -489,13 +511,13 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
     let home = &shared.config.region;
     // An unknown tenant cannot have reached here through the API: nothing to decide.
     let Some(tenant) = shared.catalog.tenant(tenant) else {
-        return Placement::Here;
+        return Placement::Here(Local::NoMembers);
     };
     let allowed_here = tenant.may_use(home);
     let remote = cluster.remote.read().unwrap_or_else(|e| e.into_inner());
     if remote.is_empty() && allowed_here {
         // A lone node: nothing to read (the warm path of every single-node request).
-        return Placement::Here;
+        return Placement::Here(Local::NoMembers);
     }
     let members = remote.values().map(|v| Remote {
         member: v,
@@ -511,6 +533,7 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
         }) {
             Some(there) => Placement::There(RouteChoice {
                 target: there.member.clone(),
+                why: Why::NotAllowedHere,
                 start: true,
             }),
             None => Placement::Nowhere {
@@ -535,10 +558,15 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
         queue_ms: cluster.queue_ms(),
     };
     match route(here, members, |region| tenant.may_use(region)) {
-        Decision::Forward { member, .. } => Placement::There(RouteChoice {
+        Decision::Forward {
+            member,
+            score_ms,
+            local_ms,
+        } => Placement::There(RouteChoice {
             target: member.clone(),
+            why: Why::Faster { score_ms, local_ms },
             start: false,
         }),
-        Decision::Local(_) => Placement::Here,
+        Decision::Local(why) => Placement::Here(why),
     }
 }

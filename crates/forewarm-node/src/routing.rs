@@ -118,6 +118,49 @@ pub fn route<'a, T>(
     }
 }
 
+/// Why a request ran where it did (the dashboard's recent routing decisions).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Why {
+    /// Decided here and run here, for this reason.
+    Here(Local),
+    /// Sent to a member whose idle fit was expected to answer in `score_ms` (round trip +
+    /// its queue wait) against `local_ms` (a cold start + the queue wait) here.
+    Faster {
+        /// Its score, ms.
+        score_ms: f64,
+        /// Home's, ms.
+        local_ms: f64,
+    },
+    /// Sent to a member of a region the tenant may use: it may not run in this one.
+    NotAllowedHere,
+    /// Sent to a member, which declined it (its fit was gone): run here.
+    Declined,
+    /// Sent here by another region.
+    Forwarded,
+}
+
+impl Why {
+    /// In words, for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            Why::Here(Local::WarmHere) => "an idle container here fits".into(),
+            Why::Here(Local::NoMembers) => "no other member".into(),
+            Why::Here(Local::NoCandidate) => {
+                "no member of an allowed region holds an idle fit".into()
+            }
+            Why::Here(Local::NothingFaster) => {
+                "members hold a fit, none faster than starting here".into()
+            }
+            Why::Faster { score_ms, local_ms } => {
+                format!("a warm fit there: {score_ms:.1} ms against {local_ms:.1} ms to start here")
+            }
+            Why::NotAllowedHere => "the tenant may not run in this node's region".into(),
+            Why::Declined => "sent to a member, which no longer had the fit: run here".into(),
+            Why::Forwarded => "sent here by another region".into(),
+        }
+    }
+}
+
 /// A round trip not measured yet counts as this much, ms (the member is alive — its inventory
 /// is fresh — but nothing says how far it is; a measured one is preferred).
 pub const UNMEASURED_RTT_MS: f64 = 1_000.0;

@@ -46,7 +46,8 @@ pub async fn script() -> Response {
 }
 
 /// `GET /v1/history` (admin or viewer): invocations this node answered in each of the last
-/// 60 minutes, by start (`cold`, `warm`, `prewarmed`), oldest first.
+/// 60 minutes, by start (`cold`, `warm`, `prewarmed`), oldest first; and its latest routing
+/// decisions (where each of the last 50 invocations ran and why), newest first.
 pub async fn history(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -58,5 +59,6 @@ pub async fn history(
         "node": c.node_id,
         "region": c.region,
         "minutes": api.shared.metrics.history(now_minute),
+        "routes": api.shared.metrics.routes.recent(),
     })))
 }

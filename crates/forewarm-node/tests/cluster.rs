@@ -1354,23 +1354,28 @@ async fn t11_a_request_runs_only_in_regions_its_tenant_may_use() {
     }
 }
 
-/// The dashboard of a three-region cluster, in headless Chromium: one node's page lists the
-/// three members with their regions, the leader, and a measured round trip to each other
-/// member (screenshot: `target/ui-cluster.png`).
+/// The dashboard of a three-region cluster, in headless Chromium: ap-south's page lists the
+/// three members with their regions, the leader, a measured round trip to each other member,
+/// and why a request sent to it ran elsewhere (its tenant may not use ap-south; screenshot:
+/// `target/ui-cluster.png`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (addrs, nodes) = three(dir.path()).await;
     let leader = leader_seen(addrs[0], None, 3).await;
     let begun = Instant::now();
-    while rtt_to(addrs[0], "n1").await.1.is_none() || rtt_to(addrs[0], "n2").await.1.is_none() {
+    while rtt_to(addrs[2], "n0").await.1.is_none() || rtt_to(addrs[2], "n1").await.1.is_none() {
         assert!(
             begun.elapsed() < Duration::from_secs(10),
             "no round trips measured"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let url = format!("http://{}/ui#token={VIEWER}", addrs[0]);
+    // us-east and eu-west only: sent to ap-south, it runs in one of them.
+    let token = create_tenant(addrs[0], "acme").await;
+    register_f(addrs[0], &token).await;
+    let ran = invoke_until(addrs[2], &token, 200).await;
+    let url = format!("http://{}/ui#token={VIEWER}", addrs[2]);
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-cluster.png");
     let dom = tokio::task::spawn_blocking(move || forewarm_tests::browser(&url, Some(&shot)))
         .await
@@ -1380,8 +1385,8 @@ async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() 
         "the leader: {dom}"
     );
     for (i, region) in REGIONS.iter().enumerate() {
-        let name = if i == 0 {
-            "n0 (this node)".to_owned()
+        let name = if i == 2 {
+            "n2 (this node)".to_owned()
         } else {
             format!("n{i}")
         };
@@ -1397,7 +1402,7 @@ async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() 
             .first()
             .and_then(|c| c.split('<').next())
             .unwrap_or_default();
-        if i == 0 {
+        if i == 2 {
             assert_eq!(rtt, "–", "{row_html}");
         } else {
             assert!(
@@ -1406,6 +1411,13 @@ async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() 
             );
         }
     }
+    let region = ran["region"].as_str().expect("region");
+    let node = if region == "us-east" { "n0" } else { "n1" };
+    assert!(
+        dom.contains(&format!("<td>acme/f</td><td>{node}</td><td>{region}</td>"))
+            && dom.contains("the tenant may not run in this node"),
+        "the routing decision: {dom}"
+    );
     for n in nodes {
         n.shutdown().await;
     }

@@ -1535,5 +1535,13 @@ async fn t23_the_dashboard_shows_the_region_the_pool_and_the_hours_starts_in_a_b
         dom.contains("last hour: 1 cold, 2 warm, 0 pre-warmed"),
         "the chart's totals: {dom}"
     );
+    // Where each ran and why: three decisions, all here (a lone node).
+    let decided = dom.matches(r#"<tr class="route">"#).count();
+    assert_eq!(decided, 3, "the routing decisions: {dom}");
+    assert!(
+        dom.contains("<td>acme/f</td><td>fake-node</td><td>local</td><td>cold</td>")
+            && dom.contains("no other member"),
+        "a decision in full: {dom}"
+    );
     node.shutdown().await;
 }

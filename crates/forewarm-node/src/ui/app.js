@@ -109,6 +109,26 @@ function chart(h) {
   $("totals").textContent = "last hour: " + sums.cold + " cold, " + sums.warm + " warm, " + sums.prewarmed + " pre-warmed";
 }
 
+function routes(h) {
+  const body = $("routes").tBodies[0];
+  body.replaceChildren();
+  for (const r of h.routes) {
+    const row = body.insertRow();
+    row.className = "route";
+    cell(row, new Date(r.at_ms).toISOString().slice(11, 19));
+    cell(row, r.code);
+    cell(row, r.node);
+    cell(row, r.region);
+    cell(row, r.start);
+    cell(row, r.latency_ms.toFixed(1), "num");
+    cell(row, r.why);
+  }
+  if (!h.routes.length) {
+    const row = body.insertRow();
+    cell(row, "none yet");
+  }
+}
+
 async function refresh() {
   if (!sessionStorage.getItem("forewarm-token")) {
     $("signin").hidden = false;
@@ -119,6 +139,7 @@ async function refresh() {
     regions(c);
     pool(p);
     chart(h);
+    routes(h);
     $("error").textContent = "";
     $("signin").hidden = true;
   } catch (e) {
