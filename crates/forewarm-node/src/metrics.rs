@@ -85,6 +85,9 @@ pub struct Metrics {
     history: Mutex<VecDeque<Minute>>,
     /// The latest routing decisions.
     pub routes: RouteLog,
+    /// Invocations run on this node per minute (minute, count), by `tenant/code`, for the
+    /// last [`HISTORY_MINUTES`] minutes.
+    by_code: Mutex<HashMap<String, VecDeque<(u64, u64)>>>,
 }
 
 /// Routing decisions kept for the dashboard.
@@ -209,6 +212,7 @@ impl Default for Metrics {
             idle: Mutex::default(),
             history: Mutex::default(),
             routes: RouteLog::default(),
+            by_code: Mutex::default(),
         }
     }
 }
@@ -243,6 +247,41 @@ impl Metrics {
                 Start::Prewarmed => m.prewarmed += 1,
             }
         }
+    }
+
+    /// One invocation of `code` (`tenant/code`) ran on this node in `minute`.
+    pub fn ran(&self, code: &str, minute: u64) {
+        let mut by_code = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = match by_code.get_mut(code) {
+            Some(c) => c,
+            None => by_code.entry(code.to_owned()).or_default(),
+        };
+        match counts.back_mut() {
+            Some((m, n)) if *m >= minute => *n += 1,
+            _ => counts.push_back((minute, 1)),
+        }
+    }
+
+    /// Per code type that ran here within the last [`HISTORY_MINUTES`] minutes up to
+    /// `now_minute`: its (minute, count) pairs, oldest first (minutes without one left out);
+    /// older minutes and code types without a recent one are forgotten.
+    pub fn ran_by_code(&self, now_minute: u64) -> Vec<(String, Vec<(u64, u64)>)> {
+        let mut by_code = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
+        by_code.retain(|_, counts| {
+            while counts
+                .front()
+                .is_some_and(|(m, _)| m + HISTORY_MINUTES <= now_minute)
+            {
+                counts.pop_front();
+            }
+            !counts.is_empty()
+        });
+        let mut all: Vec<_> = by_code
+            .iter()
+            .map(|(code, counts)| (code.clone(), counts.iter().copied().collect()))
+            .collect();
+        all.sort();
+        all
     }
 
     /// The last [`HISTORY_MINUTES`] minutes up to `now_minute`, oldest first, one entry per
@@ -441,6 +480,27 @@ mod tests {
         assert_eq!(later.first().map(|m| m.minute), Some(1_001));
         assert_eq!(later.iter().map(|m| m.cold).sum::<u64>(), 1);
         assert_eq!(m.history.lock().map(|h| h.len()).unwrap_or(0), 2);
+    }
+
+    #[test]
+    fn runs_by_code_type_are_kept_an_hour() {
+        let m = Metrics::default();
+        m.ran("a/f", 1_000);
+        m.ran("a/f", 1_000);
+        m.ran("a/f", 1_003);
+        m.ran("b/g", 1_001);
+        assert_eq!(
+            m.ran_by_code(1_003),
+            vec![
+                ("a/f".to_owned(), vec![(1_000, 2), (1_003, 1)]),
+                ("b/g".to_owned(), vec![(1_001, 1)]),
+            ]
+        );
+        // An hour after b/g's last run it is forgotten; a/f keeps its newer minute.
+        assert_eq!(
+            m.ran_by_code(1_001 + HISTORY_MINUTES),
+            vec![("a/f".to_owned(), vec![(1_003, 1)])]
+        );
     }
 
     #[test]

@@ -352,8 +352,12 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
 
     /// Note where `invoked` (of code type `key`) ran and why, for the dashboard.
     fn routed(&self, key: &str, invoked: &Invoked, node: &str, why: Why) {
+        let at_ms = unix_ms();
+        if node == self.shared.config.node_id {
+            self.shared.metrics.ran(key, at_ms / 60_000);
+        }
         self.shared.metrics.routes.push(Routed {
-            at_ms: unix_ms(),
+            at_ms,
             code: key.to_owned(),
             node: node.to_owned(),
             region: invoked.region.clone(),

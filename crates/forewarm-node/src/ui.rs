@@ -55,10 +55,32 @@ pub async fn history(
     api.operator(&headers)?;
     let now_minute = crate::clock::unix_ms() / 60_000;
     let c = &api.shared.config;
+    let codes: Vec<serde_json::Value> = api
+        .shared
+        .metrics
+        .ran_by_code(now_minute)
+        .into_iter()
+        .map(|(code, ran)| {
+            let model = crate::predictor::model_of(&api.shared.models, &code);
+            json!({
+                "code": code,
+                "ran": ran.iter().map(|(minute, count)| json!({"minute": minute, "count": count})).collect::<Vec<_>>(),
+                "model": model.map(|m| json!({
+                    "samples": m.samples,
+                    "trained_minute": m.trained_at_ms / 60_000,
+                    "demand_per_min": m.demand.per_step,
+                    "peak_mib": m.peak_mib,
+                    "duration_ms": m.duration_ms,
+                    "cold_start_ms": m.cold_start_ms,
+                })),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "node": c.node_id,
         "region": c.region,
         "minutes": api.shared.metrics.history(now_minute),
         "routes": api.shared.metrics.routes.recent(),
+        "codes": codes,
     })))
 }

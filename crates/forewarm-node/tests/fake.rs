@@ -53,6 +53,12 @@ async fn register(addr: SocketAddr, token: &str, code: &str, body: &str) {
     assert!(a.status == 201 || a.status == 200, "{}", a.body);
 }
 
+/// Train `code`'s model on every sample so far; the prediction it answers.
+async fn train(addr: SocketAddr, token: &str, code: &str) -> Answer {
+    let path = format!("/v1/codes/{code}/prediction?train=true");
+    call(addr, "GET", &path, Some(token), "").await
+}
+
 async fn invoke(addr: SocketAddr, token: &str, code: &str, body: &str) -> Answer {
     call(
         addr,
@@ -506,14 +512,7 @@ async fn t05_tenants_codes_and_samples_survive_a_restart() {
         .await
         .expect("node restarts");
     let addr = node.addr();
-    let p = call(
-        addr,
-        "GET",
-        "/v1/codes/f/prediction?train=true",
-        Some(&token),
-        "",
-    )
-    .await;
+    let p = train(addr, &token, "f").await;
     assert_eq!(
         p.status, 200,
         "the token and the code type survived: {}",
@@ -1510,6 +1509,9 @@ async fn t23_the_dashboard_shows_the_region_the_pool_and_the_hours_starts_in_a_b
     let sum = |k: &str| minutes.iter().filter_map(|m| m[k].as_u64()).sum::<u64>();
     assert_eq!((sum("cold"), sum("warm")), (1, 2), "{history}");
 
+    // Trained on the three runs before the page is read.
+    let trained = train(addr, &token, "f").await;
+    assert_eq!(trained.status, 200, "{}", trained.body);
     let url = format!("http://{addr}/ui#token={ADMIN}");
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-node.png");
     let dom = tokio::task::spawn_blocking(move || forewarm_tests::browser(&url, Some(&shot)))
@@ -1534,6 +1536,16 @@ async fn t23_the_dashboard_shows_the_region_the_pool_and_the_hours_starts_in_a_b
     assert!(
         dom.contains("last hour: 1 cold, 2 warm, 0 pre-warmed"),
         "the chart's totals: {dom}"
+    );
+    // The code type's profile as the model predicts it (trained on its three samples), and
+    // its minute of runs with the forecast beside it.
+    assert!(
+        dom.contains(r#"<tr class="code"><td>acme/f</td><td class="num">3</td>"#),
+        "a row for the code type: {dom}"
+    );
+    assert!(
+        dom.contains(r#"class="spark""#) && dom.contains(r#"class="forecast""#),
+        "actual bars and the forecast line: {dom}"
     );
     // Where each ran and why: three decisions, all here (a lone node).
     let decided = dom.matches(r#"<tr class="route">"#).count();

@@ -109,6 +109,71 @@ function chart(h) {
   $("totals").textContent = "last hour: " + sums.cold + " cold, " + sums.warm + " warm, " + sums.prewarmed + " pre-warmed";
 }
 
+// One code type's minutes, the last hour and the 10 to come: bars of what ran, a line of what
+// the model forecast from its latest training; a tick marks now.
+function spark(c, nowMinute) {
+  const width = 280, height = 36, first = nowMinute - 59, slot = width / 70;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("class", "spark");
+  const forecast = c.model ? c.model.demand_per_min : [];
+  const top = Math.max(1, ...c.ran.map((r) => r.count), ...forecast);
+  const y = (v) => (height - 2 - (v / top) * (height - 4)).toFixed(1);
+  for (const r of c.ran) {
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("x", ((r.minute - first) * slot).toFixed(1));
+    rect.setAttribute("y", y(r.count));
+    rect.setAttribute("width", Math.max(slot - 1, 1).toFixed(1));
+    rect.setAttribute("height", (height - 2 - y(r.count)).toFixed(1));
+    rect.setAttribute("class", "warm");
+    svg.appendChild(rect);
+  }
+  const now = document.createElementNS(SVG, "line");
+  now.setAttribute("x1", (60 * slot).toFixed(1));
+  now.setAttribute("x2", (60 * slot).toFixed(1));
+  now.setAttribute("y1", 0);
+  now.setAttribute("y2", height);
+  now.setAttribute("stroke", "#9aa3b2");
+  now.setAttribute("stroke-dasharray", "2,2");
+  svg.appendChild(now);
+  if (c.model && forecast.length) {
+    const points = forecast.map((v, i) => {
+      const x = (c.model.trained_minute + i - first + 0.5) * slot;
+      return Math.min(Math.max(x, 0), width).toFixed(1) + "," + y(v);
+    });
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", points.join(" "));
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke", "#d1495b");
+    line.setAttribute("stroke-width", "1.5");
+    line.setAttribute("class", "forecast");
+    svg.appendChild(line);
+  }
+  return svg;
+}
+
+function codes(h) {
+  const body = $("codes").tBodies[0];
+  body.replaceChildren();
+  const nowMinute = h.minutes.length ? h.minutes[h.minutes.length - 1].minute : 0;
+  for (const c of h.codes) {
+    const row = body.insertRow();
+    row.className = "code";
+    const m = c.model;
+    cell(row, c.code);
+    cell(row, m ? String(m.samples) : "no model yet", "num");
+    cell(row, m ? m.peak_mib.p50.toFixed(1) + " / " + m.peak_mib.p99.toFixed(1) : "–", "num");
+    cell(row, m ? m.duration_ms.p50.toFixed(1) : "–", "num");
+    cell(row, m && m.cold_start_ms != null ? m.cold_start_ms.toFixed(0) : "–", "num");
+    row.insertCell().appendChild(spark(c, nowMinute));
+  }
+  if (!h.codes.length) {
+    const row = body.insertRow();
+    cell(row, "nothing ran here in the last hour");
+  }
+}
+
 function routes(h) {
   const body = $("routes").tBodies[0];
   body.replaceChildren();
@@ -140,6 +205,7 @@ async function refresh() {
     pool(p);
     chart(h);
     routes(h);
+    codes(h);
     $("error").textContent = "";
     $("signin").hidden = true;
   } catch (e) {
