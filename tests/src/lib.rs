@@ -182,7 +182,7 @@ pub fn browser(url: &str, screenshot: Option<&Path>) -> String {
             "--no-first-run".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
             "--virtual-time-budget=10000".to_owned(),
-            "--window-size=1280,900".to_owned(),
+            "--window-size=1280,1600".to_owned(),
         ];
         args.extend_from_slice(extra);
         args.push(url.to_owned());

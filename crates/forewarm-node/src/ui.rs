@@ -47,7 +47,9 @@ pub async fn script() -> Response {
 
 /// `GET /v1/history` (admin or viewer): invocations this node answered in each of the last
 /// 60 minutes, by start (`cold`, `warm`, `prewarmed`), oldest first; and its latest routing
-/// decisions (where each of the last 50 invocations ran and why), newest first.
+/// decisions (where each of the last 50 invocations ran and why), newest first; per code type
+/// run here, its runs per minute beside its model; and the other members' idle containers as
+/// they last published them.
 pub async fn history(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -76,11 +78,35 @@ pub async fn history(
             })
         })
         .collect();
+    // The other members' pools as they last published them (idle containers by code type and
+    // size class; what the Router routes on).
+    let members: Vec<serde_json::Value> = {
+        let remote = api
+            .shared
+            .cluster
+            .remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut members: Vec<_> = remote
+            .values()
+            .map(|v| {
+                json!({
+                    "node": v.node.name,
+                    "region": v.node.region,
+                    "age_ms": v.fetched.elapsed().as_millis() as u64,
+                    "idle": v.inventory.idle,
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+        members
+    };
     Ok(Json(json!({
         "node": c.node_id,
         "region": c.region,
         "minutes": api.shared.metrics.history(now_minute),
         "routes": api.shared.metrics.routes.recent(),
         "codes": codes,
+        "members": members,
     })))
 }

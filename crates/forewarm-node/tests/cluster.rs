@@ -1413,6 +1413,14 @@ async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() 
     }
     let region = ran["region"].as_str().expect("region");
     let node = if region == "us-east" { "n0" } else { "n1" };
+    // The container it ran in stays idle there: ap-south's page shows it in that member's
+    // pool.
+    assert!(
+        dom.contains(&format!(
+            r#"<tr class="remote"><td>{node}</td><td>{region}</td><td>acme/f</td>"#
+        )),
+        "the other region's idle container: {dom}"
+    );
     assert!(
         dom.contains(&format!("<td>acme/f</td><td>{node}</td><td>{region}</td>"))
             && dom.contains("the tenant may not run in this node"),

@@ -174,6 +174,27 @@ function codes(h) {
   }
 }
 
+function remote(h) {
+  const body = $("remote").tBodies[0];
+  body.replaceChildren();
+  for (const m of h.members) {
+    const codes = Object.keys(m.idle).sort();
+    for (const code of codes.length ? codes : [null]) {
+      const row = body.insertRow();
+      row.className = "remote";
+      cell(row, m.node);
+      cell(row, m.region);
+      cell(row, code || "nothing idle");
+      cell(row, code ? m.idle[code].join(", ") : "");
+      cell(row, String(m.age_ms), "num");
+    }
+  }
+  if (!h.members.length) {
+    const row = body.insertRow();
+    cell(row, "no other member");
+  }
+}
+
 function routes(h) {
   const body = $("routes").tBodies[0];
   body.replaceChildren();
@@ -206,6 +227,7 @@ async function refresh() {
     chart(h);
     routes(h);
     codes(h);
+    remote(h);
     $("error").textContent = "";
     $("signin").hidden = true;
   } catch (e) {
