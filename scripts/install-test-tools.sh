@@ -4,7 +4,7 @@
 # compose cluster of chaos S2/S3); nsenter (util-linux) and iptables (their partitions inside
 # a container's network namespace); promtool (Debian's prometheus package, without its
 # recommends: the metrics test runs `promtool check metrics`); chromium (Debian's, headless: the
-# dashboard tests). Debian packages need root (or
+# dashboard tests); openapi-spec-validator (PyPI: the OpenAPI test). Debian packages need root (or
 # sudo).
 set -euo pipefail
 
@@ -33,4 +33,8 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
   [ -n "$updated" ] || $sudo apt-get update
   $sudo apt-get install -y --no-install-recommends prometheus
+fi
+# openapi-spec-validator (PyPI): the OpenAPI test checks /openapi.json with it.
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  python3 -m pip install --quiet openapi-spec-validator
 fi

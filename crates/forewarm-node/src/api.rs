@@ -258,6 +258,7 @@ pub fn routes(api: Api) -> Routes {
         .route("/v1/pool", get(pool))
         .route("/v1/images", get(get_images).put(put_images))
         .route("/v1/history", get(crate::ui::history))
+        .route("/openapi.json", get(openapi))
         .route("/ui", get(crate::ui::page))
         .route("/ui/app.js", get(crate::ui::script))
         .fallback(|| async {
@@ -267,6 +268,8 @@ pub fn routes(api: Api) -> Routes {
         .with_state(api)
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers: its node, region, policy and time scale", body = Object)))]
 async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
     let c = &api.shared.config;
     Json(
@@ -275,11 +278,17 @@ async fn healthz(State(api): State<Api>) -> Json<serde_json::Value> {
     )
 }
 
+#[utoipa::path(get, path = "/livez", tag = "health",
+    responses((status = 200, description = "The process answers", body = Object)))]
 /// 200 while the process answers (liveness: nothing else is checked).
 async fn livez() -> Json<serde_json::Value> {
     Json(json!({"status": "live"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready: store, engine, Raft and actors all well", body = Object),
+        (status = 503, description = "Not ready: `{\"status\":\"not_ready\",\"reasons\":[...]}`, each naming what failed", body = Object)))]
 /// 200 when the node can serve and keep what it is given; 503 with the reasons when its
 /// store fails to write, its container engine does not answer, its replicated state stopped
 /// or knows no leader, or one of its actors is gone (crate::health).
@@ -308,6 +317,10 @@ async fn readyz(State(api): State<Api>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operators", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition (version 0.0.4)", content_type = "text/plain", body = String),
+        (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody)))]
 async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
     api.operator(&headers)?;
     Ok((
@@ -316,7 +329,7 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl I
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTenant {
     name: String,
@@ -382,7 +395,7 @@ fn regions_valid(regions: &[String]) -> ApiResult<()> {
 }
 
 /// The body of `PATCH /v1/tenants/{id}`: what to change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantChange {
     max_warm: Option<u32>,
@@ -390,6 +403,10 @@ struct TenantChange {
     allowed_regions: Option<Vec<String>>,
 }
 
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant name")),
+    request_body = TenantChange,
+    responses((status = 200, description = "The tenant as stored", body = TenantView), (status = 400, description = "`bad_json`, `bad_body` or a field out of bounds (`invalid_*`), with the reason", body = ErrorBody), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 /// `PATCH /v1/tenants/{id}` (admin): new quotas or regions, in force on every node once
 /// committed; answers the tenant as stored.
 async fn update_tenant(
@@ -417,7 +434,7 @@ async fn update_tenant(
 }
 
 /// Images a tenant may name: the cluster's list (replicated) and this node's own.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 struct Images {
     /// The cluster's allow-list: what `PUT /v1/images` set, the same on every node.
     images: Vec<String>,
@@ -430,6 +447,8 @@ struct Images {
 const MAX_IMAGES: usize = 256;
 const MAX_IMAGE_NAME: usize = 255;
 
+#[utoipa::path(get, path = "/v1/images", tag = "operators", security(("bearer" = [])),
+    responses((status = 200, description = "The cluster's image allow-list and this node's own", body = Images), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody)))]
 /// `GET /v1/images` (admin or viewer): the images tenants may name.
 async fn get_images(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<Images>> {
     api.operator(&headers)?;
@@ -448,6 +467,9 @@ async fn get_images(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Jso
     }))
 }
 
+#[utoipa::path(put, path = "/v1/images", tag = "operators", security(("bearer" = [])),
+    request_body = Images,
+    responses((status = 200, description = "The allow-list as stored", body = Images), (status = 400, description = "`bad_json`, `bad_body` or a field out of bounds (`invalid_*`), with the reason", body = ErrorBody), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 /// `PUT /v1/images` (admin) with `{"images": [...]}`: replace the cluster's allow-list on
 /// every node. Code types already registered keep running; a new registration is checked.
 async fn put_images(
@@ -485,6 +507,9 @@ async fn put_images(
     }
 }
 
+#[utoipa::path(post, path = "/v1/tenants/{id}/token", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant name")),
+    responses((status = 200, description = "The new token; the old one is refused everywhere", body = TenantCreated), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 /// `POST /v1/tenants/{id}/token` (admin, or the tenant with its current token): a new token;
 /// the old one is refused on every node once this is committed.
 async fn rotate_token(
@@ -513,6 +538,9 @@ async fn rotate_token(
     Ok(Json(TenantCreated { tenant: id, token }))
 }
 
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant name")),
+    responses((status = 204, description = "Deleted on every node"), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 /// `DELETE /v1/tenants/{id}` (admin): the tenant, its code types and their models leave the
 /// replicated state; its token is refused at once. Each node drops the pools of those code
 /// types at its next reconcile (this one at once): idle and starting containers are removed,
@@ -543,12 +571,18 @@ async fn change_tenant(api: &Api, id: &str, command: Command) -> ApiResult<()> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TenantCreated {
     tenant: String,
     token: String,
 }
 
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created on every node; the token is shown once", body = TenantCreated),
+        (status = 400, description = "`bad_json`, `bad_body` or a field out of bounds (`invalid_*`), with the reason", body = ErrorBody), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody),
+        (status = 409, description = "`exists`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn create_tenant(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -610,7 +644,7 @@ fn unexpected(applied: &Applied) -> ApiError {
     )
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TenantView {
     tenant: String,
     max_warm: u32,
@@ -618,6 +652,9 @@ struct TenantView {
     allowed_regions: Vec<String>,
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Tenant name")),
+    responses((status = 200, description = "The tenant (a linearizable read)", body = TenantView), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn get_tenant(
     State(api): State<Api>,
     Path(id): Path<String>,
@@ -640,6 +677,8 @@ async fn get_tenant(
     }
 }
 
+#[utoipa::path(get, path = "/v1/cluster", tag = "operators", security(("bearer" = [])),
+    responses((status = 200, description = "This node's view of the cluster: Raft state, leader, term, members with regions, roles, round trips and queue waits", body = Object), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody)))]
 async fn cluster(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -650,6 +689,9 @@ async fn cluster(
     Ok(Json(api.shared.cluster.view(groups)))
 }
 
+#[utoipa::path(delete, path = "/v1/cluster/members/{name}", tag = "operators", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Member name")),
+    responses((status = 204, description = "Removed from the membership"), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn remove_member(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -667,10 +709,12 @@ async fn remove_member(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
+    /// The runner's workload: CPU, memory, I/O and init time per execution, and their bounds.
     #[serde(default)]
+    #[schema(value_type = Object)]
     workload: Workload,
     image: Option<String>,
     max_memory_mib: Option<u32>,
@@ -774,6 +818,16 @@ fn code_request(body: Result<Bytes, BytesRejection>, runner_image: &str) -> ApiR
     })
 }
 
+#[utoipa::path(put, path = "/v1/codes/{code}", tag = "codes", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code type name")),
+    request_body = CodeBody,
+    responses(
+        (status = 201, description = "Registered", body = Object),
+        (status = 200, description = "A new version of an existing code type", body = Object),
+        (status = 400, description = "`bad_json`, `bad_body` or a field out of bounds (`invalid_*`), with the reason", body = ErrorBody), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not a tenant token) or `image_not_allowed`", body = ErrorBody),
+        (status = 413, description = "`too_large`", body = ErrorBody),
+        (status = 429, description = "`quota`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn put_code(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -854,6 +908,9 @@ fn code_view(code: &Code) -> serde_json::Value {
            "features": code.features, "workload": code.workload})
 }
 
+#[utoipa::path(get, path = "/v1/codes/{code}", tag = "codes", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code type name")),
+    responses((status = 200, description = "The code type as registered", body = Object), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn get_code(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -920,6 +977,21 @@ fn invoke_request(body: Result<Bytes, BytesRejection>, code: &Code) -> ApiResult
     })
 }
 
+#[utoipa::path(post, path = "/v1/invoke/{code}", tag = "invoke", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code type name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Run at most once under this key (1-128 visible ASCII)")),
+    request_body(content = Object, description = "Workload overrides within the code type's bounds and its declared feature fields (optional)"),
+    responses(
+        (status = 200, description = "Ran: where, how it started, usage and prediction; `x-forewarm-start`, `x-forewarm-invocation-id` and `Server-Timing` headers", body = crate::invocation::Invoked),
+        (status = 400, description = "`bad_json`, `bad_body` or a field out of bounds (`invalid_*`), with the reason", body = ErrorBody), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody),
+        (status = 403, description = "`forbidden`, or `region_not_allowed`: no member in the tenant's regions", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`in_progress`: the same Idempotency-Key is running (`Retry-After`)", body = ErrorBody),
+        (status = 413, description = "`too_large`", body = ErrorBody),
+        (status = 429, description = "`quota`: the tenant's containers are all in use (`Retry-After`)", body = ErrorBody),
+        (status = 502, description = "`invocation_failed` or `internal`: it may have run", body = ErrorBody),
+        (status = 503, description = "`capacity`, `start_failed`, `overloaded`, `fair_share`, `unavailable`, `store` or `no_allowed_region`: it did not run (`Retry-After` where worth a retry)", body = ErrorBody),
+        (status = 504, description = "`timeout`: the code type's timeout_ms passed; its container is removed", body = ErrorBody)))]
 async fn invoke(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -1126,6 +1198,10 @@ struct PredictionQuery {
     train: bool,
 }
 
+#[utoipa::path(get, path = "/v1/codes/{code}/prediction", tag = "codes", security(("bearer" = [])),
+    params(("code" = String, Path, description = "Code type name"),
+        ("train" = Option<bool>, Query, description = "Train on every sample so far first")),
+    responses((status = 200, description = "Its model: profile, demand forecast, pool target, the other regions' summaries and why the next container has its size", body = Object), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody)))]
 async fn prediction(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -1205,6 +1281,8 @@ fn input_fit(r: &crate::predictor::Regression, features: &[String]) -> String {
     format!(", {:.1} MiB{} (R² {:.2})", r.coef[0], slopes.concat(), r.r2)
 }
 
+#[utoipa::path(get, path = "/v1/pool", tag = "operators", security(("bearer" = [])),
+    responses((status = 200, description = "This node's containers (a tenant sees its own), capacity and idle memory-time", body = Object), (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 503, description = "`unavailable`: no Raft leader reachable, or the store cannot write (`Retry-After`)", body = ErrorBody)))]
 async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
     let who = api.principal(&headers)?;
     let entries = match api
@@ -1254,3 +1332,67 @@ async fn pool(State(api): State<Api>, headers: HeaderMap) -> ApiResult<Json<serd
 #[cfg(test)]
 #[path = "api_props.rs"]
 mod props;
+
+/// Every error's body: a stable code and a sentence for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error code (`unauthenticated`, `quota`, `region_not_allowed`, ...).
+    pub error: String,
+    /// What happened and, where there is one, what to do.
+    pub message: String,
+}
+
+/// The API's OpenAPI document, generated from the handlers' annotations (utoipa), served at
+/// `GET /openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "forewarm node API", description = "One forewarm node: tenants, code types, invocations, the cluster and its operators' views (docs/node.md)."),
+    paths(
+        healthz, livez, readyz, metrics, create_tenant, get_tenant, update_tenant, delete_tenant,
+        rotate_token, cluster, remove_member, put_code, get_code, prediction, invoke, pool,
+        get_images, put_images, crate::ui::history, crate::ui::page, crate::ui::script, openapi
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The `bearer` scheme the paths name: the admin, viewer or a tenant's token.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`authorization: Bearer TOKEN`: the admin token, the viewer token (reads of operators' views) or a tenant's token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "This document", body = Object)))]
+/// `GET /openapi.json`: the API described (OpenAPI 3.1), built once.
+async fn openapi() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        <ApiDoc as utoipa::OpenApi>::openapi()
+            .to_json()
+            .unwrap_or_else(|e| format!(r#"{{"error":"internal","message":"{e}"}}"#))
+    });
+    let mut response = doc.clone().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -75,9 +75,10 @@ pub struct Forwarded {
 }
 
 /// What an invocation did.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Invoked {
     /// `cold`, `warm` or `prewarmed`.
+    #[schema(value_type = String)]
     pub start: Start,
     /// Region that ran it.
     pub region: String,
@@ -93,6 +94,7 @@ pub struct Invoked {
     /// Where the time went at this node (answered as a `Server-Timing` header, not in the
     /// body; a forwarded invocation's are the member's and stay there).
     #[serde(skip)]
+    #[schema(ignore)]
     pub stages: Stages,
 }
 
@@ -127,7 +129,7 @@ impl Stages {
 }
 
 /// What the node predicted of one execution before running it.
-#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Predicted {
     /// Peak memory the profile predicted for this request, MiB (none before a profile).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,7 +140,7 @@ pub struct Predicted {
 }
 
 /// Usage as the API shows it.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// CPU time, ms.
     pub cpu_ms: f64,

@@ -36,11 +36,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /ui`: the page.
+#[utoipa::path(get, path = "/ui", tag = "operators",
+    responses((status = 200, description = "The dashboard (its data needs the admin or viewer token)", content_type = "text/html", body = String)))]
 pub async fn page() -> Response {
     asset(PAGE, "text/html; charset=utf-8")
 }
 
 /// `GET /ui/app.js`: its script.
+#[utoipa::path(get, path = "/ui/app.js", tag = "operators",
+    responses((status = 200, description = "The dashboard's script", content_type = "text/javascript", body = String)))]
 pub async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
 }
@@ -50,6 +54,11 @@ pub async fn script() -> Response {
 /// decisions (where each of the last 50 invocations ran and why), newest first; per code type
 /// run here, its runs per minute beside its model; and the other members' idle containers as
 /// they last published them.
+#[utoipa::path(get, path = "/v1/history", tag = "operators", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The last hour's starts per minute, the latest routing decisions, per code type its runs beside its model, the other members' idle containers", body = Object),
+        (status = 401, description = "`unauthenticated`", body = crate::api::ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant's token", body = crate::api::ErrorBody)))]
 pub async fn history(
     State(api): State<Api>,
     headers: HeaderMap,

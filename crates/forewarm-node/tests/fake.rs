@@ -1557,3 +1557,87 @@ async fn t23_the_dashboard_shows_the_region_the_pool_and_the_hours_starts_in_a_b
     );
     node.shutdown().await;
 }
+
+/// `GET /openapi.json` describes exactly the routes docs/node.md's API table lists, each one
+/// served by the node (no fallback 404, no 405), every error answer with the `ErrorBody`
+/// schema, and the document is valid OpenAPI (`openapi-spec-validator`, from PyPI; make
+/// test-tools installs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t24_the_openapi_document_covers_every_route_the_node_serves_and_is_valid() {
+    let (dir, _runtime, node) = start(1.0).await;
+    let addr = node.addr();
+    let a = call(addr, "GET", "/openapi.json", None, "").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let doc = json(&a);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let mut described: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            described.push(format!("{} {path}", method.to_uppercase()));
+            for (status, answer) in op["responses"].as_object().expect("responses") {
+                // Every error answers an ErrorBody; /readyz's 503 is its own status body.
+                let error = status.starts_with('4') || status.starts_with('5');
+                if error && path != "/readyz" {
+                    let schema = &answer["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(
+                        schema, "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}: {answer}"
+                    );
+                }
+            }
+        }
+    }
+    described.sort();
+    // The API table of docs/node.md: "| `METHOD /path...` | who | what |".
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.md"))
+            .expect("docs/node.md");
+    let mut documented: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|route| route.split(' ').nth(1).is_some_and(|p| p.starts_with('/')))
+        .map(|route| route.split('[').next().unwrap_or(route).to_owned())
+        .collect();
+    documented.sort();
+    documented.dedup();
+    assert_eq!(
+        described, documented,
+        "the document against docs/node.md's table"
+    );
+    // Each is served: whatever it answers without a token, not the fallback or a 405.
+    for route in &described {
+        let (method, path) = route.split_once(' ').expect("METHOD /path");
+        let path = path
+            .replace("{id}", "nobody")
+            .replace("{name}", "nobody")
+            .replace("{code}", "nothing");
+        let a = call(addr, method, &path, None, "").await;
+        assert!(
+            a.status != 405 && !a.body.contains("no such endpoint"),
+            "{route}: {} {}",
+            a.status,
+            a.body
+        );
+    }
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &a.body).expect("written");
+    let checked = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        checked.status.success(),
+        "openapi-spec-validator (pip install openapi-spec-validator; make test-tools): {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    node.shutdown().await;
+}
