@@ -8,10 +8,34 @@ use forewarm_trace::Variant;
 
 /// forewarm: spawn containers before requests arrive.
 #[derive(Debug, Parser)]
-#[command(name = "forewarm", version, about)]
+#[command(
+    name = "forewarm",
+    version,
+    about,
+    after_help = "Examples:
+  forewarm up                                   one node on Docker, prints its URL and admin token
+  forewarm up --regions regions/three.toml      three regions on this machine, over mutual TLS
+  forewarm status --url http://127.0.0.1:7070   readiness, cluster, pool and counters at a glance
+  forewarm invoke hello --body '{\"cpu_ms\":20}'  (FOREWARM_TOKEN: a tenant's token)
+  forewarm trace gen --apps 2000 --out target/traces/t && forewarm simulate --trace target/traces/t
+  forewarm completions bash > /etc/bash_completion.d/forewarm"
+)]
 pub struct Cli {
+    /// Log lines as text or as one JSON object per line (else FOREWARM_LOG_FORMAT; the level
+    /// filter is FOREWARM_LOG).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (time, level, target, fields, the invocation span).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +85,12 @@ pub enum Command {
     /// The cluster's mutual TLS: its CA and the nodes' certificates (docs/security.md).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Print a shell completion script for this command, e.g. `forewarm completions bash >
+    /// /etc/bash_completion.d/forewarm`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,7 +438,22 @@ fn parse_band(s: &str) -> Result<(f64, f64), String> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(format) = cli.log_format {
+        crate::node_cmd::set_log_format(format);
+    }
     match cli.command {
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "forewarm", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::anyhow!("writing the completion script: {e}"))
+                }
+                _ => Ok(()),
+            }
+        }
         Command::Node { config, join } => crate::node_cmd::node(&config, join),
         Command::Up(args) => match args.regions.clone() {
             Some(topology) => crate::regions_cmd::up(args, &topology),

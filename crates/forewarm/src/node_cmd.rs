@@ -26,16 +26,27 @@ const DEFAULT_LOG: &str = "warn,forewarm=info,forewarm_node=info,forewarm_cluste
 forewarm_raft=info,forewarm_runtime=info,forewarm_store=info,forewarm_http=info,\
 forewarm_policy=info,forewarm_tools=info";
 
-/// Logs to stderr, filtered by `FOREWARM_LOG` (else [`DEFAULT_LOG`]); with
-/// `FOREWARM_LOG_FORMAT=json`, one JSON object per line (time, level, target, fields, and the
-/// `invocation` span's id, tenant and code type when a line is about one).
+/// The format `--log-format` asked for (it wins over `FOREWARM_LOG_FORMAT`).
+static LOG_FORMAT: std::sync::OnceLock<crate::cli::LogFormat> = std::sync::OnceLock::new();
+
+/// Log as `format` (`--log-format`).
+pub(crate) fn set_log_format(format: crate::cli::LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+/// Logs to stderr, filtered by `FOREWARM_LOG` (else [`DEFAULT_LOG`]); with `--log-format json`
+/// or `FOREWARM_LOG_FORMAT=json`, one JSON object per line (time, level, target, fields, and
+/// the `invocation` span's id, tenant and code type when a line is about one).
 pub(crate) fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FOREWARM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = std::env::var("FOREWARM_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let json = match LOG_FORMAT.get() {
+        Some(format) => *format == crate::cli::LogFormat::Json,
+        None => std::env::var("FOREWARM_LOG_FORMAT").is_ok_and(|f| f == "json"),
+    };
     let _ = if json {
         logs.json()
             .with_current_span(true)

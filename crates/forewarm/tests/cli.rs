@@ -233,3 +233,25 @@ fn the_shipped_node_config_is_valid() {
     assert_eq!(config.node_id, "node-1");
     assert_eq!(config.capacity.containers, 64);
 }
+
+#[test]
+fn completions_are_printed_for_a_shell_and_an_unknown_shell_is_refused() {
+    let bash = forewarm(&["completions", "bash"]);
+    assert!(bash.status.success(), "{bash:?}");
+    let script = String::from_utf8_lossy(&bash.stdout);
+    for word in [
+        "_forewarm()",
+        "simulate",
+        "status",
+        "completions",
+        "--log-format",
+    ] {
+        assert!(script.contains(word), "{word} missing from the bash script");
+    }
+    let zsh = forewarm(&["completions", "zsh"]);
+    assert!(zsh.status.success(), "{zsh:?}");
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef forewarm"));
+    let bad = forewarm(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'cmd.exe'"));
+}
