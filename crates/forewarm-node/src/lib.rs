@@ -37,6 +37,7 @@ pub mod pool;
 pub mod pool_engine;
 pub mod pool_msg;
 pub mod predictor;
+pub mod recent;
 pub mod room;
 pub mod router;
 pub mod router_link;

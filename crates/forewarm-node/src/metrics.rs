@@ -1,6 +1,6 @@
 //! Prometheus metrics, kept in atomics and rendered as text on `GET /metrics`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,85 +81,8 @@ pub struct Metrics {
     pub late_prewarms: AtomicU64,
     /// Idle containers' memory-time so far.
     idle: Mutex<IdleMemory>,
-    /// Invocations answered in each of the last [`HISTORY_MINUTES`] minutes, by start.
-    history: Mutex<VecDeque<Minute>>,
-    /// The latest routing decisions.
-    pub routes: RouteLog,
-    /// Invocations run on this node per minute (minute, count), by `tenant/code`, for the
-    /// last [`HISTORY_MINUTES`] minutes.
-    by_code: Mutex<HashMap<String, VecDeque<(u64, u64)>>>,
-}
-
-/// Routing decisions kept for the dashboard.
-pub const ROUTES_KEPT: usize = 50;
-
-/// One invocation this node's Router answered: where it ran and why.
-#[derive(Debug, Clone)]
-pub struct Routed {
-    /// When it was answered, ms since the epoch.
-    pub at_ms: u64,
-    /// `tenant/code`.
-    pub code: String,
-    /// The node that ran it.
-    pub node: String,
-    /// Its region.
-    pub region: String,
-    /// How it started there.
-    pub start: Start,
-    /// Latency at this node, ms.
-    pub latency_ms: f64,
-    /// Why there.
-    pub why: crate::routing::Why,
-}
-
-/// The latest [`ROUTES_KEPT`] routing decisions, newest last.
-#[derive(Debug, Default)]
-pub struct RouteLog(Mutex<VecDeque<Routed>>);
-
-impl RouteLog {
-    /// Keep `r`, forgetting the oldest past [`ROUTES_KEPT`].
-    pub fn push(&self, r: Routed) {
-        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if log.len() == ROUTES_KEPT {
-            log.pop_front();
-        }
-        log.push_back(r);
-    }
-
-    /// The decisions kept, newest first, as the API shows them.
-    pub fn recent(&self) -> Vec<serde_json::Value> {
-        let log = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter()
-            .rev()
-            .map(|r| {
-                serde_json::json!({
-                    "at_ms": r.at_ms,
-                    "code": r.code,
-                    "node": r.node,
-                    "region": r.region,
-                    "start": r.start.as_str(),
-                    "latency_ms": r.latency_ms,
-                    "why": r.why.describe(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// Minutes of start counts kept for the dashboard's chart.
-pub const HISTORY_MINUTES: u64 = 60;
-
-/// Invocations answered in one minute, by how they started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Minute {
-    /// Minutes since the Unix epoch (UTC).
-    pub minute: u64,
-    /// Started a container for it.
-    pub cold: u64,
-    /// On an idle container that served before.
-    pub warm: u64,
-    /// On a container started ahead of it.
-    pub prewarmed: u64,
+    /// What the dashboard shows of the last hour.
+    pub recent: crate::recent::Recent,
 }
 
 /// Memory held by idle containers over time (the simulator's waste), MiB·s of wall time,
@@ -210,9 +133,7 @@ impl Default for Metrics {
             outgrown: AtomicU64::new(0),
             late_prewarms: AtomicU64::new(0),
             idle: Mutex::default(),
-            history: Mutex::default(),
-            routes: RouteLog::default(),
-            by_code: Mutex::default(),
+            recent: crate::recent::Recent::default(),
         }
     }
 }
@@ -221,86 +142,6 @@ impl Metrics {
     /// One invocation served.
     pub fn invoked(&self, start: Start, latency_ms: f64) {
         self.latency[start_index(start)].observe(latency_ms / 1e3);
-        self.count_minute(crate::clock::unix_ms() / 60_000, start);
-    }
-
-    /// Count one invocation answered in `minute` (since the epoch) into the history.
-    fn count_minute(&self, minute: u64, start: Start) {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        if history.back().is_none_or(|m| m.minute < minute) {
-            history.push_back(Minute {
-                minute,
-                ..Minute::default()
-            });
-            while history
-                .front()
-                .is_some_and(|m| m.minute + HISTORY_MINUTES <= minute)
-            {
-                history.pop_front();
-            }
-        }
-        // A clock stepped back counts into the newest minute.
-        if let Some(m) = history.back_mut() {
-            match start {
-                Start::Cold => m.cold += 1,
-                Start::Warm => m.warm += 1,
-                Start::Prewarmed => m.prewarmed += 1,
-            }
-        }
-    }
-
-    /// One invocation of `code` (`tenant/code`) ran on this node in `minute`.
-    pub fn ran(&self, code: &str, minute: u64) {
-        let mut by_code = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        let counts = match by_code.get_mut(code) {
-            Some(c) => c,
-            None => by_code.entry(code.to_owned()).or_default(),
-        };
-        match counts.back_mut() {
-            Some((m, n)) if *m >= minute => *n += 1,
-            _ => counts.push_back((minute, 1)),
-        }
-    }
-
-    /// Per code type that ran here within the last [`HISTORY_MINUTES`] minutes up to
-    /// `now_minute`: its (minute, count) pairs, oldest first (minutes without one left out);
-    /// older minutes and code types without a recent one are forgotten.
-    pub fn ran_by_code(&self, now_minute: u64) -> Vec<(String, Vec<(u64, u64)>)> {
-        let mut by_code = self.by_code.lock().unwrap_or_else(|e| e.into_inner());
-        by_code.retain(|_, counts| {
-            while counts
-                .front()
-                .is_some_and(|(m, _)| m + HISTORY_MINUTES <= now_minute)
-            {
-                counts.pop_front();
-            }
-            !counts.is_empty()
-        });
-        let mut all: Vec<_> = by_code
-            .iter()
-            .map(|(code, counts)| (code.clone(), counts.iter().copied().collect()))
-            .collect();
-        all.sort();
-        all
-    }
-
-    /// The last [`HISTORY_MINUTES`] minutes up to `now_minute`, oldest first, one entry per
-    /// minute (zeros where nothing was answered).
-    pub fn history(&self, now_minute: u64) -> Vec<Minute> {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        let first = (now_minute + 1).saturating_sub(HISTORY_MINUTES);
-        (first..=now_minute)
-            .map(|minute| {
-                history
-                    .iter()
-                    .find(|m| m.minute == minute)
-                    .copied()
-                    .unwrap_or(Minute {
-                        minute,
-                        ..Minute::default()
-                    })
-            })
-            .collect()
     }
 
     /// Invocations that started `start` so far.
@@ -451,57 +292,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_history_keeps_an_hour_of_minutes_with_gaps_as_zeros() {
-        let m = Metrics::default();
-        m.count_minute(1_000, Start::Cold);
-        m.count_minute(1_000, Start::Warm);
-        m.count_minute(1_002, Start::Prewarmed);
-        m.count_minute(1_002, Start::Warm);
-        let h = m.history(1_003);
-        assert_eq!(h.len(), HISTORY_MINUTES as usize);
-        assert_eq!(h.last().map(|m| m.minute), Some(1_003));
-        let at = |minute| h.iter().find(|m| m.minute == minute).copied();
-        assert_eq!(
-            at(1_000),
-            Some(Minute {
-                minute: 1_000,
-                cold: 1,
-                warm: 1,
-                prewarmed: 0
-            })
-        );
-        assert_eq!(at(1_001).map(|m| m.cold + m.warm + m.prewarmed), Some(0));
-        assert_eq!(at(1_002).map(|m| (m.warm, m.prewarmed)), Some((1, 1)));
-        // An hour on, minute 1000 has left the window and the ring.
-        m.count_minute(1_000 + HISTORY_MINUTES, Start::Cold);
-        let later = m.history(1_000 + HISTORY_MINUTES);
-        assert_eq!(later.first().map(|m| m.minute), Some(1_001));
-        assert_eq!(later.iter().map(|m| m.cold).sum::<u64>(), 1);
-        assert_eq!(m.history.lock().map(|h| h.len()).unwrap_or(0), 2);
-    }
-
-    #[test]
-    fn runs_by_code_type_are_kept_an_hour() {
-        let m = Metrics::default();
-        m.ran("a/f", 1_000);
-        m.ran("a/f", 1_000);
-        m.ran("a/f", 1_003);
-        m.ran("b/g", 1_001);
-        assert_eq!(
-            m.ran_by_code(1_003),
-            vec![
-                ("a/f".to_owned(), vec![(1_000, 2), (1_003, 1)]),
-                ("b/g".to_owned(), vec![(1_001, 1)]),
-            ]
-        );
-        // An hour after b/g's last run it is forgotten; a/f keeps its newer minute.
-        assert_eq!(
-            m.ran_by_code(1_001 + HISTORY_MINUTES),
-            vec![("a/f".to_owned(), vec![(1_003, 1)])]
-        );
-    }
 
     #[test]
     fn renders_cumulative_buckets_and_counts() {

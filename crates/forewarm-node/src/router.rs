@@ -17,15 +17,16 @@ use forewarm_store::{Sample, Start};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-use crate::catalog::Code;
+use crate::catalog::{Code, CodeKey};
 use crate::clock::unix_ms;
 use crate::collector::SampleInbox;
 pub use crate::invocation::{
     Forwarded, Invocation, InvokeError, Invoked, Predicted, RouterMsg, Stages, UsageView,
 };
-use crate::metrics::{Failure, Routed};
+use crate::metrics::Failure;
 use crate::pool::{Lease, LeaseStep, PoolBook, PoolError};
 use crate::predictor::{PredictorMsg, model_of};
+use crate::recent::Routed;
 use crate::router_link::RemoteFailed;
 use crate::routing::{Decision, Here, Local, Remote, Why, route, route_elsewhere};
 use crate::shared::NodeShared;
@@ -229,7 +230,8 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                 Placement::There(choice) => {
                     match self.run_remote(&inv, &key, need, &choice, deadline).await? {
                         Some(invoked) => {
-                            self.routed(&key, &invoked, &choice.target.node.name, choice.why);
+                            let there = Some(choice.target.node.name.as_str());
+                            self.routed(&key, &invoked, there, choice.why);
                             return Ok(invoked);
                         }
                         // Not sent (no transport yet), and it may not run here.
@@ -318,7 +320,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                         },
                         stages,
                     };
-                    self.routed(&key, &invoked, &self.shared.config.node_id, why);
+                    self.routed(&key, &invoked, None, why);
                     if cold {
                         let _ = self.predictor.cast(PredictorMsg::Train(key));
                     }
@@ -351,16 +353,13 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     }
 
     /// Note where `invoked` (of code type `key`) ran and why, for the dashboard.
-    fn routed(&self, key: &str, invoked: &Invoked, node: &str, why: Why) {
-        let at_ms = unix_ms();
-        if node == self.shared.config.node_id {
-            self.shared.metrics.ran(key, at_ms / 60_000);
-        }
-        self.shared.metrics.routes.push(Routed {
-            at_ms,
-            code: key.to_owned(),
-            node: node.to_owned(),
-            region: invoked.region.clone(),
+    /// Note where `invoked` (of code type `code`) ran — on `elsewhere`'s member, else here — and why,
+    /// for the dashboard.
+    fn routed(&self, code: &CodeKey, invoked: &Invoked, elsewhere: Option<&str>, why: Why) {
+        self.shared.metrics.recent.routed(Routed {
+            at_ms: unix_ms(),
+            code: code.clone(),
+            elsewhere: elsewhere.map(|node| (node.to_owned(), invoked.region.clone())),
             start: invoked.start,
             latency_ms: invoked.latency_ms,
             why,

@@ -69,6 +69,7 @@ pub async fn history(
     let codes: Vec<serde_json::Value> = api
         .shared
         .metrics
+        .recent
         .ran_by_code(now_minute)
         .into_iter()
         .map(|(code, ran)| {
@@ -113,8 +114,8 @@ pub async fn history(
     Ok(Json(json!({
         "node": c.node_id,
         "region": c.region,
-        "minutes": api.shared.metrics.history(now_minute),
-        "routes": api.shared.metrics.routes.recent(),
+        "minutes": api.shared.metrics.recent.minutes(now_minute),
+        "routes": api.shared.metrics.recent.routes(&c.node_id, &c.region),
         "codes": codes,
         "members": members,
     })))
