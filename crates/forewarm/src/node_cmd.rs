@@ -123,6 +123,10 @@ async fn serve(mut config: NodeConfig, runner_bin: Option<PathBuf>) -> anyhow::R
     );
     println!("admin token: {}", node.admin_token());
     println!(
+        "dashboard: http://{}/ui (it asks for the admin or the viewer token)",
+        node.addr()
+    );
+    println!(
         "policy {}, time scale {}, data in {}",
         c.policy,
         c.time_scale,
