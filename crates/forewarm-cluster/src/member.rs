@@ -47,6 +47,9 @@ pub struct Cluster {
     /// The snapshot being received, as its chunks arrived, so it is checked whole before
     /// its last chunk reaches Raft.
     pub(crate) receiving: std::sync::Mutex<crate::rpc_check::Receiving>,
+    /// (voters heard within [`QUORUM_STALE`], voters), itself included, as the quorum watch
+    /// last counted them.
+    heard: std::sync::Mutex<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -119,6 +122,7 @@ impl Cluster {
             remote: RwLock::new(HashMap::new()),
             queue_ms: std::sync::atomic::AtomicU64::new(0),
             receiving: Default::default(),
+            heard: std::sync::Mutex::new((1, 1)),
         }))
     }
 
@@ -336,6 +340,17 @@ impl Cluster {
             .map(|fatal| format!("replicated state stopped: {fatal}"))
     }
 
+    /// Why this member cannot take part in the replicated state now, if it cannot: it hears
+    /// fewer than a majority of the voters (itself included) over the node transport. Such a
+    /// member may still name a leader — a leader cut off from its followers keeps its
+    /// leadership, a follower cut off keeps its leader, since neither stands for election
+    /// ([`Cluster::spawn_quorum_watch`]) — but no write through it can commit.
+    pub fn quorum_fault(&self) -> Option<String> {
+        let (heard, voters) = *self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        (voters > 0 && heard * 2 <= voters)
+            .then(|| format!("replicated state: hears {heard} of {voters} voters, not a majority"))
+    }
+
     /// Whether this member knows a leader now (itself included).
     pub fn leader_known(&self) -> bool {
         self.raft.metrics().borrow().current_leader.is_some()
@@ -393,6 +408,7 @@ impl Cluster {
                         })
                         .count()
                 };
+                *me.heard.lock().unwrap_or_else(|e| e.into_inner()) = (heard, voters.len());
                 let majority = heard * 2 > voters.len();
                 if majority != electing {
                     electing = majority;

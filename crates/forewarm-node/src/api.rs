@@ -291,10 +291,12 @@ async fn livez() -> Json<serde_json::Value> {
         (status = 503, description = "Not ready: `{\"status\":\"not_ready\",\"reasons\":[...]}`, each naming what failed", body = Object)))]
 /// 200 when the node can serve and keep what it is given; 503 with the reasons when its
 /// store fails to write, its container engine does not answer, its replicated state stopped
-/// or knows no leader, or one of its actors is gone (crate::health).
+/// or knows no leader, it hears fewer than a majority of the voters, or one of its actors is
+/// gone (crate::health).
 async fn readyz(State(api): State<Api>) -> Response {
     let mut reasons = api.shared.health.faults();
     reasons.extend(api.shared.cluster.fault());
+    reasons.extend(api.shared.cluster.quorum_fault());
     if !api.shared.cluster.leader_known() {
         reasons.push(String::from("replicated state: no leader known"));
     }

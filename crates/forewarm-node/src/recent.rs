@@ -63,7 +63,8 @@ impl Recent {
     /// Note one answered invocation.
     pub fn routed(&self, r: Routed) {
         let minute = r.at_ms / 60_000;
-        let mut rings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rings = &mut *guard;
         let minutes = &mut rings.minutes;
         if minutes.back().is_none_or(|m| m.minute < minute) {
             minutes.push_back(Minute {
@@ -76,6 +77,9 @@ impl Recent {
             {
                 minutes.pop_front();
             }
+            // Once a minute: code types that stopped running are forgotten even when nobody
+            // reads the history.
+            forget_before(&mut rings.ran, minute);
         }
         // A clock stepped back counts into the newest minute.
         if let Some(m) = minutes.back_mut() {
@@ -149,15 +153,7 @@ impl Recent {
     /// older minutes and code types without a recent one are forgotten.
     pub fn ran_by_code(&self, now_minute: u64) -> Vec<(String, Vec<(u64, u64)>)> {
         let mut rings = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        rings.ran.retain(|_, counts| {
-            while counts
-                .front()
-                .is_some_and(|(m, _)| m + HISTORY_MINUTES <= now_minute)
-            {
-                counts.pop_front();
-            }
-            !counts.is_empty()
-        });
+        forget_before(&mut rings.ran, now_minute);
         let mut all: Vec<_> = rings
             .ran
             .iter()
@@ -166,6 +162,20 @@ impl Recent {
         all.sort();
         all
     }
+}
+
+/// Drop the (minute, runs) pairs older than [`HISTORY_MINUTES`] before `now_minute`, and the
+/// code types left without one.
+fn forget_before(ran: &mut HashMap<CodeKey, VecDeque<(u64, u64)>>, now_minute: u64) {
+    ran.retain(|_, counts| {
+        while counts
+            .front()
+            .is_some_and(|(m, _)| m + HISTORY_MINUTES <= now_minute)
+        {
+            counts.pop_front();
+        }
+        !counts.is_empty()
+    });
 }
 
 #[cfg(test)]
@@ -233,5 +243,18 @@ mod tests {
                 vec![(1_000 + HISTORY_MINUTES, ROUTES_KEPT as u64)]
             )]
         );
+    }
+
+    #[test]
+    fn code_types_that_stopped_running_are_forgotten_without_a_reader() {
+        let r = Recent::default();
+        for i in 0..1_000 {
+            r.routed(at(&code(&format!("c{i}")), 5, Start::Cold, false));
+        }
+        let kept = |r: &Recent| r.0.lock().map(|g| g.ran.len()).unwrap_or(0);
+        assert_eq!(kept(&r), 1_000);
+        // An hour on, one run: only its code type is kept, though nobody read the history.
+        r.routed(at(&code("f"), 5 + HISTORY_MINUTES, Start::Warm, false));
+        assert_eq!(kept(&r), 1);
     }
 }
