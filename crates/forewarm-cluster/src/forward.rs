@@ -33,7 +33,7 @@ impl Cluster {
         &self,
         wait: Duration,
     ) -> Result<(NodeId, ClusterNode), ClusterError> {
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.raft().metrics();
         let found = tokio::time::timeout(wait, async {
             loop {
                 {
@@ -102,7 +102,7 @@ impl Cluster {
 
     /// Wait until this node has applied `index` (read-your-writes after a forwarded write).
     async fn caught_up(&self, index: u64) -> Result<(), ClusterError> {
-        self.raft
+        self.raft()
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(Some(index), "read your write")
             .await
@@ -138,7 +138,7 @@ impl Cluster {
         let written = retry::until(LEADER_WAIT, PAUSE, |left| {
             let command = &command;
             async move {
-                match self.raft.client_write(command.clone()).await {
+                match self.raft().client_write(command.clone()).await {
                     Ok(r) => Ok(Written {
                         applied: r.data,
                         index: r.log_id.index,
@@ -163,7 +163,7 @@ impl Cluster {
     /// follower asks the leader for that point and waits to apply it).
     pub async fn linearizable(&self) -> Result<(), ClusterError> {
         let index = retry::until(LEADER_WAIT, PAUSE, |left| async move {
-            match self.raft.ensure_linearizable().await {
+            match self.raft().ensure_linearizable().await {
                 Ok(_) => Ok(None),
                 Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
                     f,

@@ -2,7 +2,7 @@
 //! adding and removing members, the election guard, the applied state the request path reads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,12 @@ use crate::tls::ClusterTls;
 
 /// This node in the cluster.
 pub struct Cluster {
-    /// The Raft node.
-    pub raft: Raft,
+    /// The Raft node ([`Cluster::raft`]); replaced when it is started again after it stopped
+    /// on a storage error ([`Cluster::spawn_store_watch`]).
+    raft: RwLock<Raft>,
+    /// How it was configured and where its store is: what starting it again needs.
+    raft_config: Arc<openraft::Config>,
+    store_path: PathBuf,
     /// Its id.
     pub id: NodeId,
     /// Its membership record.
@@ -50,6 +54,9 @@ pub struct Cluster {
     /// (voters heard within [`QUORUM_STALE`], voters), itself included, as the quorum watch
     /// last counted them.
     heard: std::sync::Mutex<(usize, usize)>,
+    /// Held while Raft is stopped or started again; `true` once the node is shutting down
+    /// (it is not started again then).
+    lifecycle: tokio::sync::Mutex<bool>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -59,6 +66,22 @@ impl std::fmt::Debug for Cluster {
             .field("me", &self.me)
             .finish_non_exhaustive()
     }
+}
+
+/// How often a node whose replicated state stopped on a storage error checks whether the
+/// store's disk takes a write again.
+const STORE_PROBE: Duration = Duration::from_secs(1);
+
+/// Whether the disk at `probe` (a file that is removed again) takes a synced write of 256 KiB:
+/// enough for a Raft entry and its commit.
+fn takes_a_write(probe: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = std::fs::File::create(probe).and_then(|mut f| {
+        f.write_all(&[0u8; 256 * 1024])?;
+        f.sync_all()
+    });
+    let removed = std::fs::remove_file(probe);
+    written.and(removed)
 }
 
 /// A member whose last inventory arrived longer ago than this does not count towards the
@@ -105,12 +128,16 @@ impl Cluster {
         };
         let net = HttpNetwork::new(http, Arc::from(c.secret.as_deref().unwrap_or("")));
         let id = forewarm_raft::raft_id(&me.name);
+        let store_path = store.to_path_buf();
         let store = log.clone();
-        let raft = Raft::new(id, Arc::new(raft_config), net.clone(), log, sm)
+        let raft_config = Arc::new(raft_config);
+        let raft = Raft::new(id, raft_config.clone(), net.clone(), log, sm)
             .await
             .map_err(|e| ClusterError::Start(format!("raft: {e}")))?;
         Ok(Arc::new(Self {
-            raft,
+            raft: RwLock::new(raft),
+            raft_config,
+            store_path,
             id,
             me,
             state,
@@ -123,6 +150,7 @@ impl Cluster {
             queue_ms: std::sync::atomic::AtomicU64::new(0),
             receiving: Default::default(),
             heard: std::sync::Mutex::new((1, 1)),
+            lifecycle: tokio::sync::Mutex::new(false),
         }))
     }
 
@@ -160,7 +188,7 @@ impl Cluster {
         deadline: Duration,
     ) -> Result<(), ClusterError> {
         let initialized = self
-            .raft
+            .raft()
             .is_initialized()
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -177,7 +205,7 @@ impl Cluster {
         }
         if join.is_empty() {
             let members = BTreeMap::from([(self.id, self.me.clone())]);
-            match self.raft.initialize(members).await {
+            match self.raft().initialize(members).await {
                 Ok(())
                 | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(ClusterError::Raft(e.to_string())),
@@ -260,7 +288,7 @@ impl Cluster {
             }
             // A member back on another address (or region): update its record.
             let update = ChangeMembers::SetNodes(BTreeMap::from([(id, node.clone())]));
-            return match self.raft.change_membership(update, false).await {
+            return match self.raft().change_membership(update, false).await {
                 Ok(_) => {
                     tracing::info!("{node}: membership record updated");
                     Ok(())
@@ -271,7 +299,7 @@ impl Cluster {
                 Err(e) => Err(ClusterError::Raft(e.to_string())),
             };
         }
-        match self.raft.add_learner(id, node.clone(), true).await {
+        match self.raft().add_learner(id, node.clone(), true).await {
             Ok(_) => {}
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 return self.on_leader("/raft/join", &node).await;
@@ -283,7 +311,7 @@ impl Cluster {
 
     /// Whether member `id` is a voter in the membership this node applied.
     fn is_voter(&self, id: NodeId) -> bool {
-        let metrics = self.raft.metrics();
+        let metrics = self.raft().metrics();
         let m = metrics.borrow();
         m.membership_config
             .membership()
@@ -295,7 +323,7 @@ impl Cluster {
     async fn promote(&self, node: &ClusterNode) -> Result<(), ClusterError> {
         let id = forewarm_raft::raft_id(&node.name);
         match self
-            .raft
+            .raft()
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
         {
@@ -317,7 +345,7 @@ impl Cluster {
             return Ok(false);
         }
         match self
-            .raft
+            .raft()
             .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
             .await
         {
@@ -330,9 +358,10 @@ impl Cluster {
     }
 
     /// Why the replicated state stopped (a fatal error of the Raft core, such as a log write
-    /// that failed), if it did: this node then takes no writes until it is restarted.
+    /// that failed), if it did: this node then takes no writes until its store takes a write
+    /// again ([`Cluster::spawn_store_watch`]) or the process is restarted.
     pub fn fault(&self) -> Option<String> {
-        let metrics = self.raft.metrics();
+        let metrics = self.raft().metrics();
         let m = metrics.borrow();
         m.running_state
             .as_ref()
@@ -351,14 +380,24 @@ impl Cluster {
             .then(|| format!("replicated state: hears {heard} of {voters} voters, not a majority"))
     }
 
+    /// The storage error the Raft core stopped on, if it did (not a stop asked for).
+    fn storage_fault(&self) -> Option<String> {
+        let metrics = self.raft().metrics();
+        let m = metrics.borrow();
+        match &m.running_state {
+            Err(fatal @ openraft::error::Fatal::StorageError(_)) => Some(fatal.to_string()),
+            _ => None,
+        }
+    }
+
     /// Whether this member knows a leader now (itself included).
     pub fn leader_known(&self) -> bool {
-        self.raft.metrics().borrow().current_leader.is_some()
+        self.raft().metrics().borrow().current_leader.is_some()
     }
 
     /// Whether node `name` is in the membership as this node last applied it.
     pub fn is_member(&self, name: &str) -> bool {
-        let metrics = self.raft.metrics();
+        let metrics = self.raft().metrics();
         let m = metrics.borrow();
         m.membership_config
             .membership()
@@ -368,7 +407,7 @@ impl Cluster {
 
     /// Members (id, node) as of the last applied membership.
     pub fn members(&self) -> Vec<(NodeId, ClusterNode)> {
-        let metrics = self.raft.metrics();
+        let metrics = self.raft().metrics();
         let m = metrics.borrow();
         m.membership_config
             .membership()
@@ -391,7 +430,7 @@ impl Cluster {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let Some(me) = weak.upgrade() else { return };
                 let voters: BTreeSet<NodeId> = {
-                    let metrics = me.raft.metrics();
+                    let metrics = me.raft().metrics();
                     let m = metrics.borrow();
                     m.membership_config.membership().voter_ids().collect()
                 };
@@ -410,9 +449,10 @@ impl Cluster {
                 };
                 *me.heard.lock().unwrap_or_else(|e| e.into_inner()) = (heard, voters.len());
                 let majority = heard * 2 > voters.len();
+                // Every tick: a Raft node started again after a storage error begins electing.
+                me.raft().runtime_config().elect(majority);
                 if majority != electing {
                     electing = majority;
-                    me.raft.runtime_config().elect(majority);
                     if majority {
                         tracing::info!(
                             "a majority of the voters answers again: may stand for election"
@@ -443,12 +483,25 @@ impl Cluster {
         !secret.is_empty() && token.is_some_and(|t| forewarm_raft::same_secret(t, secret))
     }
 
+    /// The Raft node now.
+    pub fn raft(&self) -> Raft {
+        self.raft.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
     /// the node can be started again in the same process.
     pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
+        let mut stopped = self.lifecycle.lock().await;
+        *stopped = true;
+        if let Err(e) = self.raft().shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
+        self.store_closed().await;
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Wait (up to 10 s) until this handle is the store's last; whether it is.
+    async fn store_closed(&self) -> bool {
         let handles = || {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             store.as_ref().map_or(0, |s| s.handles())
@@ -457,7 +510,67 @@ impl Cluster {
         while handles() > 1 && begun.elapsed() < Duration::from_secs(10) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        handles() <= 1
+    }
+
+    /// While the replicated state is stopped on a storage error (a disk that filled, an I/O
+    /// error: openraft stops its core on any), check every [`STORE_PROBE`] whether the
+    /// store's disk takes a write again — a probe file beside the store, written, synced and
+    /// removed — and when it does, start Raft again on the same store, as a restart of the
+    /// process would: the log and the applied state resume from what was durably written
+    /// (the write that failed was never acknowledged) and the member rejoins its cluster's
+    /// elections. `/readyz` says not ready until then ([`Cluster::fault`]).
+    pub fn spawn_store_watch(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STORE_PROBE).await;
+                let Some(me) = weak.upgrade() else { return };
+                let Some(fault) = me.storage_fault() else {
+                    continue;
+                };
+                let probe = me.store_path.with_extension("probe");
+                let writable = tokio::task::spawn_blocking(move || takes_a_write(&probe))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                if let Err(e) = writable {
+                    tracing::debug!("{fault}; its disk still refuses a write: {e}");
+                    continue;
+                }
+                match me.restart().await {
+                    Ok(()) => tracing::warn!(
+                        "replicated state started again after a storage error ({fault})"
+                    ),
+                    Err(e) => tracing::warn!("replicated state could not start again: {e}"),
+                }
+            }
+        })
+    }
+
+    /// Start Raft again on its store, after the one running stopped.
+    async fn restart(&self) -> Result<(), ClusterError> {
+        let start = |e: String| ClusterError::Start(format!("raft restart: {e}"));
+        let stopped = self.lifecycle.lock().await;
+        if *stopped || self.storage_fault().is_none() {
+            return Ok(());
+        }
+        // Stopped already: its shutdown only waits for its tasks.
+        let _ = self.raft().shutdown().await;
+        if !self.store_closed().await {
+            return Err(start(String::from(
+                "the stopped node still holds its store",
+            )));
+        }
         self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (log, sm) = forewarm_raft::store::reopen(&self.store_path, &self.state)
+            .map_err(|e| start(e.to_string()))?;
+        let store = log.clone();
+        let raft = Raft::new(self.id, self.raft_config.clone(), self.net.clone(), log, sm)
+            .await
+            .map_err(|e| start(e.to_string()))?;
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+        *self.raft.write().unwrap_or_else(|e| e.into_inner()) = raft;
+        Ok(())
     }
 
     /// The tenant with id `id`, read at a linearizable point.

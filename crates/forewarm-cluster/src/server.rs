@@ -134,12 +134,16 @@ fn json_answer<T: Serialize>(value: &T) -> Response {
 
 /// What the RPC checks need of this node now, for a call from `caller`.
 async fn local(c: &Cluster, caller: Option<String>) -> Result<Local, Refused> {
-    let committed = c.raft.with_raft_state(|s| s.committed).await.map_err(|e| {
-        Refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("replicated state stopped: {e}"),
-        )
-    })?;
+    let committed = c
+        .raft()
+        .with_raft_state(|s| s.committed)
+        .await
+        .map_err(|e| {
+            Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("replicated state stopped: {e}"),
+            )
+        })?;
     Ok(Local {
         me: c.id,
         committed,
@@ -175,7 +179,7 @@ async fn append(
     )
     .await
     {
-        Ok(req) => json_answer(&c.raft.append_entries(req).await),
+        Ok(req) => json_answer(&c.raft().append_entries(req).await),
         Err(r) => r.into_response(),
     }
 }
@@ -187,7 +191,7 @@ async fn vote(
     body: Bytes,
 ) -> Response {
     match raft_rpc::<VoteRequest<NodeId>>(&c, &headers, &peer, &body, rpc_check::vote).await {
-        Ok(req) => json_answer(&c.raft.vote(req).await),
+        Ok(req) => json_answer(&c.raft().vote(req).await),
         Err(r) => r.into_response(),
     }
 }
@@ -214,7 +218,7 @@ async fn snapshot(
                 .unwrap_or_else(|e| e.into_inner())
                 .chunk(&req);
             match checked {
-                Ok(()) => json_answer(&c.raft.install_snapshot(req).await),
+                Ok(()) => json_answer(&c.raft().install_snapshot(req).await),
                 Err(e) => Refused(StatusCode::BAD_REQUEST, e).into_response(),
             }
         }
@@ -233,7 +237,7 @@ async fn write(
         Err(r) => return r.into_response(),
     };
     // Only the leader commits a forwarded write: no second hop.
-    let answer: Result<Written, String> = match c.raft.client_write(command).await {
+    let answer: Result<Written, String> = match c.raft().client_write(command).await {
         Ok(r) => Ok(Written {
             applied: r.data,
             index: r.log_id.index,
@@ -253,7 +257,7 @@ async fn read_index(
         return r.into_response();
     }
     let answer: Result<Option<u64>, String> = c
-        .raft
+        .raft()
         .ensure_linearizable()
         .await
         .map(|log_id| log_id.map(|l| l.index))

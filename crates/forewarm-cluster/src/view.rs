@@ -61,7 +61,7 @@ impl Cluster {
     /// `GET /v1/cluster`; `groups` names the process groups of a member reached over the
     /// node transport.
     pub fn view(&self, groups: impl Fn(&str) -> Vec<String>) -> ClusterView {
-        let metrics = self.raft.metrics();
+        let metrics = self.raft().metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();

@@ -18,6 +18,8 @@ use crate::shared::NodeShared;
 
 /// Buffered samples are written at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How often a failing store is probed with a write when there are no samples to write.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the request path leaves execution samples for the Collector.
@@ -61,16 +63,32 @@ pub struct CollectorState {
     store: Arc<SampleStore>,
     shared: Arc<NodeShared>,
     inbox: Arc<SampleInbox>,
+    /// When the store was last probed while failing.
+    probed: Option<std::time::Instant>,
 }
 
 impl CollectorState {
     async fn flush(&mut self) {
         let samples = self.inbox.take();
-        if samples.is_empty() {
+        // With nothing to write while the store is failing, a probe record: the node is
+        // ready again once the store takes writes (a disk with space again), traffic or not.
+        let probe = self.shared.health.failing(Part::Store)
+            && self.probed.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+        if samples.is_empty() && !probe {
             return;
         }
+        if samples.is_empty() {
+            self.probed = Some(std::time::Instant::now());
+        }
         let store = self.store.clone();
-        let written = tokio::task::spawn_blocking(move || store.append(&samples)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            if samples.is_empty() {
+                store.put_record("health", "probe", &unix_ms())
+            } else {
+                store.append(&samples)
+            }
+        })
+        .await;
         // A write that fails makes the node not ready (`/readyz`) until one succeeds.
         match written {
             Ok(Ok(())) => self.shared.health.ok(Part::Store),
@@ -99,6 +117,7 @@ impl Actor for Collector {
             store,
             shared,
             inbox,
+            probed: None,
         })
     }
 

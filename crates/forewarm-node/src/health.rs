@@ -43,6 +43,11 @@ impl Health {
         self.lock()[part as usize] = None;
     }
 
+    /// Whether `part` has a fault not yet cleared.
+    pub fn failing(&self, part: Part) -> bool {
+        self.lock()[part as usize].is_some()
+    }
+
     /// Why the parts that are not usable are not.
     pub fn faults(&self) -> Vec<String> {
         self.lock().iter().flatten().cloned().collect()

@@ -405,6 +405,7 @@ impl Node {
             }
         }
         cluster.spawn_quorum_watch();
+        cluster.spawn_store_watch();
         Ok(node)
     }
 

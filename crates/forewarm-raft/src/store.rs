@@ -48,6 +48,23 @@ type Membership = StoredMembership<NodeId, ClusterNode>;
 /// Open (or create) the Raft store at `path`: the log store and the state machine over one
 /// database, and the state machine's applied state for the node to read.
 pub fn open(path: &Path) -> std::result::Result<(LogStore, StateMachine), OpenError> {
+    open_into(path, SharedState::default())
+}
+
+/// Open the Raft store at `path` again (after the Raft core that had it stopped), loading
+/// its applied state into `shared`, the one the node already reads: its readers see what was
+/// durably applied, and whatever Raft applies from then on.
+pub fn reopen(
+    path: &Path,
+    shared: &SharedState,
+) -> std::result::Result<(LogStore, StateMachine), OpenError> {
+    open_into(path, shared.clone())
+}
+
+fn open_into(
+    path: &Path,
+    shared: SharedState,
+) -> std::result::Result<(LogStore, StateMachine), OpenError> {
     let db = Database::create(path).map_err(|e| OpenError {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -64,11 +81,9 @@ pub fn open(path: &Path) -> std::result::Result<(LogStore, StateMachine), OpenEr
     tx.open_table(LOG).map_err(|e| fail(e.to_string()))?;
     tx.commit().map_err(|e| fail(e.to_string()))?;
     let loaded = load_state(&db).map_err(fail)?;
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = loaded;
     let log = LogStore { db: db.clone() };
-    let sm = StateMachine {
-        db,
-        shared: Arc::new(RwLock::new(loaded)),
-    };
+    let sm = StateMachine { db, shared };
     Ok((log, sm))
 }
 

@@ -8,7 +8,8 @@
 
 mod codec;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -152,7 +153,11 @@ pub enum StoreError {
 /// The store.
 #[derive(Debug)]
 pub struct SampleStore {
-    db: Database,
+    /// The database, or `None` once an I/O error (a full disk) left it refusing every
+    /// transaction until it is closed and opened again: the next use opens it again, so the
+    /// store takes writes once the disk does, without a restart of the node.
+    db: RwLock<Option<Database>>,
+    file: PathBuf,
     path: String,
     retention: Retention,
 }
@@ -168,7 +173,8 @@ impl SampleStore {
             source: e.into(),
         })?;
         let store = Self {
-            db,
+            db: RwLock::new(Some(db)),
+            file: path.to_path_buf(),
             path: name,
             retention,
         };
@@ -202,10 +208,46 @@ impl SampleStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.db_err()(e.into()))?;
-        let out = f(&tx).map_err(self.db_err())?;
-        tx.commit().map_err(|e| self.db_err()(e.into()))?;
-        Ok(out)
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(|e| self.db_err()(e.into()))?;
+            let out = f(&tx).map_err(self.db_err())?;
+            tx.commit().map_err(|e| self.db_err()(e.into()))?;
+            Ok(out)
+        })
+    }
+
+    /// Run `f` on the database, opening it again first if an I/O error closed it; close it
+    /// when `f` meets redb's "previous I/O error" (the database refuses everything until it
+    /// is reopened). No transaction is open while it is closed or opened: `f` holds the lock.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let read = || self.db.read().unwrap_or_else(|e| e.into_inner());
+        let mut guard = read();
+        if guard.is_none() {
+            drop(guard);
+            let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+            if db.is_none() {
+                *db = Some(Database::create(&self.file).map_err(|e| self.db_err()(e.into()))?);
+            }
+            drop(db);
+            guard = read();
+        }
+        let Some(db) = guard.as_ref() else {
+            // Closed again between the two locks: this call fails, the next opens it.
+            return Err(self.db_err()(redb::Error::PreviousIo));
+        };
+        let out = f(db);
+        if let Err(StoreError::Db {
+            source: redb::Error::PreviousIo,
+            ..
+        }) = &out
+        {
+            drop(guard);
+            self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        out
     }
 
     /// Append samples durably (one transaction), updating their minutes' rollups.
@@ -284,18 +326,20 @@ impl SampleStore {
         limit: usize,
         decode: impl Fn(&str, &[u8]) -> Result<T, String>,
     ) -> Result<Vec<T>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
-        let table = tx.open_table(def).map_err(|e| self.db_err()(e.into()))?;
-        let range = table
-            .range((code, from_ms, 0)..(code, to_ms, 0))
-            .map_err(|e| self.db_err()(e.into()))?;
-        let mut out = Vec::new();
-        for item in range.rev().take(limit) {
-            let (_, v) = item.map_err(|e| self.db_err()(e.into()))?;
-            out.push(decode(code, v.value()).map_err(|e| self.corrupt(e))?);
-        }
-        out.reverse();
-        Ok(out)
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+            let table = tx.open_table(def).map_err(|e| self.db_err()(e.into()))?;
+            let range = table
+                .range((code, from_ms, 0)..(code, to_ms, 0))
+                .map_err(|e| self.db_err()(e.into()))?;
+            let mut out = Vec::new();
+            for item in range.rev().take(limit) {
+                let (_, v) = item.map_err(|e| self.db_err()(e.into()))?;
+                out.push(decode(code, v.value()).map_err(|e| self.corrupt(e))?);
+            }
+            out.reverse();
+            Ok(out)
+        })
     }
 
     /// Rollups of `code` for minutes `from_minute..to_minute` (absent minutes had nothing).
@@ -305,20 +349,22 @@ impl SampleStore {
         from_minute: u64,
         to_minute: u64,
     ) -> Result<Vec<(u64, Rollup)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
-        let table = tx
-            .open_table(ROLLUPS)
-            .map_err(|e| self.db_err()(e.into()))?;
-        let range = table
-            .range((code, from_minute)..(code, to_minute))
-            .map_err(|e| self.db_err()(e.into()))?;
-        let mut out = Vec::new();
-        for item in range {
-            let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
-            let rollup = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
-            out.push((k.value().1, rollup));
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+            let table = tx
+                .open_table(ROLLUPS)
+                .map_err(|e| self.db_err()(e.into()))?;
+            let range = table
+                .range((code, from_minute)..(code, to_minute))
+                .map_err(|e| self.db_err()(e.into()))?;
+            let mut out = Vec::new();
+            for item in range {
+                let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
+                let rollup = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
+                out.push((k.value().1, rollup));
+            }
+            Ok(out)
+        })
     }
 
     /// Durably store the record `kind`/`key` (replacing an older one).
@@ -349,24 +395,26 @@ impl SampleStore {
 
     /// Every record of `kind`, by key.
     pub fn records<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<(String, T)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_err()(e.into()))?;
-        let table = tx
-            .open_table(RECORDS)
-            .map_err(|e| self.db_err()(e.into()))?;
-        let range = table
-            .range((kind, "")..)
-            .map_err(|e| self.db_err()(e.into()))?;
-        let mut out = Vec::new();
-        for item in range {
-            let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
-            let (record_kind, key) = k.value();
-            if record_kind != kind {
-                break;
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(|e| self.db_err()(e.into()))?;
+            let table = tx
+                .open_table(RECORDS)
+                .map_err(|e| self.db_err()(e.into()))?;
+            let range = table
+                .range((kind, "")..)
+                .map_err(|e| self.db_err()(e.into()))?;
+            let mut out = Vec::new();
+            for item in range {
+                let (k, v) = item.map_err(|e| self.db_err()(e.into()))?;
+                let (record_kind, key) = k.value();
+                if record_kind != kind {
+                    break;
+                }
+                let value = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
+                out.push((key.to_owned(), value));
             }
-            let value = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(e))?;
-            out.push((key.to_owned(), value));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Drop what is older than the retention at `now_ms`; returns (raw, rollups) removed.
