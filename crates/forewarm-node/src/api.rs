@@ -38,6 +38,7 @@ use crate::pool::{PoolError, PoolMsg};
 use crate::predictor::{PredictorMsg, model_of};
 use crate::router::{Invocation, InvokeError, RouterMsg};
 use crate::shared::NodeShared;
+use crate::supervisor::Slot;
 use forewarm_cluster::ClusterError;
 use forewarm_raft::{
     Applied, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS, MAX_FEATURES, MAX_MAX_QUEUE,
@@ -99,13 +100,13 @@ pub struct Api {
     /// Node-wide state.
     pub shared: Arc<NodeShared>,
     /// Invocations.
-    pub router: ActorRef<RouterMsg>,
+    pub router: Slot<RouterMsg>,
     /// Pool queries.
     pub pool: ActorRef<PoolMsg>,
     /// Training on demand.
-    pub predictor: ActorRef<PredictorMsg>,
+    pub predictor: Slot<PredictorMsg>,
     /// Flushing samples before training on demand.
-    pub collector: ActorRef<CollectorMsg>,
+    pub collector: Slot<CollectorMsg>,
     /// Invocations in flight.
     pub slots: Arc<Slots>,
     /// Invocation ids and the answers they got.

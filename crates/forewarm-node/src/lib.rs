@@ -15,7 +15,10 @@
 //!
 //! Supervision: the Collector, Predictor, PoolSupervisor and Router are started by
 //! [`Node::start`] and stopped by [`Node::shutdown`] in reverse order (Router first, Collector
-//! last, so every sample is flushed). Container actors are linked children of the
+//! last, so every sample is flushed). The Collector, Predictor and Router are linked to a root
+//! supervisor ([`supervisor::Root`]) that starts one again when it fails, behind the
+//! [`supervisor::Slot`] its callers hold (at most five times a minute; `/readyz` says not
+//! ready meanwhile). Container actors are linked children of the
 //! PoolSupervisor: a container actor that dies takes its container out of the pool, and
 //! stopping the supervisor stops (and so removes) every container. A node that was killed
 //! leaves containers labelled with its id; the next start removes them before serving.
@@ -43,6 +46,7 @@ pub mod router;
 pub mod router_link;
 pub mod routing;
 pub mod shared;
+pub mod supervisor;
 pub mod topology;
 pub mod ui;
 
@@ -69,6 +73,7 @@ use crate::metrics::Metrics;
 use crate::pool::{PoolArgs, PoolBook, PoolMsg, PoolSupervisor};
 use crate::predictor::{Predictor, PredictorArgs, PredictorMsg};
 use crate::router::{Router, RouterArgs, RouterMsg};
+use crate::supervisor::{RootMsg, Slot, supervised};
 use forewarm_cluster::{Cluster, ClusterError, mesh};
 
 /// How long a new node tries to join (or a lone one to elect itself) before giving up.
@@ -117,10 +122,12 @@ pub struct Node {
     admin_token: Secret,
     reaped: usize,
     shared: Arc<NodeShared>,
-    router: ActorRef<RouterMsg>,
+    /// Restarts the Collector, the Predictor and the Router when they fail.
+    root: ActorRef<RootMsg>,
+    router: Slot<RouterMsg>,
     pool: ActorRef<PoolMsg>,
-    predictor: ActorRef<PredictorMsg>,
-    collector: ActorRef<CollectorMsg>,
+    predictor: Slot<PredictorMsg>,
+    collector: Slot<CollectorMsg>,
     stop_server: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     /// The cluster listener, when the internal endpoints have one: its address, what stops
@@ -260,16 +267,21 @@ impl Node {
         let inbox = Arc::new(SampleInbox::default());
         // Invocation ids outlive a crash (an invocation cut off by it is not run again).
         let ids = idempotency::Ids::durable(store.clone())?;
-        let (collector, _) = Actor::spawn(
-            None,
-            Collector,
+        let (root, _) = Actor::spawn(None, supervisor::Root, ())
+            .await
+            .map_err(actor_err("root supervisor"))?;
+        let collector = supervised(
+            &root,
+            "collector",
+            || Collector,
             (store.clone(), inbox.clone(), shared.clone()),
         )
         .await
         .map_err(actor_err("collector"))?;
-        let (predictor, _) = Actor::spawn(
-            None,
-            Predictor,
+        let predictor = supervised(
+            &root,
+            "predictor",
+            || Predictor,
             PredictorArgs {
                 store,
                 catalog,
@@ -288,9 +300,10 @@ impl Node {
         let (pool, _) = Actor::spawn(None, PoolSupervisor::<R>::default(), book.clone())
             .await
             .map_err(actor_err("pool supervisor"))?;
-        let (router, _) = Actor::spawn(
-            None,
-            Router::<R>::default(),
+        let router = supervised(
+            &root,
+            "router",
+            Router::<R>::default,
             RouterArgs {
                 shared: shared.clone(),
                 runtime,
@@ -363,6 +376,7 @@ impl Node {
             admin_token,
             reaped,
             shared,
+            root,
             router,
             pool,
             predictor,
@@ -455,8 +469,10 @@ impl Node {
             let _ = stop.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.server).await;
+        // From here an actor that stops is not started again.
+        supervisor::stopping(&self.root).await;
         let wait = Some(Duration::from_secs(60));
-        let _ = self.router.stop_and_wait(None, wait).await;
+        let _ = self.router.get().stop_and_wait(None, wait).await;
         let _ = self.pool.stop_and_wait(None, wait).await;
         // A container whose start was in flight when the pool stopped (its actor still
         // waiting on the engine) is not the pool's to remove: remove whatever carries this
@@ -466,7 +482,7 @@ impl Node {
             Ok(n) => tracing::info!("removed {n} containers still starting at stop"),
             Err(e) => tracing::warn!("removing this node's containers at stop: {e}"),
         }
-        let _ = self.predictor.stop_and_wait(None, wait).await;
+        let _ = self.predictor.get().stop_and_wait(None, wait).await;
         if let Ok(CallResult::Success(())) = self
             .collector
             .call(CollectorMsg::Sync, Some(Duration::from_secs(30)))
@@ -474,7 +490,8 @@ impl Node {
         {
             tracing::debug!("samples flushed");
         }
-        let _ = self.collector.stop_and_wait(None, wait).await;
+        let _ = self.collector.get().stop_and_wait(None, wait).await;
+        let _ = self.root.stop_and_wait(None, wait).await;
         if let Some(mesh) = self.shared.mesh.get() {
             mesh.stop().await;
         }

@@ -73,7 +73,7 @@ pub struct PoolArgs<R> {
     /// The engine.
     pub runtime: Arc<R>,
     /// Fits the demand forecasts the pools' policies ask for, off the request path.
-    pub predictor: ActorRef<PredictorMsg>,
+    pub predictor: crate::supervisor::Slot<PredictorMsg>,
 }
 
 /// What the lock guards: the engine and what carrying out its commands needs.

@@ -329,7 +329,7 @@ pub enum PredictorMsg {
 pub struct Predictor;
 
 /// Its arguments.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PredictorArgs {
     /// Where samples are.
     pub store: Arc<SampleStore>,
@@ -340,7 +340,7 @@ pub struct PredictorArgs {
     /// Where summaries are published.
     pub cluster: Arc<Cluster>,
     /// What writes the samples: asked to write what it holds before a retrain after a miss.
-    pub collector: ActorRef<CollectorMsg>,
+    pub collector: crate::supervisor::Slot<CollectorMsg>,
 }
 
 /// Its state.

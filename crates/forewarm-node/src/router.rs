@@ -83,7 +83,19 @@ pub struct RouterArgs<R> {
     /// Samples, for the Collector.
     pub inbox: Arc<SampleInbox>,
     /// Retraining.
-    pub predictor: ActorRef<PredictorMsg>,
+    pub predictor: crate::supervisor::Slot<PredictorMsg>,
+}
+
+impl<R> Clone for RouterArgs<R> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            runtime: self.runtime.clone(),
+            pool: self.pool.clone(),
+            inbox: self.inbox.clone(),
+            predictor: self.predictor.clone(),
+        }
+    }
 }
 
 impl<R: ContainerRuntime + 'static> RouterArgs<R> {

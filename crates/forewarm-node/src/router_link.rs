@@ -24,7 +24,7 @@ pub struct RouterLinkArgs {
     /// The code types forwarded invocations name.
     pub catalog: Arc<Catalog>,
     /// The local Router.
-    pub router: ActorRef<RouterMsg>,
+    pub router: crate::supervisor::Slot<RouterMsg>,
     /// The node's in-flight slots (the API's: the same limits apply).
     pub slots: Arc<Slots>,
     /// The node's invocation ids (the API's: a key forwarded here and the same key sent here
