@@ -17,7 +17,21 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     if let Err(err) = cli::run(cli) {
-        eprintln!("forewarm: {err:#}");
+        eprintln!("forewarm: {}", causes(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, outermost first, each once: a cause whose text the message
+/// already holds (an error whose own message quotes its source) is not repeated.
+fn causes(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

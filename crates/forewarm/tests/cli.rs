@@ -155,6 +155,15 @@ fn t03_bad_input_is_a_clear_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // Each cause once (an error that quotes its source is not followed by it again).
+        let first_line = err.lines().next().unwrap_or_default();
+        for part in first_line.split(": ").filter(|p| p.len() > 8) {
+            assert_eq!(
+                first_line.matches(part).count(),
+                1,
+                "{args:?}: {part:?} repeated in {first_line}"
+            );
+        }
     }
 }
 
