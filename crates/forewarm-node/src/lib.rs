@@ -267,7 +267,8 @@ impl Node {
         let inbox = Arc::new(SampleInbox::default());
         // Invocation ids outlive a crash (an invocation cut off by it is not run again).
         let ids = idempotency::Ids::durable(store.clone())?;
-        let (root, _) = Actor::spawn(None, supervisor::Root, ())
+        let restarts = shared.metrics.actor_restarts.clone();
+        let (root, _) = Actor::spawn(None, supervisor::Root, restarts)
             .await
             .map_err(actor_err("root supervisor"))?;
         let collector = supervised(

@@ -79,6 +79,8 @@ pub struct Metrics {
     pub outgrown: AtomicU64,
     /// Requests that came for a pre-warm still starting (copied at each tick).
     pub late_prewarms: AtomicU64,
+    /// Actors the root supervisor started again after they failed.
+    pub actor_restarts: std::sync::Arc<AtomicU64>,
     /// Idle containers' memory-time so far.
     idle: Mutex<IdleMemory>,
     /// What the dashboard shows of the last hour.
@@ -132,6 +134,7 @@ impl Default for Metrics {
             misfits: AtomicU64::new(0),
             outgrown: AtomicU64::new(0),
             late_prewarms: AtomicU64::new(0),
+            actor_restarts: Default::default(),
             idle: Mutex::default(),
             recent: crate::recent::Recent::default(),
         }
@@ -245,6 +248,12 @@ impl Metrics {
                 "forewarm_removals_total",
                 "Containers removed.",
                 &self.removals,
+            ),
+            (
+                "forewarm_actor_restarts_total",
+                "Actors (Collector, Predictor, Router) the root supervisor started again after \
+                 they failed.",
+                &self.actor_restarts,
             ),
             (
                 "forewarm_misfits_total",

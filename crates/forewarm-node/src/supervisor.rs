@@ -10,6 +10,7 @@
 //! it, and its book would name them; a node whose pool supervisor failed reports not ready
 //! until it is restarted.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -114,10 +115,12 @@ impl std::fmt::Debug for RootMsg {
 #[derive(Debug, Default)]
 pub struct Root;
 
-/// Its state: the actors it watches, and whether the node is stopping.
+/// Its state: the actors it watches, whether the node is stopping, and the count of restarts
+/// (`forewarm_actor_restarts_total`).
 pub struct RootState {
     children: Vec<Child>,
     stopping: bool,
+    restarts: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RootState {
@@ -135,16 +138,17 @@ impl std::fmt::Debug for RootState {
 impl Actor for Root {
     type Msg = RootMsg;
     type State = RootState;
-    type Arguments = ();
+    type Arguments = Arc<AtomicU64>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        (): (),
+        restarts: Arc<AtomicU64>,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(RootState {
             children: Vec::new(),
             stopping: false,
+            restarts,
         })
     }
 
@@ -207,6 +211,7 @@ impl Actor for Root {
         match (child.respawn)(myself.get_cell()).await {
             Ok(id) => {
                 child.id = id;
+                state.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("actor {} {why}; started again", child.name);
             }
             Err(e) => tracing::error!(
@@ -323,7 +328,10 @@ mod tests {
 
     #[tokio::test]
     async fn t01_a_failed_actor_is_started_again_behind_the_same_slot() {
-        let (root, _) = Actor::spawn(None, Root, ()).await.expect("root");
+        let restarts = Arc::new(AtomicU64::new(0));
+        let (root, _) = Actor::spawn(None, Root, restarts.clone())
+            .await
+            .expect("root");
         let slot = supervised(&root, "counter", || Counter, 100)
             .await
             .expect("spawned");
@@ -338,12 +346,15 @@ mod tests {
         slot.get().kill();
         assert!(replaced(&slot, second).await, "started again after a kill");
         assert_eq!(ask(&slot).await, Some(101));
+        assert_eq!(restarts.load(Ordering::Relaxed), 2);
         root.stop(None);
     }
 
     #[tokio::test]
     async fn t02_an_actor_that_keeps_failing_is_left_stopped_and_a_stop_is_not_a_failure() {
-        let (root, _) = Actor::spawn(None, Root, ()).await.expect("root");
+        let (root, _) = Actor::spawn(None, Root, Arc::default())
+            .await
+            .expect("root");
         let slot = supervised(&root, "counter", || Counter, 0)
             .await
             .expect("spawned");
@@ -423,6 +434,12 @@ mod tests {
         )
         .await;
         assert_eq!(trained.status, 200, "{}", trained.body);
+        let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
+        assert!(
+            metrics.body.contains("\nforewarm_actor_restarts_total 3\n"),
+            "{}",
+            metrics.body
+        );
         node.shutdown().await;
     }
 }
