@@ -1241,6 +1241,9 @@ async fn t10_a_tenant_is_rotated_changed_and_deleted_and_an_image_allowed_on_eve
     let addrs: Vec<SocketAddr> = nodes.iter().map(Node::addr).collect();
     leader_seen(addrs[0], None, 3).await;
     let old = create_tenant(addrs[0], "acme").await;
+    // n1 authenticates from what it has applied: wait (a linearizable read) until it has
+    // applied the creation before its token is used there.
+    answers(addrs[1], "/v1/tenants/acme", ADMIN, 200).await;
     register_f(addrs[1], &old).await;
     for &a in &addrs {
         answers(a, "/v1/codes/f", &old, 200).await;
