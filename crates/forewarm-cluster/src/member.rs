@@ -491,17 +491,17 @@ impl Cluster {
     /// Stop the Raft node and wait (up to 10 s) until its tasks have closed the store, so
     /// the node can be started again in the same process.
     pub async fn shutdown(&self) {
-        let mut stopped = self.lifecycle.lock().await;
-        *stopped = true;
+        *self.lifecycle.lock().await = true;
+        self.stop_core().await;
+    }
+
+    /// Stop the Raft core (one stopped already only has its tasks waited for), wait (up to
+    /// 10 s) until they have let go of the store, and drop this node's handle on it: whether
+    /// the store was closed then.
+    async fn stop_core(&self) -> bool {
         if let Err(e) = self.raft().shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
-        self.store_closed().await;
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
-    /// Wait (up to 10 s) until this handle is the store's last; whether it is.
-    async fn store_closed(&self) -> bool {
         let handles = || {
             let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
             store.as_ref().map_or(0, |s| s.handles())
@@ -510,7 +510,9 @@ impl Cluster {
         while handles() > 1 && begun.elapsed() < Duration::from_secs(10) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        handles() <= 1
+        let closed = handles() <= 1;
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+        closed
     }
 
     /// While the replicated state is stopped on a storage error (a disk that filled, an I/O
@@ -554,14 +556,11 @@ impl Cluster {
         if *stopped || self.storage_fault().is_none() {
             return Ok(());
         }
-        // Stopped already: its shutdown only waits for its tasks.
-        let _ = self.raft().shutdown().await;
-        if !self.store_closed().await {
+        if !self.stop_core().await {
             return Err(start(String::from(
                 "the stopped node still holds its store",
             )));
         }
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).take();
         let (log, sm) = forewarm_raft::store::reopen(&self.store_path, &self.state)
             .map_err(|e| start(e.to_string()))?;
         let store = log.clone();

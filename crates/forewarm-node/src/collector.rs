@@ -70,14 +70,14 @@ pub struct CollectorState {
 impl CollectorState {
     async fn flush(&mut self) {
         let samples = self.inbox.take();
-        // With nothing to write while the store is failing, a probe record: the node is
-        // ready again once the store takes writes (a disk with space again), traffic or not.
-        let probe = self.shared.health.failing(Part::Store)
-            && self.probed.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
-        if samples.is_empty() && !probe {
-            return;
-        }
         if samples.is_empty() {
+            // With nothing to write while the store is failing, a probe record: the node is
+            // ready again once the store takes writes (a disk with space again), traffic or
+            // not.
+            let due = self.probed.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+            if !(due && self.shared.health.failing(Part::Store)) {
+                return;
+            }
             self.probed = Some(std::time::Instant::now());
         }
         let store = self.store.clone();

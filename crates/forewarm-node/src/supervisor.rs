@@ -10,15 +10,13 @@
 //! it, and its book would name them; a node whose pool supervisor failed reports not ready
 //! until it is restarted.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use std::future::Future;
-use std::pin::Pin;
-
 use ractor::rpc::CallResult;
-
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, Message, MessagingErr,
     RpcReplyPort, SpawnErr, SupervisionEvent,

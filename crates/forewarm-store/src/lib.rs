@@ -158,7 +158,6 @@ pub struct SampleStore {
     /// store takes writes once the disk does, without a restart of the node.
     db: RwLock<Option<Database>>,
     file: PathBuf,
-    path: String,
     retention: Retention,
 }
 
@@ -167,18 +166,13 @@ const MINUTE_MS: u64 = 60_000;
 impl SampleStore {
     /// Open (or create) the store at `path`.
     pub fn open(path: &Path, retention: Retention) -> Result<Self, StoreError> {
-        let name = path.display().to_string();
-        let db = Database::create(path).map_err(|e| StoreError::Db {
-            path: name.clone(),
-            source: e.into(),
-        })?;
         let store = Self {
-            db: RwLock::new(Some(db)),
+            db: RwLock::new(None),
             file: path.to_path_buf(),
-            path: name,
             retention,
         };
-        // Create the tables so readers never meet a missing one.
+        // Opens the database (`with_db`) and creates the tables so readers never meet a
+        // missing one.
         store.write(|tx| {
             tx.open_table(SAMPLES)?;
             tx.open_table(ROLLUPS)?;
@@ -192,14 +186,14 @@ impl SampleStore {
 
     fn db_err(&self) -> impl Fn(redb::Error) -> StoreError + '_ {
         |source| StoreError::Db {
-            path: self.path.clone(),
+            path: self.file.display().to_string(),
             source,
         }
     }
 
     fn corrupt(&self, message: impl ToString) -> StoreError {
         StoreError::Corrupt {
-            path: self.path.clone(),
+            path: self.file.display().to_string(),
             message: message.to_string(),
         }
     }
