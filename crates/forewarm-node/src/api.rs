@@ -20,8 +20,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use forewarm_runtime::{Workload, WorkloadOverrides};
+use ractor::ActorStatus;
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, ActorStatus};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,7 +102,7 @@ pub struct Api {
     /// Invocations.
     pub router: Slot<RouterMsg>,
     /// Pool queries.
-    pub pool: ActorRef<PoolMsg>,
+    pub pool: Slot<PoolMsg>,
     /// Training on demand.
     pub predictor: Slot<PredictorMsg>,
     /// Flushing samples before training on demand.

@@ -15,12 +15,13 @@
 //!
 //! Supervision: the Collector, Predictor, PoolSupervisor and Router are started by
 //! [`Node::start`] and stopped by [`Node::shutdown`] in reverse order (Router first, Collector
-//! last, so every sample is flushed). The Collector, Predictor and Router are linked to a root
-//! supervisor ([`supervisor::Root`]) that starts one again when it fails, behind the
+//! last, so every sample is flushed). All four are linked to a root supervisor
+//! ([`supervisor::Root`]) that starts one again when it fails, behind the
 //! [`supervisor::Slot`] its callers hold (at most five times a minute; `/readyz` says not
-//! ready meanwhile). Container actors are linked children of the
-//! PoolSupervisor: a container actor that dies takes its container out of the pool, and
-//! stopping the supervisor stops (and so removes) every container. A node that was killed
+//! ready meanwhile). Container actors are linked children of the PoolSupervisor: a container
+//! actor that dies takes its container out of the pool, stopping the supervisor stops (and so
+//! removes) every container, and a PoolSupervisor started again after a failure starts its
+//! pools over without leaving a container behind. A node that was killed
 //! leaves containers labelled with its id; the next start removes them before serving.
 
 mod actors;
@@ -122,10 +123,10 @@ pub struct Node {
     admin_token: Secret,
     reaped: usize,
     shared: Arc<NodeShared>,
-    /// Restarts the Collector, the Predictor and the Router when they fail.
+    /// Restarts the Collector, the Predictor, the PoolSupervisor and the Router when they fail.
     root: ActorRef<RootMsg>,
     router: Slot<RouterMsg>,
-    pool: ActorRef<PoolMsg>,
+    pool: Slot<PoolMsg>,
     predictor: Slot<PredictorMsg>,
     collector: Slot<CollectorMsg>,
     stop_server: Option<oneshot::Sender<()>>,
@@ -298,9 +299,14 @@ impl Node {
             runtime: runtime.clone(),
             predictor: predictor.clone(),
         });
-        let (pool, _) = Actor::spawn(None, PoolSupervisor::<R>::default(), book.clone())
-            .await
-            .map_err(actor_err("pool supervisor"))?;
+        let pool = supervised(
+            &root,
+            "pool supervisor",
+            PoolSupervisor::<R>::default,
+            book.clone(),
+        )
+        .await
+        .map_err(actor_err("pool supervisor"))?;
         let router = supervised(
             &root,
             "router",
@@ -474,7 +480,7 @@ impl Node {
         supervisor::stopping(&self.root).await;
         let wait = Some(Duration::from_secs(60));
         let _ = self.router.get().stop_and_wait(None, wait).await;
-        let _ = self.pool.stop_and_wait(None, wait).await;
+        let _ = self.pool.get().stop_and_wait(None, wait).await;
         // A container whose start was in flight when the pool stopped (its actor still
         // waiting on the engine) is not the pool's to remove: remove whatever carries this
         // node's label, so a stop leaks nothing even under a slow engine.

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use forewarm_runtime::{ContainerRuntime, ContainerSpec};
@@ -95,7 +95,8 @@ struct Book {
 pub struct PoolBook<R> {
     args: PoolArgs<R>,
     book: Mutex<Book>,
-    supervisor: OnceLock<ActorRef<PoolMsg>>,
+    /// The PoolSupervisor now (another after a restart).
+    supervisor: RwLock<Option<ActorRef<PoolMsg>>>,
     /// A list of the node's containers is being asked for.
     listing: AtomicBool,
     /// Deleted tenants whose network is still to be removed (once no container is on it).
@@ -121,7 +122,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                 by_actor: HashMap::new(),
                 to_start: Vec::new(),
             }),
-            supervisor: OnceLock::new(),
+            supervisor: RwLock::new(None),
             listing: AtomicBool::new(false),
             orphans: Arc::default(),
         })
@@ -129,6 +130,51 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
 
     fn lock(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn supervisor(&self) -> Option<ActorRef<PoolMsg>> {
+        self.supervisor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A PoolSupervisor starts on this book: `myself` is told to start what the book queues.
+    /// When another ran on it before (a restart: the root supervisor started one again after
+    /// it failed), that one's container actors went with it, so the book starts over
+    /// ([`PoolEngine::restart`]) and the containers that were idle are removed now.
+    fn attach(&self, myself: &ActorRef<PoolMsg>) {
+        let before = self
+            .supervisor
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(myself.clone());
+        if before.is_none() {
+            return;
+        }
+        // A listing asked for by the one before answers to it, never to us.
+        self.listing.store(false, Ordering::Release);
+        let idle = {
+            let mut book = self.lock();
+            book.to_start.clear();
+            book.actors.clear();
+            book.by_actor.clear();
+            let (answers, idle) = book.engine.restart();
+            self.carry_out(&mut book, answers);
+            idle
+        };
+        tracing::warn!(
+            "pool supervisor started again: its pools start over; removing {} idle containers",
+            idle.len()
+        );
+        for id in idle {
+            let runtime = self.args.runtime.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runtime.remove(&id).await {
+                    tracing::warn!("removing {id} after a pool supervisor restart: {e}");
+                }
+            });
+        }
     }
 
     /// A tenant's quota, from the replicated state.
@@ -147,8 +193,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             (value, !book.to_start.is_empty())
         };
         let told = || {
-            self.supervisor
-                .get()
+            self.supervisor()
                 .is_some_and(|s| s.cast(PoolMsg::StartQueued).is_ok())
         };
         if queued && !told() {
@@ -199,8 +244,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                     metrics.removals.fetch_add(1, Ordering::Relaxed);
                 }
                 Command::Fit { code, request } => {
-                    let reply = self.supervisor.get().cloned();
-                    if let Some(reply) = reply {
+                    if let Some(reply) = self.supervisor() {
                         let fit = PredictorMsg::FitDemand {
                             code,
                             request,
@@ -484,7 +528,7 @@ impl<R: ContainerRuntime + 'static> Actor for PoolSupervisor<R> {
         myself: ActorRef<Self::Msg>,
         book: Arc<PoolBook<R>>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let _ = book.supervisor.set(myself.clone());
+        book.attach(&myself);
         myself.send_interval(TICK, || PoolMsg::Tick);
         let every = Duration::from_millis(book.args.shared.config.reconcile_every_ms);
         myself.send_interval(every, || PoolMsg::Reconcile);

@@ -1048,20 +1048,48 @@ impl PoolEngine {
     /// is answered `Stopping`. The containers are left to their actors (each removes its own).
     pub fn stop(&mut self) -> Commands {
         self.stopping = true;
-        let starting = self.reals.drain().filter_map(|(_, r)| match r.state {
-            RealState::Starting { waiter } => waiter,
-            _ => None,
-        });
-        let queued = self.queues.drain().flat_map(|(_, q)| q).map(|q| q.ticket);
-        let mut tickets: Vec<u64> = starting.chain(queued).collect();
+        self.let_go(|| PoolError::Stopping).0
+    }
+
+    /// The PoolSupervisor failed and was started again, and the container actors it
+    /// supervised went with it: every container leaves the book and the pools start over
+    /// (their policies learn again; the Predictor's models and the replicated forecasts
+    /// stay). Requests waiting for a start or in a queue are answered `StartFailed` (they
+    /// never reached a container, so a client may send them again). Returns, beside those
+    /// answers, the ids of the containers that were idle, for the caller to remove now; a
+    /// busy one is left to the request on it, and a reconcile removes it as unowned after
+    /// [`UNOWNED_GRACE`]. Serials and tickets keep counting, so a lease handed out before
+    /// cannot release a container started after.
+    pub fn restart(&mut self) -> (Commands, Vec<String>) {
+        self.stopping = false;
+        self.due = None;
+        self.pools.clear();
+        self.let_go(|| PoolError::StartFailed(String::from("the pool supervisor was restarted")))
+    }
+
+    /// Empty the book: answer every request waiting for a start or in a queue with `why`;
+    /// the ids of the containers that were idle.
+    fn let_go(&mut self, why: impl Fn() -> PoolError) -> (Commands, Vec<String>) {
+        let mut idle = Vec::new();
+        let mut tickets = Vec::new();
+        for (_, real) in self.reals.drain() {
+            match real.state {
+                RealState::Starting { waiter } => tickets.extend(waiter),
+                RealState::Idle(c) => idle.push(c.id),
+                RealState::Busy(_) => {}
+            }
+        }
+        tickets.extend(self.queues.drain().flat_map(|(_, q)| q).map(|q| q.ticket));
         tickets.sort_unstable();
-        tickets
+        idle.sort();
+        let answers = tickets
             .into_iter()
             .map(|ticket| Command::Answer {
                 ticket,
-                result: Err(PoolError::Stopping),
+                result: Err(why()),
             })
-            .collect()
+            .collect();
+        (answers, idle)
     }
 
     /// Whether container `serial` is still in the book.

@@ -1,14 +1,16 @@
-//! The node's root supervisor: the Collector, the Predictor and the Router are linked to it,
-//! and one that fails (a panic, an error out of its handler, or a stop nobody asked for) is
-//! started again with the arguments it was first started with. Everything that talks to them
-//! holds a [`Slot`], which the root points at the new actor, so nothing keeps a dead
-//! reference; `/readyz` reads the slot and says not ready only while a restart is under way
-//! or after the root gave up ([`MAX_RESTARTS`] within [`RESTART_WINDOW`]: an actor that
+//! The node's root supervisor: the Collector, the Predictor, the PoolSupervisor and the Router
+//! are linked to it, and one that fails (a panic, an error out of its handler, or a stop nobody
+//! asked for) is started again with the arguments it was first started with. Everything that
+//! talks to them holds a [`Slot`], which the root points at the new actor, so nothing keeps a
+//! dead reference; `/readyz` reads the slot and says not ready only while a restart is under
+//! way or after the root gave up ([`MAX_RESTARTS`] within [`RESTART_WINDOW`]: an actor that
 //! fails on every start is left stopped, with the reason logged).
 //!
-//! The PoolSupervisor is not restarted: its container actors are linked to it and die with
-//! it, and its book would name them; a node whose pool supervisor failed reports not ready
-//! until it is restarted.
+//! A PoolSupervisor's container actors are linked to it and go with it; the new one finds the
+//! book of the old (`PoolBook`, shared with the request path) and starts it over: requests
+//! waiting for a start are answered 503 (they never reached a container), idle containers are
+//! removed at once, and a busy one is left to the request on it until a reconcile removes it as
+//! unowned.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -375,21 +377,23 @@ mod tests {
         root.stop(None);
     }
 
-    /// A node whose Router, Predictor and Collector are killed one after the other serves,
-    /// trains and is ready again: each is started again behind its slot.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn t03_a_node_whose_actors_are_killed_serves_again() {
+    const ADMIN: &str = "admin-secret";
+
+    /// A node named `id` on the fake runtime with tenant `t` and its code type `f` (4 MiB,
+    /// 50 ms init): the node, its data directory and the tenant's token.
+    async fn node_with_code(
+        id: &str,
+        runtime: Arc<forewarm_runtime::FakeRuntime>,
+    ) -> (crate::Node, tempfile::TempDir, String) {
         use forewarm_tests::{call, json};
-        const ADMIN: &str = "admin-secret";
         let dir = tempfile::tempdir().expect("tempdir");
         let config = crate::NodeConfig {
-            node_id: "supervised".into(),
+            node_id: id.into(),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: dir.path().to_path_buf(),
             admin_token: Some(ADMIN.into()),
             ..crate::NodeConfig::default()
         };
-        let runtime = Arc::new(forewarm_runtime::FakeRuntime::new());
         let node = crate::Node::start(config, runtime).await.expect("starts");
         let addr = node.addr();
         let made = call(addr, "POST", "/v1/tenants", Some(ADMIN), r#"{"name":"t"}"#).await;
@@ -398,6 +402,17 @@ mod tests {
         let code = r#"{"workload":{"cpu_ms":1,"mem_mib":4,"init_ms":50},"max_memory_mib":128}"#;
         let put = call(addr, "PUT", "/v1/codes/f", Some(&token), code).await;
         assert_eq!(put.status, 201, "{}", put.body);
+        (node, dir, token)
+    }
+
+    /// A node whose Router, Predictor and Collector are killed one after the other serves,
+    /// trains and is ready again: each is started again behind its slot.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn t03_a_node_whose_actors_are_killed_serves_again() {
+        use forewarm_tests::call;
+        let runtime = Arc::new(forewarm_runtime::FakeRuntime::new());
+        let (node, _dir, token) = node_with_code("supervised", runtime).await;
+        let addr = node.addr();
         let invoke = || call(addr, "POST", "/v1/invoke/f", Some(&token), "{}");
         assert_eq!(invoke().await.status, 200);
         let ready = || async {
@@ -439,5 +454,81 @@ mod tests {
             metrics.body
         );
         node.shutdown().await;
+    }
+
+    /// The PoolSupervisor killed (a panic's path: its container actors die with it, no clean-up
+    /// runs) and then stopped by nobody's request (its clean-up runs): each time a new one
+    /// serves, the pools start over and no container of the old book is left behind.
+    #[tokio::test]
+    async fn t04_a_pool_supervisor_started_again_leaves_no_container_behind() {
+        use forewarm_runtime::ContainerRuntime;
+        use forewarm_tests::{call, json};
+        let runtime = Arc::new(forewarm_runtime::FakeRuntime::new());
+        let (node, _dir, token) = node_with_code("pool-again", runtime.clone()).await;
+        let addr = node.addr();
+        let invoke = || call(addr, "POST", "/v1/invoke/f", Some(&token), "{}");
+        let listed = || async {
+            let all = runtime.list("pool-again").await.expect("lists");
+            all.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        };
+        // Until `old` is gone from the engine (up to 5 s), then the node is ready.
+        let settled = |old: Vec<String>| {
+            let runtime = runtime.clone();
+            async move {
+                let begun = Instant::now();
+                loop {
+                    let now = runtime.list("pool-again").await.expect("lists");
+                    let gone = now.iter().all(|c| !old.contains(&c.id));
+                    let ready = call(addr, "GET", "/readyz", None, "").await;
+                    if (gone && ready.status == 200) || begun.elapsed() > Duration::from_secs(5) {
+                        return (gone, ready);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+
+        let first = invoke().await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        assert_eq!(json(&first)["start"], "cold", "{}", first.body);
+        assert_eq!(json(&invoke().await)["start"], "warm");
+        let before = listed().await;
+        assert_eq!(before.len(), 1, "one idle container: {before:?}");
+
+        let pool = node.pool.get().get_id();
+        node.pool.get().kill();
+        let (gone, ready) = settled(before).await;
+        assert!(
+            gone,
+            "the idle container of the killed supervisor is removed"
+        );
+        assert_eq!(ready.status, 200, "{}", ready.body);
+        assert_ne!(node.pool.get().get_id(), pool, "a new pool supervisor");
+        let again = invoke().await;
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(json(&again)["start"], "cold", "the pools started over");
+        assert_eq!(
+            json(&invoke().await)["start"],
+            "warm",
+            "and serve warm again"
+        );
+
+        let before = listed().await;
+        assert_eq!(before.len(), 1, "{before:?}");
+        node.pool.get().stop(Some(String::from("nobody asked")));
+        let (gone, ready) = settled(before).await;
+        assert!(gone, "a stopped supervisor's containers are removed");
+        assert_eq!(ready.status, 200, "{}", ready.body);
+        assert_eq!(invoke().await.status, 200);
+        let pooled = call(addr, "GET", "/v1/pool", Some(ADMIN), "").await;
+        assert_eq!(pooled.status, 200, "{}", pooled.body);
+        let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
+        assert!(
+            metrics.body.contains("\nforewarm_actor_restarts_total 2\n"),
+            "{}",
+            metrics.body
+        );
+        node.shutdown().await;
+        assert!(listed().await.is_empty(), "nothing left after shutdown");
     }
 }
