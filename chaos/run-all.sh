@@ -7,7 +7,7 @@
 # --quick runs small versions (within a few minutes; CI runs it): S8 a burst of 200 from
 # zero with S12 after it, S1 three leader kills, S4 five random kills, S5 one crash of all
 # nodes, S9 a node killed under 8 running invocations, S10 a tenant flooding at 20x its
-# share, S6 a full disk, S7 a Docker engine that errs and stalls, S2 a follower cut off and S3 the leader isolated on the compose cluster (8 s each),
+# share, S6 a full disk, S14 a cluster member's full disk (the leader's, then a follower's), S7 a Docker engine that errs and stalls, S2 a follower cut off and S3 the leader isolated on the compose cluster (8 s each),
 # S13 a workload probing its node's listeners on the compose cluster.
 # Without it: S8 with 400, S1 and S4 ten rounds, S5 three, S2 and S3 20 s, and the compose
 # region cut (partition-region.sh). Every registry scenario records a history of concurrent
@@ -47,6 +47,7 @@ run kill-all chaos/kill-all.py "$CRASHES"
 run kill-node-mid-invocation chaos/kill-node-mid-invocation.py
 run noisy-tenant chaos/noisy-tenant.py
 run disk-full chaos/disk-full.py
+run disk-full-member chaos/disk-full-member.py
 run docker-faults chaos/docker-faults.py
 run partition-follower chaos/partition-follower.py "$CUT"
 run isolate-leader chaos/isolate-leader.py "$CUT"
