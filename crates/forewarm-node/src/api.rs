@@ -322,14 +322,33 @@ async fn readyz(State(api): State<Api>) -> Response {
 
 #[utoipa::path(get, path = "/metrics", tag = "operators", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Prometheus text exposition (version 0.0.4)", content_type = "text/plain", body = String),
+        (status = 200, description = "OpenMetrics text (1.0.0) to a client whose Accept names it (Prometheus does), else Prometheus's classic text format (0.0.4)", content_type = "text/plain", body = String),
         (status = 401, description = "`unauthenticated`: no token or an unknown one", body = ErrorBody), (status = 403, description = "`forbidden`: the wrong kind of token", body = ErrorBody)))]
 async fn metrics(State(api): State<Api>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
     api.operator(&headers)?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.shared.metrics.render(),
-    ))
+    let open_metrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let metrics = &api.shared.metrics;
+    Ok(if open_metrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            metrics.render(),
+        )
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics.render_classic(),
+        )
+    })
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

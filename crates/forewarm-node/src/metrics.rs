@@ -1,12 +1,16 @@
-//! Prometheus metrics, kept in atomics and rendered as text on `GET /metrics`.
+//! Prometheus metrics, kept in `prometheus-client`'s counters, gauges and histograms and
+//! encoded by it (OpenMetrics text) on `GET /metrics`.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use forewarm_store::Start;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Latency buckets, seconds (Prometheus's base unit): 0.5 ms to 10 s.
 const LATENCY_BUCKETS_S: [f64; 14] = [
@@ -16,72 +20,31 @@ const LATENCY_BUCKETS_S: [f64; 14] = [
 const MIB: f64 = 1_048_576.0;
 const ERROR_BUCKETS: [f64; 7] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
 
-/// A histogram with fixed buckets (sum kept in micro-units).
-#[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
+/// One label: its name and one of a fixed set of values (so no series comes from input).
+type Label = [(&'static str, &'static str); 1];
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micros
-            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-    }
-}
-
-/// The node's counters and gauges.
+/// The node's counters, gauges and histograms, and the registry that encodes them.
 #[derive(Debug)]
 pub struct Metrics {
-    latency: [Histogram; 3],
-    errors: [AtomicU64; FAILURES.len()],
+    registry: Registry,
+    invocations: Family<Label, Counter>,
+    latency: Family<Label, Histogram, fn() -> Histogram>,
+    errors: Family<Label, Counter>,
     prediction_error: Histogram,
-    /// Containers starting / idle / busy (set by the PoolSupervisor).
-    pub pool: [AtomicU64; 3],
+    pool: Family<Label, Gauge>,
     /// Containers pre-warmed so far.
-    pub prewarms: AtomicU64,
+    pub prewarms: Counter,
     /// Containers removed so far.
-    pub removals: AtomicU64,
+    pub removals: Counter,
     /// Invocations killed over their container's memory class (then run again at the code
     /// type's limit) so far.
-    pub misfits: AtomicU64,
-    /// Cold starts while an idle container of the code type was too small for the request's
-    /// predicted need (the pool's engine counts them; copied at each tick).
-    pub outgrown: AtomicU64,
-    /// Requests that came for a pre-warm still starting (copied at each tick).
-    pub late_prewarms: AtomicU64,
-    /// Actors the root supervisor started again after they failed.
-    pub actor_restarts: std::sync::Arc<AtomicU64>,
-    /// Idle containers' memory-time so far.
+    pub misfits: Counter,
+    outgrown: Counter,
+    late_prewarms: Counter,
+    /// Actors the root supervisor started again after they failed (the root holds a clone).
+    pub actor_restarts: Counter,
+    idle_bytes_s: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Idle containers' memory-time so far, per code type (the API's figures).
     idle: Mutex<IdleMemory>,
     /// What the dashboard shows of the last hour.
     pub recent: crate::recent::Recent,
@@ -113,50 +76,141 @@ pub enum Failure {
 
 const FAILURES: [&str; 5] = ["rejected", "start", "invoke", "internal", "timeout"];
 const STARTS: [&str; 3] = ["cold", "warm", "prewarmed"];
+const STATES: [&str; 3] = ["starting", "idle", "busy"];
 
-fn start_index(start: Start) -> usize {
-    match start {
-        Start::Cold => 0,
-        Start::Warm => 1,
-        Start::Prewarmed => 2,
-    }
+fn start_label(start: Start) -> Label {
+    [(
+        "start",
+        match start {
+            Start::Cold => STARTS[0],
+            Start::Warm => STARTS[1],
+            Start::Prewarmed => STARTS[2],
+        },
+    )]
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_S)
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
-            latency: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_S)),
-            errors: Default::default(),
-            prediction_error: Histogram::new(&ERROR_BUCKETS),
-            pool: Default::default(),
-            prewarms: AtomicU64::new(0),
-            removals: AtomicU64::new(0),
-            misfits: AtomicU64::new(0),
-            outgrown: AtomicU64::new(0),
-            late_prewarms: AtomicU64::new(0),
-            actor_restarts: Default::default(),
+        let mut m = Self {
+            registry: Registry::default(),
+            invocations: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            errors: Family::default(),
+            prediction_error: Histogram::new(ERROR_BUCKETS),
+            pool: Family::default(),
+            prewarms: Counter::default(),
+            removals: Counter::default(),
+            misfits: Counter::default(),
+            outgrown: Counter::default(),
+            late_prewarms: Counter::default(),
+            actor_restarts: Counter::default(),
+            idle_bytes_s: Counter::default(),
             idle: Mutex::default(),
             recent: crate::recent::Recent::default(),
+        };
+        // Every series exists from the start (a rate over a series that appears late misses
+        // its first increase).
+        for start in STARTS {
+            let _ = m.invocations.get_or_create(&[("start", start)]);
+            let _ = m.latency.get_or_create(&[("start", start)]);
         }
+        for reason in FAILURES {
+            let _ = m.errors.get_or_create(&[("reason", reason)]);
+        }
+        for state in STATES {
+            let _ = m.pool.get_or_create(&[("state", state)]);
+        }
+        let r = &mut m.registry;
+        r.register(
+            "forewarm_invocations",
+            "Invocations served, by how they started",
+            m.invocations.clone(),
+        );
+        r.register(
+            "forewarm_invocation_errors",
+            "Invocations that failed, by reason",
+            m.errors.clone(),
+        );
+        r.register(
+            "forewarm_invocation_duration_seconds",
+            "End-to-end latency at the node: from the request's arrival to its runner's answer",
+            m.latency.clone(),
+        );
+        r.register(
+            "forewarm_pool_containers",
+            "Containers in the pool, by state",
+            m.pool.clone(),
+        );
+        r.register(
+            "forewarm_prewarms",
+            "Containers spawned by a prediction",
+            m.prewarms.clone(),
+        );
+        r.register(
+            "forewarm_removals",
+            "Containers removed",
+            m.removals.clone(),
+        );
+        r.register(
+            "forewarm_actor_restarts",
+            "Actors (Collector, Predictor, PoolSupervisor, Router) the root supervisor started \
+             again after they failed",
+            m.actor_restarts.clone(),
+        );
+        r.register(
+            "forewarm_misfits",
+            "Invocations killed over their container's memory class, run again at the code \
+             type's limit",
+            m.misfits.clone(),
+        );
+        r.register(
+            "forewarm_cold_starts_outgrown",
+            "Cold starts while an idle container of the code type was too small for the \
+             request's predicted need",
+            m.outgrown.clone(),
+        );
+        r.register(
+            "forewarm_prewarms_late",
+            "Requests that came for a pre-warmed container still starting (answered once it \
+             started, counted cold)",
+            m.late_prewarms.clone(),
+        );
+        r.register(
+            "forewarm_idle_memory_byte_seconds",
+            "Memory held by idle containers over time (bytes times wall seconds)",
+            m.idle_bytes_s.clone(),
+        );
+        r.register(
+            "forewarm_prediction_error_ratio",
+            "|predicted - measured| / measured peak memory",
+            m.prediction_error.clone(),
+        );
+        m
     }
 }
 
 impl Metrics {
     /// One invocation served.
     pub fn invoked(&self, start: Start, latency_ms: f64) {
-        self.latency[start_index(start)].observe(latency_ms / 1e3);
+        let label = start_label(start);
+        self.invocations.get_or_create(&label).inc();
+        self.latency.get_or_create(&label).observe(latency_ms / 1e3);
     }
 
     /// Invocations that started `start` so far.
     pub fn started(&self, start: Start) -> u64 {
-        self.latency[start_index(start)]
-            .count
-            .load(Ordering::Relaxed)
+        self.invocations.get_or_create(&start_label(start)).get()
     }
 
     /// One invocation failed.
     pub fn failed(&self, why: Failure) {
-        self.errors[why as usize].fetch_add(1, Ordering::Relaxed);
+        self.errors
+            .get_or_create(&[("reason", FAILURES[why as usize])])
+            .inc();
     }
 
     /// Relative error of a memory prediction: |predicted - measured| / measured.
@@ -167,6 +221,20 @@ impl Metrics {
         }
     }
 
+    /// The pool now: containers starting, idle and busy, and its engine's miss counts so far
+    /// (cold starts that outgrew an idle container, requests for a pre-warm still starting).
+    pub fn pool_now(&self, counts: [u64; 3], outgrown: u64, late: u64) {
+        for (state, n) in STATES.iter().zip(counts) {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.pool.get_or_create(&[("state", state)]).set(n);
+        }
+        // The engine counts from its start; the counters follow it.
+        self.outgrown
+            .inc_by(outgrown.saturating_sub(self.outgrown.get()));
+        self.late_prewarms
+            .inc_by(late.saturating_sub(self.late_prewarms.get()));
+    }
+
     /// `idle` (idle containers' memory, MiB, per `tenant/code`) has been held since the last
     /// call: adds it, times the wall time since, to the idle memory-time.
     pub fn idle_held(&self, idle: &HashMap<String, Vec<u32>>, now: Instant) {
@@ -175,11 +243,14 @@ impl Metrics {
         let Some(dt) = since.map(|at| now.saturating_duration_since(at).as_secs_f64()) else {
             return;
         };
+        let mut added = 0.0;
         for (code, mibs) in idle {
             let mib_s = mibs.iter().map(|m| f64::from(*m)).sum::<f64>() * dt;
             *m.by_code.entry(code.clone()).or_default() += mib_s;
-            m.total += mib_s;
+            added += mib_s;
         }
+        m.total += added;
+        self.idle_bytes_s.inc_by(added * MIB);
     }
 
     /// Idle memory-time so far, MiB·s of wall time: in total and per `tenant/code`.
@@ -188,114 +259,51 @@ impl Metrics {
         (m.total, m.by_code.clone())
     }
 
-    /// The total of [`Self::idle_memory`] alone (a scrape needs no per-code copy).
-    pub fn idle_memory_total(&self) -> f64 {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).total
-    }
-
     /// Invocations served so far by start kind (cold, warm, prewarmed).
     pub fn counts(&self) -> [u64; 3] {
-        std::array::from_fn(|i| self.latency[i].count.load(Ordering::Relaxed))
+        [Start::Cold, Start::Warm, Start::Prewarmed].map(|s| self.started(s))
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition (`application/openmetrics-text; version=1.0.0`), what
+    /// Prometheus asks for.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str(
-            "# HELP forewarm_invocations_total Invocations served, by how they started.\n",
-        );
-        out.push_str("# TYPE forewarm_invocations_total counter\n");
-        for (i, name) in STARTS.iter().enumerate() {
-            let n = self.latency[i].count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "forewarm_invocations_total{{start=\"{name}\"}} {n}");
-        }
-        out.push_str(
-            "# HELP forewarm_invocation_errors_total Invocations that failed, by reason.\n",
-        );
-        out.push_str("# TYPE forewarm_invocation_errors_total counter\n");
-        for (i, name) in FAILURES.iter().enumerate() {
-            let n = self.errors[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "forewarm_invocation_errors_total{{reason=\"{name}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP forewarm_invocation_duration_seconds End-to-end latency at the node: from \
-             the request's arrival to its runner's answer.\n",
-        );
-        out.push_str("# TYPE forewarm_invocation_duration_seconds histogram\n");
-        for (i, name) in STARTS.iter().enumerate() {
-            self.latency[i].render(
-                &mut out,
-                "forewarm_invocation_duration_seconds",
-                &format!("start=\"{name}\""),
-            );
-        }
-        out.push_str("# HELP forewarm_pool_containers Containers in the pool, by state.\n");
-        out.push_str("# TYPE forewarm_pool_containers gauge\n");
-        for (i, name) in ["starting", "idle", "busy"].iter().enumerate() {
-            let n = self.pool[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "forewarm_pool_containers{{state=\"{name}\"}} {n}");
-        }
-        for (name, help, value) in [
-            (
-                "forewarm_prewarms_total",
-                "Containers spawned by a prediction.",
-                &self.prewarms,
-            ),
-            (
-                "forewarm_removals_total",
-                "Containers removed.",
-                &self.removals,
-            ),
-            (
-                "forewarm_actor_restarts_total",
-                "Actors (Collector, Predictor, Router) the root supervisor started again after \
-                 they failed.",
-                &self.actor_restarts,
-            ),
-            (
-                "forewarm_misfits_total",
-                "Invocations killed over their container's memory class, run again at the code \
-                 type's limit.",
-                &self.misfits,
-            ),
-            (
-                "forewarm_cold_starts_outgrown_total",
-                "Cold starts while an idle container of the code type was too small for the \
-                 request's predicted need.",
-                &self.outgrown,
-            ),
-            (
-                "forewarm_prewarms_late_total",
-                "Requests that came for a pre-warmed container still starting (answered once \
-                 it started, counted cold).",
-                &self.late_prewarms,
-            ),
-        ] {
-            let n = value.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
-            );
-        }
-        let idle = self.idle_memory_total() * MIB;
-        let _ = writeln!(
-            out,
-            "# HELP forewarm_idle_memory_byte_seconds_total Memory held by idle containers over \
-             time (bytes times wall seconds).\n\
-             # TYPE forewarm_idle_memory_byte_seconds_total counter\n\
-             forewarm_idle_memory_byte_seconds_total {idle}"
-        );
-        out.push_str(
-            "# HELP forewarm_prediction_error_ratio |predicted - measured| / measured peak memory.\n",
-        );
-        out.push_str("# TYPE forewarm_prediction_error_ratio histogram\n");
-        self.prediction_error
-            .render(&mut out, "forewarm_prediction_error_ratio", "");
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The same in Prometheus's classic text format (`text/plain; version=0.0.4`), for a
+    /// client that does not ask for OpenMetrics (curl, `promtool check metrics`).
+    pub fn render_classic(&self) -> String {
+        classic(&self.render())
+    }
+}
+
+/// OpenMetrics text as Prometheus's classic text format: a counter family's HELP and TYPE
+/// name its samples (`x_total`, where OpenMetrics names the family `x`), and there is no
+/// `# EOF`. Every other line is the same in both.
+fn classic(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(described.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -312,19 +320,47 @@ mod tests {
         m.prediction(110.0, 100.0);
         let text = m.render();
         assert!(text.contains("forewarm_invocations_total{start=\"warm\"} 2"));
-        let warm = "forewarm_invocation_duration_seconds_bucket{start=\"warm\"";
+        let bucket = "forewarm_invocation_duration_seconds_bucket";
         assert!(
-            text.contains(&format!("{warm},le=\"0.0005\"}} 1")),
+            text.contains(&format!("{bucket}{{le=\"0.0005\",start=\"warm\"}} 1")),
             "{text}"
         );
-        assert!(text.contains(&format!("{warm},le=\"0.005\"}} 2")), "{text}");
         assert!(
-            text.contains("forewarm_invocation_duration_seconds_bucket{start=\"cold\",le=\"1\"} 1")
+            text.contains(&format!("{bucket}{{le=\"0.005\",start=\"warm\"}} 2")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{bucket}{{le=\"1.0\",start=\"cold\"}} 1")),
+            "{text}"
         );
         assert!(text.contains("forewarm_invocation_duration_seconds_sum{start=\"cold\"} 0.7"));
         assert!(text.contains("forewarm_invocation_errors_total{reason=\"rejected\"} 1"));
         assert!(text.contains("forewarm_prediction_error_ratio_bucket{le=\"0.1\"} 1"));
         assert_eq!(m.counts(), [1, 2, 0]);
+    }
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_samples_and_has_no_eof() {
+        let m = Metrics::default();
+        m.invoked(Start::Cold, 700.0);
+        let text = m.render_classic();
+        assert!(
+            text.contains(
+                "# HELP forewarm_invocations_total Invocations served, by how they started.\n\
+                 # TYPE forewarm_invocations_total counter\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE forewarm_pool_containers gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE forewarm_invocation_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(m.render().ends_with("# EOF\n"));
     }
 
     #[test]
@@ -345,7 +381,7 @@ mod tests {
         assert_eq!(by_code["beta/g"], 256.0);
         assert!(
             m.render()
-                .contains("\nforewarm_idle_memory_byte_seconds_total 1073741824\n")
+                .contains("\nforewarm_idle_memory_byte_seconds_total 1073741824.0\n")
         );
     }
 }

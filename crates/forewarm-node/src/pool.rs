@@ -231,7 +231,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                     ..
                 } => {
                     if prewarmed {
-                        metrics.prewarms.fetch_add(1, Ordering::Relaxed);
+                        metrics.prewarms.inc();
                     }
                     book.to_start.push(StartOrder { serial, spec });
                 }
@@ -241,7 +241,7 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                         book.by_actor.remove(&actor.get_id());
                         actor.stop(Some(String::from("removed from the pool")));
                     }
-                    metrics.removals.fetch_add(1, Ordering::Relaxed);
+                    metrics.removals.inc();
                 }
                 Command::Fit { code, request } => {
                     if let Some(reply) = self.supervisor() {
@@ -458,12 +458,10 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         self.update(|engine, quota| engine.tick(quota, Instant::now()));
         let shared = &self.args.shared;
         let book = self.lock();
-        for (gauge, n) in shared.metrics.pool.iter().zip(book.engine.counts()) {
-            gauge.store(n, Ordering::Relaxed);
-        }
         let (outgrown, late) = book.engine.misses();
-        shared.metrics.outgrown.store(outgrown, Ordering::Relaxed);
-        shared.metrics.late_prewarms.store(late, Ordering::Relaxed);
+        shared
+            .metrics
+            .pool_now(book.engine.counts(), outgrown, late);
         let idle = book.engine.idle_inventory();
         shared.metrics.idle_held(&idle, Instant::now());
         let inventory = forewarm_cluster::Inventory {

@@ -9,7 +9,6 @@
 //! up the next request.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use forewarm_runtime::{ContainerRuntime, RunnerError, RuntimeError, Usage};
@@ -352,7 +351,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
                     );
                     if attempt == 0 && cut_off && need < limit {
                         tracing::warn!("{key}: {e}; retrying at the code's limit {limit} MiB");
-                        self.shared.metrics.misfits.fetch_add(1, Ordering::Relaxed);
+                        self.shared.metrics.misfits.inc();
                         need = limit;
                         killed = Some(e.to_string());
                         continue;

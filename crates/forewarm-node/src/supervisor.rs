@@ -14,10 +14,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use ractor::rpc::CallResult;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, Message, MessagingErr,
@@ -120,7 +120,7 @@ pub struct Root;
 pub struct RootState {
     children: Vec<Child>,
     stopping: bool,
-    restarts: Arc<AtomicU64>,
+    restarts: Counter,
 }
 
 impl std::fmt::Debug for RootState {
@@ -138,12 +138,12 @@ impl std::fmt::Debug for RootState {
 impl Actor for Root {
     type Msg = RootMsg;
     type State = RootState;
-    type Arguments = Arc<AtomicU64>;
+    type Arguments = Counter;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        restarts: Arc<AtomicU64>,
+        restarts: Counter,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(RootState {
             children: Vec::new(),
@@ -211,7 +211,7 @@ impl Actor for Root {
         match (child.respawn)(myself.get_cell()).await {
             Ok(id) => {
                 child.id = id;
-                state.restarts.fetch_add(1, Ordering::Relaxed);
+                state.restarts.inc();
                 tracing::error!("actor {} {why}; started again", child.name);
             }
             Err(e) => tracing::error!(
@@ -328,7 +328,7 @@ mod tests {
 
     #[tokio::test]
     async fn t01_a_failed_actor_is_started_again_behind_the_same_slot() {
-        let restarts = Arc::new(AtomicU64::new(0));
+        let restarts = prometheus_client::metrics::counter::Counter::default();
         let (root, _) = Actor::spawn(None, Root, restarts.clone())
             .await
             .expect("root");
@@ -346,13 +346,13 @@ mod tests {
         slot.get().kill();
         assert!(replaced(&slot, second).await, "started again after a kill");
         assert_eq!(ask(&slot).await, Some(101));
-        assert_eq!(restarts.load(Ordering::Relaxed), 2);
+        assert_eq!(restarts.get(), 2);
         root.stop(None);
     }
 
     #[tokio::test]
     async fn t02_an_actor_that_keeps_failing_is_left_stopped_and_a_stop_is_not_a_failure() {
-        let (root, _) = Actor::spawn(None, Root, Arc::default())
+        let (root, _) = Actor::spawn(None, Root, Default::default())
             .await
             .expect("root");
         let slot = supervised(&root, "counter", || Counter, 0)

@@ -965,6 +965,33 @@ async fn t15_metrics_pass_promtool() {
     }
     let metrics = call(addr, "GET", "/metrics", Some(ADMIN), "").await;
     assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    // A scraper that asks for OpenMetrics (Prometheus does) gets it.
+    let asked = format!(
+        "GET /metrics HTTP/1.1\r\nhost: node\r\nauthorization: Bearer {ADMIN}\r\n\
+         accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\
+         connection: close\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(asked.as_bytes()).await.expect("asks");
+    let mut open_metrics = String::new();
+    stream
+        .read_to_string(&mut open_metrics)
+        .await
+        .expect("reads");
+    assert!(
+        open_metrics.starts_with("HTTP/1.1 200")
+            && open_metrics.contains("content-type: application/openmetrics-text; version=1.0.0")
+            && open_metrics.contains("\n# TYPE forewarm_invocations counter\n")
+            && open_metrics.trim_end().ends_with("# EOF"),
+        "{open_metrics}"
+    );
     node.shutdown().await;
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
