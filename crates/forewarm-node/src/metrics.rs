@@ -145,40 +145,40 @@ impl Default for Metrics {
             "Containers in the pool, by state",
             m.pool.clone(),
         );
-        r.register(
-            "forewarm_prewarms",
-            "Containers spawned by a prediction",
-            m.prewarms.clone(),
-        );
-        r.register(
-            "forewarm_removals",
-            "Containers removed",
-            m.removals.clone(),
-        );
-        r.register(
-            "forewarm_actor_restarts",
-            "Actors (Collector, Predictor, PoolSupervisor, Router) the root supervisor started \
-             again after they failed",
-            m.actor_restarts.clone(),
-        );
-        r.register(
-            "forewarm_misfits",
-            "Invocations killed over their container's memory class, run again at the code \
-             type's limit",
-            m.misfits.clone(),
-        );
-        r.register(
-            "forewarm_cold_starts_outgrown",
-            "Cold starts while an idle container of the code type was too small for the \
-             request's predicted need",
-            m.outgrown.clone(),
-        );
-        r.register(
-            "forewarm_prewarms_late",
-            "Requests that came for a pre-warmed container still starting (answered once it \
-             started, counted cold)",
-            m.late_prewarms.clone(),
-        );
+        for (name, help, counter) in [
+            (
+                "forewarm_prewarms",
+                "Containers spawned by a prediction",
+                &m.prewarms,
+            ),
+            ("forewarm_removals", "Containers removed", &m.removals),
+            (
+                "forewarm_actor_restarts",
+                "Actors (Collector, Predictor, PoolSupervisor, Router) the root supervisor \
+                 started again after they failed",
+                &m.actor_restarts,
+            ),
+            (
+                "forewarm_misfits",
+                "Invocations killed over their container's memory class, run again at the \
+                 code type's limit",
+                &m.misfits,
+            ),
+            (
+                "forewarm_cold_starts_outgrown",
+                "Cold starts while an idle container of the code type was too small for the \
+                 request's predicted need",
+                &m.outgrown,
+            ),
+            (
+                "forewarm_prewarms_late",
+                "Requests that came for a pre-warmed container still starting (answered once \
+                 it started, counted cold)",
+                &m.late_prewarms,
+            ),
+        ] {
+            r.register(name, help, counter.clone());
+        }
         r.register(
             "forewarm_idle_memory_byte_seconds",
             "Memory held by idle containers over time (bytes times wall seconds)",
