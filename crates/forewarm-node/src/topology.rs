@@ -13,6 +13,16 @@
 //! [rtt_ms]
 //! "us-east/eu-west" = 80            # every pair of regions, either order
 //! ```
+//!
+//! A region may carry its cloud prices, for placement that weighs cost (every region then
+//! carries them, or none does):
+//!
+//! ```toml
+//! [[region]]
+//! name = "us-east"
+//! nodes = ["127.0.0.1:7101"]
+//! price = { memory_gib_s_usd = 0.0000166667, request_usd = 0.0000002, egress_gib_usd = 0.02 }
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -41,6 +51,33 @@ pub struct Region {
     pub name: String,
     /// API addresses of its nodes.
     pub nodes: Vec<SocketAddr>,
+    /// What running there costs, when the file says.
+    pub price: Option<Price>,
+}
+
+/// A region's list prices, US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Memory held (a warm container, busy or idle) per GiB and second.
+    pub memory_gib_s_usd: f64,
+    /// One request served.
+    pub request_usd: f64,
+    /// Data sent from this region to another, per GiB (clouds bill the sending region).
+    pub egress_gib_usd: f64,
+}
+
+impl Price {
+    /// The first field that is not a finite price of at least 0, by name.
+    fn invalid(&self) -> Option<(&'static str, f64)> {
+        [
+            ("memory_gib_s_usd", self.memory_gib_s_usd),
+            ("request_usd", self.request_usd),
+            ("egress_gib_usd", self.egress_gib_usd),
+        ]
+        .into_iter()
+        .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
+    }
 }
 
 /// One node of a topology, with what `forewarm up --regions` derives for it.
@@ -82,6 +119,8 @@ fn default_offset() -> u16 {
 struct RawRegion {
     name: Spanned<String>,
     nodes: Vec<Spanned<String>>,
+    #[serde(default)]
+    price: Option<Spanned<Price>>,
 }
 
 impl Topology {
@@ -148,9 +187,41 @@ impl Topology {
                 seen_addrs.push(addr);
                 nodes.push(addr);
             }
+            let price = match &r.price {
+                Some(p) => {
+                    if let Some((field, value)) = p.get_ref().invalid() {
+                        return Err(at(
+                            p.span().start,
+                            format!(
+                                "region {rname:?}: price {field} = {value}: a finite number of \
+                                 US dollars, 0 or more, please"
+                            ),
+                        ));
+                    }
+                    Some(*p.get_ref())
+                }
+                None => None,
+            };
+            if let Some(first) = regions.first()
+                && first.price.is_some() != price.is_some()
+            {
+                let (with, without) = if price.is_some() {
+                    (rname.as_str(), first.name.as_str())
+                } else {
+                    (first.name.as_str(), rname.as_str())
+                };
+                return Err(at(
+                    r.name.span().start,
+                    format!(
+                        "region {with:?} has a price and {without:?} has none: give every region \
+                         its price, or none"
+                    ),
+                ));
+            }
             regions.push(Region {
                 name: rname.clone(),
                 nodes,
+                price,
             });
         }
         let mut rtt_ms = BTreeMap::new();
@@ -211,6 +282,11 @@ impl Topology {
             return 0.0;
         }
         self.rtt_ms.get(&pair(a, b)).copied().unwrap_or(0.0)
+    }
+
+    /// The prices of region `name`, when the file gives them.
+    pub fn price(&self, name: &str) -> Option<Price> {
+        self.regions.iter().find(|r| r.name == name)?.price
     }
 
     /// The largest round trip between two regions, ms.
@@ -283,6 +359,63 @@ mod tests {
         assert_eq!(nodes[1].api.to_string(), "127.0.0.1:7102");
         assert_eq!(nodes[1].peer.to_string(), "127.0.0.1:7202");
         assert_eq!(nodes[2].source.to_string(), "127.0.0.13");
+        assert_eq!(t.price("us-east"), None, "three.toml carries no prices");
+    }
+
+    #[test]
+    fn t03_the_shipped_ten_regions_load_with_their_prices() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../regions/ten.toml");
+        let t = Topology::load(&path).expect("test setup");
+        assert_eq!(t.regions.len(), 10);
+        assert_eq!(t.nodes().len(), 10);
+        // Every pair has a round trip (the load checks it); spot checks from the cited table.
+        assert_eq!(t.rtt_ms("us-east-1", "eu-west-1"), 81.0);
+        assert_eq!(t.rtt_ms("eu-west-1", "eu-central-1"), 20.0);
+        assert_eq!(t.rtt_ms("ap-southeast-1", "sa-east-1"), 328.0);
+        assert_eq!(t.max_rtt_ms(), 328.0);
+        for r in &t.regions {
+            let p = r.price.expect("every region of ten.toml has a price");
+            assert!(p.memory_gib_s_usd > 0.0 && p.request_usd > 0.0 && p.egress_gib_usd > 0.0);
+        }
+        let us = t.price("us-east-1").expect("priced");
+        assert_eq!(us.memory_gib_s_usd, 0.0000166667);
+        assert_eq!(us.request_usd, 0.0000002);
+        assert_eq!(us.egress_gib_usd, 0.02);
+    }
+
+    #[test]
+    fn t04_prices_are_all_or_none_and_never_negative() {
+        let priced = |name: &str, port: u16, price: &str| {
+            format!("[[region]]\nname = \"{name}\"\nnodes = [\"127.0.0.1:{port}\"]\n{price}")
+        };
+        let good = "price = { memory_gib_s_usd = 0.00001, request_usd = 0.0000002, egress_gib_usd = 0.02 }\n";
+        let rtt = "[rtt_ms]\n\"a/b\" = 10\n";
+        let both = format!("{}{}{rtt}", priced("a", 1, good), priced("b", 2, good));
+        let t = Topology::parse("t.toml", &both).expect("both priced");
+        assert_eq!(t.price("b").map(|p| p.egress_gib_usd), Some(0.02));
+        let one = format!("{}{}{rtt}", priced("a", 1, good), priced("b", 2, ""));
+        let e = err(&one);
+        assert!(
+            e.starts_with("t.toml:6:") && e.contains("\"a\" has a price and \"b\" has none"),
+            "{e}"
+        );
+        let negative = good.replace("egress_gib_usd = 0.02", "egress_gib_usd = -1");
+        let e = err(&format!(
+            "{}{}{rtt}",
+            priced("a", 1, &negative),
+            priced("b", 2, good)
+        ));
+        assert!(
+            e.starts_with("t.toml:4:") && e.contains("price egress_gib_usd = -1"),
+            "{e}"
+        );
+        let unknown = good.replace("request_usd", "requests_usd");
+        let e = err(&format!(
+            "{}{}{rtt}",
+            priced("a", 1, &unknown),
+            priced("b", 2, good)
+        ));
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]
