@@ -24,6 +24,13 @@ pub struct Inventory {
     /// score.
     #[serde(default)]
     pub queue_ms: f64,
+    /// Containers busy with a request, by code type: what an operator's view of the member
+    /// shows beside its idle ones (the Router routes on `idle` alone).
+    #[serde(default)]
+    pub busy: HashMap<String, u32>,
+    /// Containers starting (a cold start or a pre-warm), by code type.
+    #[serde(default)]
+    pub starting: HashMap<String, u32>,
 }
 
 /// Bounds an inventory received from another member must keep: times within an hour, at
@@ -44,16 +51,26 @@ impl Inventory {
                 return Err(format!("{name} {ms} is not within 0..={MAX_REPORTED_MS}"));
             }
         }
-        let containers: usize = self.idle.values().map(Vec::len).sum();
-        if containers > MAX_CONTAINERS {
+        let counted = self.busy.values().chain(self.starting.values());
+        let containers = self.idle.values().map(Vec::len).sum::<usize>() as u64
+            + counted.map(|n| u64::from(*n)).sum::<u64>();
+        if containers > MAX_CONTAINERS as u64 {
             return Err(format!(
-                "{containers} idle containers (at most {MAX_CONTAINERS})"
+                "{containers} containers (at most {MAX_CONTAINERS})"
             ));
         }
+        let keys = self
+            .idle
+            .keys()
+            .chain(self.busy.keys())
+            .chain(self.starting.keys());
+        if let Some(code) = keys
+            .into_iter()
+            .find(|code| code.is_empty() || code.len() > MAX_KEY_LEN)
+        {
+            return Err(format!("a code key of {} bytes", code.len()));
+        }
         for (code, classes) in &self.idle {
-            if code.is_empty() || code.len() > MAX_KEY_LEN {
-                return Err(format!("a code key of {} bytes", code.len()));
-            }
             if let Some(m) = classes.iter().find(|m| !(1..=MAX_CLASS_MIB).contains(*m)) {
                 return Err(format!("{code}: a class of {m} MiB"));
             }
@@ -117,8 +134,25 @@ mod tests {
             idle: HashMap::from([(String::from("acme/f"), vec![128, 256])]),
             start_ms: 400.0,
             queue_ms: 0.2,
+            busy: HashMap::from([(String::from("acme/f"), 3)]),
+            starting: HashMap::new(),
         };
         assert_eq!(good.check(), Ok(()));
+        let crowded = Inventory {
+            starting: HashMap::from([(String::from("acme/g"), u32::MAX)]),
+            ..good.clone()
+        };
+        assert!(
+            crowded
+                .check()
+                .expect_err("4 billion starting")
+                .contains("containers (at most")
+        );
+        let nameless = Inventory {
+            busy: HashMap::from([(String::new(), 1)]),
+            ..good.clone()
+        };
+        assert!(nameless.check().is_err());
         let lying = Inventory {
             queue_ms: -1e9,
             ..good.clone()

@@ -464,10 +464,13 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             .pool_now(book.engine.counts(), outgrown, late);
         let idle = book.engine.idle_inventory();
         shared.metrics.idle_held(&idle, Instant::now());
+        let (busy, starting) = book.engine.busy_and_starting();
         let inventory = forewarm_cluster::Inventory {
             idle,
             start_ms: book.engine.start_time().as_secs_f64() * 1e3,
             queue_ms: shared.cluster.queue_ms(),
+            busy,
+            starting,
         };
         drop(book);
         *shared

@@ -1123,6 +1123,20 @@ impl PoolEngine {
         idle
     }
 
+    /// Containers busy and starting, counted per `tenant/code`.
+    pub fn busy_and_starting(&self) -> (HashMap<String, u32>, HashMap<String, u32>) {
+        let (mut busy, mut starting) = (HashMap::new(), HashMap::new());
+        for r in self.reals.values() {
+            let counts: &mut HashMap<String, u32> = match r.state {
+                RealState::Idle(_) => continue,
+                RealState::Busy(_) => &mut busy,
+                RealState::Starting { .. } => &mut starting,
+            };
+            *counts.entry(r.code.to_string()).or_default() += 1;
+        }
+        (busy, starting)
+    }
+
     /// The containers as `/v1/pool` shows them, at `now`.
     pub fn list(&self, now: Instant) -> Vec<PoolEntry> {
         let mut out: Vec<PoolEntry> = self

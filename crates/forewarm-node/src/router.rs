@@ -54,8 +54,8 @@ pub struct RouteChoice {
 pub enum Placement {
     /// On this node, for this reason.
     Here(Local),
-    /// On another member.
-    There(RouteChoice),
+    /// On another member (boxed: it carries the member's view).
+    There(Box<RouteChoice>),
     /// Nowhere: the tenant may not use this node's `region`, and no member of a region it
     /// may use (`allowed`) is alive.
     Nowhere {
@@ -545,11 +545,11 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
         return match route_elsewhere(expected_cold_ms(shared, key), members, |region| {
             tenant.may_use(region)
         }) {
-            Some(there) => Placement::There(RouteChoice {
+            Some(there) => Placement::There(Box::new(RouteChoice {
                 target: there.member.clone(),
                 why: Why::NotAllowedHere,
                 start: true,
-            }),
+            })),
             None => Placement::Nowhere {
                 region: home.clone(),
                 allowed: tenant.allowed_regions.clone(),
@@ -576,11 +576,11 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
             member,
             score_ms,
             local_ms,
-        } => Placement::There(RouteChoice {
+        } => Placement::There(Box::new(RouteChoice {
             target: member.clone(),
             why: Why::Faster { score_ms, local_ms },
             start: false,
-        }),
+        })),
         Decision::Local(why) => Placement::Here(why),
     }
 }

@@ -860,15 +860,13 @@ async fn t08_prometheus_scrapes_every_node_with_the_shipped_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (addrs, nodes) = three(dir.path()).await;
     let token = create_tenant(addrs[0], "acme").await;
-    let put = call(
+    register(
         addrs[0],
-        "PUT",
-        "/v1/codes/f",
-        Some(&token),
+        &token,
+        "f",
         r#"{"workload":{"cpu_ms":1,"init_ms":10}}"#,
     )
     .await;
-    assert_eq!(put.status, 201, "{}", put.body);
     for _ in 0..3 {
         let a = call(addrs[0], "POST", "/v1/invoke/f", Some(&token), "").await;
         assert_eq!(a.status, 200, "{}", a.body);
@@ -1187,14 +1185,12 @@ async fn t09_members_speak_mutual_tls_on_a_listener_of_their_own() {
 
 /// Register `f` (1 ms of CPU) through `addr`.
 async fn register_f(addr: SocketAddr, token: &str) {
-    let put = call(
-        addr,
-        "PUT",
-        "/v1/codes/f",
-        Some(token),
-        r#"{"workload":{"cpu_ms":1}}"#,
-    )
-    .await;
+    register(addr, token, "f", r#"{"workload":{"cpu_ms":1}}"#).await;
+}
+
+/// Register code type `code` as `body` through `addr`.
+async fn register(addr: SocketAddr, token: &str, code: &str, body: &str) {
+    let put = call(addr, "PUT", &format!("/v1/codes/{code}"), Some(token), body).await;
     assert_eq!(put.status, 201, "{}", put.body);
 }
 
@@ -1463,6 +1459,67 @@ async fn t12_the_dashboard_shows_every_region_and_its_round_trip_in_a_browser() 
             && dom.contains("the tenant may not run in this node"),
         "the routing decision: {dom}"
     );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Another region's busy containers reach this node's view of it (the dashboard's "busy"
+/// column), and the container shows as idle there once its request is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t13_another_regions_busy_and_idle_containers_are_in_the_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addrs, nodes) = three(dir.path()).await;
+    let token = create_tenant(addrs[0], "acme").await;
+    let slow = r#"{"workload":{"cpu_ms":1,"sleep_ms":3000}}"#;
+    register(addrs[0], &token, "slow", slow).await;
+    let (home, asked) = (addrs[0], token.clone());
+    let running =
+        tokio::spawn(
+            async move { call(home, "POST", "/v1/invoke/slow", Some(&asked), "{}").await },
+        );
+    // n0's member row on n2, as the dashboard reads it.
+    let n0_on_n2 = || async {
+        let h = call(addrs[2], "GET", "/v1/history", Some(VIEWER), "").await;
+        assert_eq!(h.status, 200, "{}", h.body);
+        let members = json(&h)["members"].clone();
+        members
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["node"] == "n0").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let begun = Instant::now();
+    let busy = loop {
+        let n0 = n0_on_n2().await;
+        if n0["busy"]["acme/slow"] == 1 {
+            break n0;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(3),
+            "n0's busy container not seen on n2 while it runs: {n0}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(busy["idle"].get("acme/slow").is_none(), "{busy}");
+    let ran = running.await.expect("the invocation task");
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert_eq!(json(&ran)["region"], REGIONS[0], "{}", ran.body);
+    let begun = Instant::now();
+    loop {
+        let n0 = n0_on_n2().await;
+        if n0["idle"]["acme/slow"]
+            .as_array()
+            .is_some_and(|c| c.len() == 1)
+            && n0["busy"].get("acme/slow").is_none()
+        {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(3),
+            "n0's container not idle on n2 after its request: {n0}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for n in nodes {
         n.shutdown().await;
     }

@@ -178,14 +178,19 @@ function remote(h) {
   const body = $("remote").tBodies[0];
   body.replaceChildren();
   for (const m of h.members) {
-    const codes = Object.keys(m.idle).sort();
+    const busy = m.busy || {};
+    const starting = m.starting || {};
+    const codes = [...new Set([...Object.keys(m.idle), ...Object.keys(busy),
+      ...Object.keys(starting)])].sort();
     for (const code of codes.length ? codes : [null]) {
       const row = body.insertRow();
       row.className = "remote";
       cell(row, m.node);
       cell(row, m.region);
-      cell(row, code || "nothing idle");
-      cell(row, code ? m.idle[code].join(", ") : "");
+      cell(row, code || "no container");
+      cell(row, code && m.idle[code] ? m.idle[code].join(", ") : "");
+      cell(row, code ? String(busy[code] || 0) : "", "num");
+      cell(row, code ? String(starting[code] || 0) : "", "num");
       cell(row, String(m.age_ms), "num");
     }
   }
