@@ -22,12 +22,23 @@ const ERROR_BUCKETS: [f64; 7] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
 
 /// One label: its name and one of a fixed set of values (so no series comes from input).
 type Label = [(&'static str, &'static str); 1];
+/// A tenant and a start kind.
+type TenantLabel = [(&'static str, String); 2];
+
+/// Tenants counted under their own name; invocations of any tenant past them count under
+/// [`OTHER_TENANTS`], so a node with many tenants exports a bounded number of series.
+pub const MAX_TENANT_SERIES: usize = 100;
+/// The tenant label of the tenants past [`MAX_TENANT_SERIES`] (not a valid tenant id).
+pub const OTHER_TENANTS: &str = "_other";
 
 /// The node's counters, gauges and histograms, and the registry that encodes them.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     invocations: Family<Label, Counter>,
+    tenant_invocations: Family<TenantLabel, Counter>,
+    /// The tenants counted under their own name.
+    tenants: Mutex<std::collections::HashSet<String>>,
     latency: Family<Label, Histogram, fn() -> Histogram>,
     errors: Family<Label, Counter>,
     prediction_error: Histogram,
@@ -98,6 +109,8 @@ impl Default for Metrics {
         let mut m = Self {
             registry: Registry::default(),
             invocations: Family::default(),
+            tenant_invocations: Family::default(),
+            tenants: Mutex::default(),
             latency: Family::new_with_constructor(latency_histogram),
             errors: Family::default(),
             prediction_error: Histogram::new(ERROR_BUCKETS),
@@ -129,6 +142,12 @@ impl Default for Metrics {
             "forewarm_invocations",
             "Invocations served, by how they started",
             m.invocations.clone(),
+        );
+        r.register(
+            "forewarm_tenant_invocations",
+            "Invocations served, by tenant and how they started (the first 100 tenants seen by \
+             name, the others as _other)",
+            m.tenant_invocations.clone(),
         );
         r.register(
             "forewarm_invocation_errors",
@@ -199,6 +218,24 @@ impl Metrics {
         let label = start_label(start);
         self.invocations.get_or_create(&label).inc();
         self.latency.get_or_create(&label).observe(latency_ms / 1e3);
+    }
+
+    /// One invocation of `tenant` served: counted under the tenant's name while fewer than
+    /// [`MAX_TENANT_SERIES`] tenants have a series, else under [`OTHER_TENANTS`].
+    pub fn tenant_invoked(&self, tenant: &str, start: Start) {
+        let named = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            tenants.contains(tenant)
+                || (tenants.len() < MAX_TENANT_SERIES && tenants.insert(tenant.to_owned()))
+        };
+        let labels = [
+            (
+                "tenant",
+                (if named { tenant } else { OTHER_TENANTS }).to_owned(),
+            ),
+            ("start", start_label(start)[0].1.to_owned()),
+        ];
+        self.tenant_invocations.get_or_create(&labels).inc();
     }
 
     /// Invocations that started `start` so far.
@@ -361,6 +398,29 @@ mod tests {
         );
         assert!(!text.contains("# EOF"), "{text}");
         assert!(m.render().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn tenants_past_the_bound_are_counted_together() {
+        let m = Metrics::default();
+        for t in 0..MAX_TENANT_SERIES + 7 {
+            m.tenant_invoked(&format!("t{t}"), Start::Warm);
+        }
+        m.tenant_invoked("t0", Start::Warm);
+        let text = m.render_classic();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("forewarm_tenant_invocations_total{"))
+            .count();
+        assert_eq!(series, MAX_TENANT_SERIES + 1, "bounded");
+        assert!(
+            text.contains("forewarm_tenant_invocations_total{tenant=\"t0\",start=\"warm\"} 2"),
+            "a tenant with a series keeps it: {text}"
+        );
+        assert!(
+            text.contains("forewarm_tenant_invocations_total{tenant=\"_other\",start=\"warm\"} 7"),
+            "{text}"
+        );
     }
 
     #[test]

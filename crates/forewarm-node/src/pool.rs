@@ -372,6 +372,8 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
     /// Compare the book with what the engine listed at `at`; remove the leaks it finds.
     fn reconcile(&self, listed: Result<Vec<Seen>, String>, at: Instant) {
         self.listing.store(false, Ordering::Release);
+        let listed_n = listed.as_ref().map_or(0, Vec::len);
+        let _span = tracing::info_span!("reconcile", listed = listed_n).entered();
         let health = &self.args.shared.health;
         let listed = match listed {
             Ok(listed) => {

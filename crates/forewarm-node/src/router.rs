@@ -388,6 +388,7 @@ impl<R: ContainerRuntime + 'static> RouterArgs<R> {
     ) {
         let metrics = &self.shared.metrics;
         metrics.invoked(lease.start, latency_ms);
+        metrics.tenant_invoked(&inv.code.tenant, lease.start);
         metrics.prediction(need, usage.peak_mib);
         let now = unix_ms();
         self.inbox.push(Sample {
