@@ -24,13 +24,18 @@ pub struct Inventory {
     /// score.
     #[serde(default)]
     pub queue_ms: f64,
-    /// Containers busy with a request, by code type: what an operator's view of the member
-    /// shows beside its idle ones (the Router routes on `idle` alone).
+    /// Containers busy with a request, by code type, their size classes (MiB): what an
+    /// operator's view of the member shows beside its idle ones (the Router routes on `idle`
+    /// alone).
     #[serde(default)]
-    pub busy: HashMap<String, u32>,
-    /// Containers starting (a cold start or a pre-warm), by code type.
+    pub busy: HashMap<String, Vec<u32>>,
+    /// Containers starting (a cold start or a pre-warm), the same way.
     #[serde(default)]
-    pub starting: HashMap<String, u32>,
+    pub starting: HashMap<String, Vec<u32>>,
+    /// How many of a code type's idle containers a prediction started and no request has
+    /// used yet.
+    #[serde(default)]
+    pub prewarmed: HashMap<String, u32>,
 }
 
 /// Bounds an inventory received from another member must keep: times within an hour, at
@@ -51,28 +56,25 @@ impl Inventory {
                 return Err(format!("{name} {ms} is not within 0..={MAX_REPORTED_MS}"));
             }
         }
-        let counted = self.busy.values().chain(self.starting.values());
-        let containers = self.idle.values().map(Vec::len).sum::<usize>() as u64
-            + counted.map(|n| u64::from(*n)).sum::<u64>();
-        if containers > MAX_CONTAINERS as u64 {
+        let lists = || self.idle.iter().chain(&self.busy).chain(&self.starting);
+        let containers: usize = lists().map(|(_, classes)| classes.len()).sum();
+        if containers > MAX_CONTAINERS {
             return Err(format!(
                 "{containers} containers (at most {MAX_CONTAINERS})"
             ));
         }
-        let keys = self
-            .idle
-            .keys()
-            .chain(self.busy.keys())
-            .chain(self.starting.keys());
-        if let Some(code) = keys
-            .into_iter()
-            .find(|code| code.is_empty() || code.len() > MAX_KEY_LEN)
-        {
-            return Err(format!("a code key of {} bytes", code.len()));
-        }
-        for (code, classes) in &self.idle {
+        for (code, classes) in lists() {
+            if code.is_empty() || code.len() > MAX_KEY_LEN {
+                return Err(format!("a code key of {} bytes", code.len()));
+            }
             if let Some(m) = classes.iter().find(|m| !(1..=MAX_CLASS_MIB).contains(*m)) {
                 return Err(format!("{code}: a class of {m} MiB"));
+            }
+        }
+        for (code, n) in &self.prewarmed {
+            let idle = self.idle.get(code).map_or(0, Vec::len);
+            if *n as usize > idle {
+                return Err(format!("{code}: {n} pre-warmed of {idle} idle"));
             }
         }
         Ok(())
@@ -134,25 +136,36 @@ mod tests {
             idle: HashMap::from([(String::from("acme/f"), vec![128, 256])]),
             start_ms: 400.0,
             queue_ms: 0.2,
-            busy: HashMap::from([(String::from("acme/f"), 3)]),
+            busy: HashMap::from([(String::from("acme/f"), vec![128, 128, 512])]),
             starting: HashMap::new(),
+            prewarmed: HashMap::from([(String::from("acme/f"), 1)]),
         };
         assert_eq!(good.check(), Ok(()));
         let crowded = Inventory {
-            starting: HashMap::from([(String::from("acme/g"), u32::MAX)]),
+            starting: HashMap::from([(String::from("acme/g"), vec![128; 100_001])]),
             ..good.clone()
         };
         assert!(
             crowded
                 .check()
-                .expect_err("4 billion starting")
+                .expect_err("too many starting")
                 .contains("containers (at most")
         );
         let nameless = Inventory {
-            busy: HashMap::from([(String::new(), 1)]),
+            busy: HashMap::from([(String::new(), vec![128])]),
             ..good.clone()
         };
         assert!(nameless.check().is_err());
+        let overclaimed = Inventory {
+            prewarmed: HashMap::from([(String::from("acme/f"), 3)]),
+            ..good.clone()
+        };
+        assert!(
+            overclaimed
+                .check()
+                .expect_err("3 pre-warmed of 2 idle")
+                .contains("pre-warmed")
+        );
         let lying = Inventory {
             queue_ms: -1e9,
             ..good.clone()

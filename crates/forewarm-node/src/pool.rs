@@ -464,15 +464,15 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
         shared
             .metrics
             .pool_now(book.engine.counts(), outgrown, late);
-        let idle = book.engine.idle_inventory();
-        shared.metrics.idle_held(&idle, Instant::now());
-        let (busy, starting) = book.engine.busy_and_starting();
+        let held = book.engine.holding();
+        shared.metrics.idle_held(&held.idle, Instant::now());
         let inventory = forewarm_cluster::Inventory {
-            idle,
+            idle: held.idle,
             start_ms: book.engine.start_time().as_secs_f64() * 1e3,
             queue_ms: shared.cluster.queue_ms(),
-            busy,
-            starting,
+            busy: held.busy,
+            starting: held.starting,
+            prewarmed: held.prewarmed,
         };
         drop(book);
         *shared

@@ -203,6 +203,19 @@ struct Real {
     since: Instant,
 }
 
+/// What a node holds ([`PoolEngine::holding`]), by `tenant/code`.
+#[derive(Debug, Default)]
+pub struct Holding {
+    /// Memory classes (MiB) of the idle containers...
+    pub idle: HashMap<String, Vec<u32>>,
+    /// ...of those busy with a request...
+    pub busy: HashMap<String, Vec<u32>>,
+    /// ...and of those starting.
+    pub starting: HashMap<String, Vec<u32>>,
+    /// Idle containers a prediction started that no request has used yet.
+    pub prewarmed: HashMap<String, u32>,
+}
+
 /// The pools and containers of a node, and every decision over them.
 #[derive(Debug)]
 pub struct PoolEngine {
@@ -1112,29 +1125,28 @@ impl PoolEngine {
 
     /// Idle containers' memory (MiB) per `tenant/code`: what this node holds warm.
     pub fn idle_inventory(&self) -> HashMap<String, Vec<u32>> {
-        let mut idle: HashMap<String, Vec<u32>> = HashMap::new();
-        for r in self.reals.values() {
-            if matches!(r.state, RealState::Idle(_)) {
-                idle.entry(r.code.to_string())
-                    .or_default()
-                    .push(r.class.memory_mib);
-            }
-        }
-        idle
+        self.holding().idle
     }
 
-    /// Containers busy and starting, counted per `tenant/code`.
-    pub fn busy_and_starting(&self) -> (HashMap<String, u32>, HashMap<String, u32>) {
-        let (mut busy, mut starting) = (HashMap::new(), HashMap::new());
+    /// Every container's memory class (MiB) per `tenant/code` and state, and how many of the
+    /// idle ones are pre-warms no request has used yet.
+    pub fn holding(&self) -> Holding {
+        let mut h = Holding::default();
         for r in self.reals.values() {
-            let counts: &mut HashMap<String, u32> = match r.state {
-                RealState::Idle(_) => continue,
-                RealState::Busy(_) => &mut busy,
-                RealState::Starting { .. } => &mut starting,
+            let code = r.code.to_string();
+            let classes = match r.state {
+                RealState::Idle(_) => {
+                    if r.prewarmed {
+                        *h.prewarmed.entry(code.clone()).or_default() += 1;
+                    }
+                    &mut h.idle
+                }
+                RealState::Busy(_) => &mut h.busy,
+                RealState::Starting { .. } => &mut h.starting,
             };
-            *counts.entry(r.code.to_string()).or_default() += 1;
+            classes.entry(code).or_default().push(r.class.memory_mib);
         }
-        (busy, starting)
+        h
     }
 
     /// The containers as `/v1/pool` shows them, at `now`.

@@ -56,7 +56,7 @@ pub async fn script() -> Response {
 /// they last published them.
 #[utoipa::path(get, path = "/v1/history", tag = "operators", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The last hour's starts per minute, the latest routing decisions, per code type its runs beside its model, the other members' containers (idle by size class, busy and starting counted)", body = Object),
+        (status = 200, description = "The last hour's starts per minute, the latest routing decisions, per code type its runs beside its model, the other members' containers by code type, state and size class, pre-warmed ones counted", body = Object),
         (status = 401, description = "`unauthenticated`", body = crate::api::ErrorBody),
         (status = 403, description = "`forbidden`: a tenant's token", body = crate::api::ErrorBody)))]
 pub async fn history(
@@ -89,7 +89,7 @@ pub async fn history(
         })
         .collect();
     // The other members' pools as they last published them (idle containers by code type and
-    // size class, what the Router routes on; busy and starting ones counted by code type).
+    // size class, what the Router routes on; busy and starting ones too, pre-warmed idle ones counted).
     let members: Vec<serde_json::Value> = {
         let remote = api
             .shared
@@ -107,6 +107,7 @@ pub async fn history(
                     "idle": v.inventory.idle,
                     "busy": v.inventory.busy,
                     "starting": v.inventory.starting,
+                    "prewarmed": v.inventory.prewarmed,
                 })
             })
             .collect();

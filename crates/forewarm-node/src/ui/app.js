@@ -180,17 +180,20 @@ function remote(h) {
   for (const m of h.members) {
     const busy = m.busy || {};
     const starting = m.starting || {};
+    const prewarmed = m.prewarmed || {};
     const codes = [...new Set([...Object.keys(m.idle), ...Object.keys(busy),
       ...Object.keys(starting)])].sort();
+    const classes = (held, code) => (held[code] || []).join(", ");
     for (const code of codes.length ? codes : [null]) {
       const row = body.insertRow();
       row.className = "remote";
       cell(row, m.node);
       cell(row, m.region);
       cell(row, code || "no container");
-      cell(row, code && m.idle[code] ? m.idle[code].join(", ") : "");
-      cell(row, code ? String(busy[code] || 0) : "", "num");
-      cell(row, code ? String(starting[code] || 0) : "", "num");
+      cell(row, code ? classes(m.idle, code) : "");
+      cell(row, code ? String(prewarmed[code] || 0) : "", "num");
+      cell(row, code ? classes(busy, code) : "");
+      cell(row, code ? classes(starting, code) : "");
       cell(row, String(m.age_ms), "num");
     }
   }
