@@ -865,7 +865,12 @@ async fn put_code(
     }
     let config = &api.shared.config;
     let req = code_request(body, &config.runner_image)?;
-    if !(config.image_allowed(&req.image) || api.shared.catalog.image_allowed(&req.image)) {
+    let allowed =
+        || config.image_allowed(&req.image) || api.shared.catalog.image_allowed(&req.image);
+    // The cluster's list may have been changed through another member a moment ago: catch up
+    // with what the leader has committed before refusing (read your writes across members).
+    let allowed = allowed() || (api.shared.cluster.linearizable().await.is_ok() && allowed());
+    if !allowed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "image_not_allowed",
