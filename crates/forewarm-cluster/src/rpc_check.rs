@@ -65,13 +65,22 @@ fn within_term(what: &str, id: &LogId<NodeId>, term: u64) -> Result<(), String> 
     Ok(())
 }
 
-/// A log id at or below this node's committed index is that committed entry or an older one:
-/// a correct leader holds every committed entry.
+/// A log id agrees with this node's committed entry: at its index it is that entry, below it
+/// from no later a term, after it from no earlier one (a correct leader holds every committed
+/// entry, and terms never fall along a log).
 fn agrees_with_committed(what: &str, id: &LogId<NodeId>, local: &Local) -> Result<(), String> {
     match &local.committed {
-        Some(c) if id.index <= c.index && id > c => Err(format!(
-            "{what} {id} rewrites an entry this node knows committed (up to {c})"
-        )),
+        // Below the committed entry: no later a term; at its index: that entry itself; after
+        // it: no earlier a term (terms never fall along a log).
+        Some(c)
+            if (id.index < c.index && id.leader_id > c.leader_id)
+                || (id.index == c.index && id != c)
+                || (id.index > c.index && id.leader_id < c.leader_id) =>
+        {
+            Err(format!(
+                "{what} {id} rewrites an entry this node knows committed (up to {c})"
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -122,6 +131,18 @@ pub(crate) fn append(req: &AppendEntriesRequest<TypeConfig>, local: &Local) -> R
     }
     if let Some(commit) = &req.leader_commit {
         within_term("leader_commit", commit, term)?;
+        // Terms never fall along a log: the leader's committed entry is from no later a term
+        // than an entry after it, and from no earlier a term than one before it.
+        if let Some(l) = &last {
+            let out_of_order = (commit.index <= l.index && commit.leader_id > l.leader_id)
+                || (commit.index > l.index && commit.leader_id < l.leader_id);
+            if out_of_order {
+                return Err(format!(
+                    "leader_commit {commit} cannot be in one log with {l} (terms never fall \
+                     along a log)"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -173,7 +194,10 @@ pub(crate) fn snapshot(
         ));
     }
     match &req.meta.last_log_id {
-        Some(last) => within_term("snapshot last_log_id", last, term),
+        Some(last) => {
+            within_term("snapshot last_log_id", last, term)?;
+            agrees_with_committed("snapshot last_log_id", last, local)
+        }
         None => Ok(()),
     }
 }
@@ -243,6 +267,15 @@ mod tests {
         let leader = Vote::new_committed(2, 7);
         let ok = append(Some(id(1, 3)), vec![id(2, 4), id(2, 5)], leader);
         assert_eq!(super::append(&ok, &local), Ok(()));
+        // The leader's commit may be behind the entries sent, or ahead of them (a follower
+        // catching up), in the same or a later term.
+        for commit in [id(1, 3), id(2, 4), id(2, 9)] {
+            let with_commit = AppendEntriesRequest {
+                leader_commit: Some(commit),
+                ..append(Some(id(1, 3)), vec![id(2, 4), id(2, 5)], leader)
+            };
+            assert_eq!(super::append(&with_commit, &local), Ok(()), "{commit}");
+        }
         // Over TLS the vote must be the certified caller's own.
         let from_7 = Local {
             caller: Some(7),
@@ -266,9 +299,28 @@ mod tests {
                 "earlier term",
             ),
             (append(Some(id(2, 2)), vec![], leader), "rewrites an entry"),
+            // The committed entry (1, 3) replaced by one of an earlier term, or followed by one.
+            (append(Some(id(0, 3)), vec![], leader), "rewrites an entry"),
+            (append(Some(id(0, 4)), vec![], leader), "rewrites an entry"),
             (append(None, vec![id(0, 0)], Vote::new(2, 7)), "committed"),
             (append(None, vec![], Vote::new_committed(2, 1)), "to itself"),
             (append(Some(id(2, LIMIT)), vec![], leader), "past 2^62"),
+            (
+                // A fuzzed request that drove openraft's follower into an invalid state
+                // (committed (3, 0) past its last log id (1, 1)).
+                AppendEntriesRequest {
+                    leader_commit: Some(id(2, 4)),
+                    ..append(Some(id(1, 3)), vec![id(1, 4), id(1, 5)], leader)
+                },
+                "terms never fall",
+            ),
+            (
+                AppendEntriesRequest {
+                    leader_commit: Some(id(1, 6)),
+                    ..append(Some(id(1, 3)), vec![id(2, 4), id(2, 5)], leader)
+                },
+                "terms never fall",
+            ),
         ] {
             let e = super::append(&bad, &local).expect_err(says);
             assert!(e.contains(says), "{says}: {e}");
