@@ -13,16 +13,16 @@ node, the full member's included.
 
     chaos/disk-full-member.py [HOLD_S]    (FOREWARM_BIN or target/release/forewarm; root)
 """
+import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, "chaos/lib")
 from nodes import ADMIN, Local, binary  # noqa: E402
-from registry import scenario  # noqa: E402
+from registry import call, scenario  # noqa: E402
 
 HOLD_S = float(sys.argv[1]) if len(sys.argv) > 1 else 4.0
 RECOVER_S = 20.0
@@ -50,28 +50,27 @@ class OnTmpfs(Local):
             subprocess.run(["umount", self.data(i)], capture_output=True)
 
 
-def readyz(url):
-    """(status or None, body)."""
-    req = urllib.request.Request(url + "/readyz", headers={"authorization": f"Bearer {ADMIN}"})
-    try:
-        with urllib.request.urlopen(req, timeout=2) as r:
-            return r.status, r.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
-    except Exception as e:  # noqa: BLE001 - a member that does not answer is not ready
-        return None, str(e)
-
-
 def wait_ready(url, want, within):
-    """Seconds until `/readyz` answers `want` (up to `within`), or None; and the last answer."""
+    """Seconds until `/readyz` answers `want` (up to `within`), or None; and the last answer
+    (status, reasons)."""
     begun = time.monotonic()
-    last = (None, "")
+    last = (None, None)
     while time.monotonic() - begun < within:
-        last = readyz(url)
+        last = call("GET", url + "/readyz", ADMIN)
         if last[0] == want:
             return time.monotonic() - begun, last
         time.sleep(0.1)
     return None, last
+
+
+def expect_ready(url, want, within, problem, seen):
+    """Wait as `wait_ready`; record `problem` (with the last answer) when it never came, else
+    print `seen(seconds, reasons)`."""
+    took, (status, body) = wait_ready(url, want, within)
+    if took is None:
+        problems.append(f"{problem} (last: {status} {json.dumps(body)[:200]})")
+    else:
+        print(seen(took, json.dumps(body)[:160]), flush=True)
 
 
 def nemesis(cluster):
@@ -85,13 +84,10 @@ def nemesis(cluster):
         filler = f"{cluster.data(victim)}/filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)
         full_at = time.monotonic()
-        noticed, answer = wait_ready(cluster.urls[victim], 503, 10.0)
-        if noticed is None:
-            problems.append(f"round {round_no}: the {role} with a full disk never said not "
-                            f"ready (last: {answer[0]} {answer[1][:200]})")
-        else:
-            print(f"round {round_no}: {role} {cluster.names[victim]} full; /readyz 503 after "
-                  f"{noticed * 1000:.0f} ms: {answer[1][:160]}", flush=True)
+        expect_ready(cluster.urls[victim], 503, 10.0,
+                     f"round {round_no}: the {role} with a full disk never said not ready",
+                     lambda took, why: f"round {round_no}: {role} {cluster.names[victim]} full; "
+                                       f"/readyz 503 after {took * 1000:.0f} ms: {why}")
         if role == "leader":
             others = [i for i in range(3) if i != victim]
             new, took = cluster.wait_leader(among=others, other_than=victim)
@@ -101,13 +97,11 @@ def nemesis(cluster):
                   f"after the leader's disk filled", flush=True)
         time.sleep(max(0.0, HOLD_S - (time.monotonic() - full_at)))
         os.remove(filler)
-        back, answer = wait_ready(cluster.urls[victim], 200, RECOVER_S)
-        if back is None:
-            problems.append(f"round {round_no}: the {role} was not ready within {RECOVER_S} s "
-                            f"of the space coming back (last: {answer[0]} {answer[1][:200]})")
-        else:
-            print(f"round {round_no}: space back; {cluster.names[victim]} ready again after "
-                  f"{back * 1000:.0f} ms, no restart", flush=True)
+        expect_ready(cluster.urls[victim], 200, RECOVER_S,
+                     f"round {round_no}: the {role} was not ready within {RECOVER_S} s of the "
+                     f"space coming back",
+                     lambda took, _: f"round {round_no}: space back; {cluster.names[victim]} "
+                                     f"ready again after {took * 1000:.0f} ms, no restart")
         time.sleep(1.5)
     return worst
 

@@ -66,7 +66,6 @@ pub struct Metrics {
 #[derive(Debug, Default)]
 struct IdleMemory {
     by_code: HashMap<String, f64>,
-    total: f64,
     last: Option<Instant>,
 }
 
@@ -286,14 +285,14 @@ impl Metrics {
             *m.by_code.entry(code.clone()).or_default() += mib_s;
             added += mib_s;
         }
-        m.total += added;
         self.idle_bytes_s.inc_by(added * MIB);
     }
 
     /// Idle memory-time so far, MiB·s of wall time: in total and per `tenant/code`.
     pub fn idle_memory(&self) -> (f64, HashMap<String, f64>) {
         let m = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        (m.total, m.by_code.clone())
+        // The counter keeps the total, in bytes (a power of two times MiB: exact).
+        (self.idle_bytes_s.get() / MIB, m.by_code.clone())
     }
 
     /// Invocations served so far by start kind (cold, warm, prewarmed).

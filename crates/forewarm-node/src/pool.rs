@@ -167,11 +167,17 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
             "pool supervisor started again: its pools start over; removing {} idle containers",
             idle.len()
         );
-        for id in idle {
+        self.remove_off_the_book(idle, "after a pool supervisor restart");
+    }
+
+    /// Remove containers the book no longer names, off the actor (a failure is logged; the
+    /// next reconcile finds the container again).
+    fn remove_off_the_book(&self, ids: Vec<String>, when: &'static str) {
+        for id in ids {
             let runtime = self.args.runtime.clone();
             tokio::spawn(async move {
                 if let Err(e) = runtime.remove(&id).await {
-                    tracing::warn!("removing {id} after a pool supervisor restart: {e}");
+                    tracing::warn!("removing {id} {when}: {e}");
                 }
             });
         }
@@ -403,17 +409,12 @@ impl<R: ContainerRuntime + 'static> PoolBook<R> {
                 gone.len()
             );
         }
-        for id in unowned {
+        for id in &unowned {
             tracing::warn!(
                 "reconcile: removing container {id}, labelled with this node but in no pool"
             );
-            let runtime = self.args.runtime.clone();
-            tokio::spawn(async move {
-                if let Err(e) = runtime.remove(&id).await {
-                    tracing::warn!("reconcile: removing {id}: {e}");
-                }
-            });
         }
+        self.remove_off_the_book(unowned, "at a reconcile");
     }
 
     /// Drop the pools of code types that are gone from the replicated state (their tenant was

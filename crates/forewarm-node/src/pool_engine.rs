@@ -1123,11 +1123,6 @@ impl PoolEngine {
         counts
     }
 
-    /// Idle containers' memory (MiB) per `tenant/code`: what this node holds warm.
-    pub fn idle_inventory(&self) -> HashMap<String, Vec<u32>> {
-        self.holding().idle
-    }
-
     /// Every container's memory class (MiB) per `tenant/code` and state, and how many of the
     /// idle ones are pre-warms no request has used yet.
     pub fn holding(&self) -> Holding {

@@ -176,10 +176,7 @@ fn t01_cold_then_warm_on_the_same_container() {
         vec![]
     );
     assert_eq!(f.engine.counts(), [0, 1, 0]);
-    assert_eq!(
-        f.engine.idle_inventory().get("acme/resize"),
-        Some(&vec![256])
-    );
+    assert_eq!(f.engine.holding().idle.get("acme/resize"), Some(&vec![256]));
     // The next request is warm on it, with no command.
     let (leased, commands) = f
         .engine
