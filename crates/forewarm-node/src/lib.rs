@@ -45,7 +45,7 @@ pub mod recent;
 pub mod room;
 pub mod router;
 pub mod router_link;
-pub mod routing;
+pub use forewarm_policy::routing;
 pub mod shared;
 pub mod supervisor;
 pub mod topology;

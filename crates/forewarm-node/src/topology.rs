@@ -22,6 +22,7 @@
 //! name = "us-east"
 //! nodes = ["127.0.0.1:7101"]
 //! price = { memory_gib_s_usd = 0.0000166667, request_usd = 0.0000002, egress_gib_usd = 0.02 }
+//! utc_offset_h = -5                # its time zone (regional demand's daily cycle)
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ pub struct Region {
     pub nodes: Vec<SocketAddr>,
     /// What running there costs, when the file says.
     pub price: Option<Price>,
+    /// Hours its local time is ahead of UTC, when the file says (regional demand's daily
+    /// cycles, `forewarm trace gen --regions`).
+    pub utc_offset_h: Option<f64>,
 }
 
 /// A region's list prices, US dollars.
@@ -121,6 +125,8 @@ struct RawRegion {
     nodes: Vec<Spanned<String>>,
     #[serde(default)]
     price: Option<Spanned<Price>>,
+    #[serde(default)]
+    utc_offset_h: Option<Spanned<f64>>,
 }
 
 impl Topology {
@@ -218,10 +224,23 @@ impl Topology {
                     ),
                 ));
             }
+            let utc_offset_h = match &r.utc_offset_h {
+                Some(h) if !(-12.0..=14.0).contains(h.get_ref()) => {
+                    return Err(at(
+                        h.span().start,
+                        format!(
+                            "region {rname:?}: utc_offset_h = {}: hours from -12 to 14, please",
+                            h.get_ref()
+                        ),
+                    ));
+                }
+                h => h.as_ref().map(|h| *h.get_ref()),
+            };
             regions.push(Region {
                 name: rname.clone(),
                 nodes,
                 price,
+                utc_offset_h,
             });
         }
         let mut rtt_ms = BTreeMap::new();
@@ -377,6 +396,15 @@ mod tests {
             let p = r.price.expect("every region of ten.toml has a price");
             assert!(p.memory_gib_s_usd > 0.0 && p.request_usd > 0.0 && p.egress_gib_usd > 0.0);
         }
+        let zone = |name: &str| t.regions.iter().find(|r| r.name == name)?.utc_offset_h;
+        assert_eq!(zone("us-east-1"), Some(-5.0));
+        assert_eq!(zone("ap-southeast-2"), Some(10.0));
+        let bad = "[[region]]\nname = \"a\"\nnodes = [\"127.0.0.1:7001\"]\nutc_offset_h = 15.0\n";
+        let err = Topology::parse("bad.toml", bad).expect_err("15 h is no time zone");
+        assert!(
+            err.to_string().contains("bad.toml:4") && err.to_string().contains("utc_offset_h"),
+            "{err}"
+        );
         let us = t.price("us-east-1").expect("priced");
         assert_eq!(us.memory_gib_s_usd, 0.0000166667);
         assert_eq!(us.request_usd, 0.0000002);

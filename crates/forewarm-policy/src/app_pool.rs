@@ -422,6 +422,16 @@ impl<P: AppPolicy> AppPool<P> {
         (self.busy.len(), self.idle.len())
     }
 
+    /// Whether an arrival at `now` needing `memory_mib` would find an idle container that
+    /// serves it (not expired, started, big enough), as [`Self::arrive`] looks for one; what a
+    /// region publishes in its inventory for the Router.
+    pub fn has_idle_fit(&self, now: Millis, memory_mib: f64) -> bool {
+        self.idle.iter().any(|&id| {
+            let c = &self.slots[id];
+            c.expires >= now && c.ready_at <= now && f64::from(c.mib) >= memory_mib
+        })
+    }
+
     /// The pending pre-warm: when, and the floor it sets.
     pub fn pending(&self) -> Option<(Millis, WarmFloor)> {
         self.pending

@@ -10,7 +10,9 @@
 //! It must not touch a clock, a runtime, a file or a container: time is a parameter
 //! ([`Millis`] since the start of the observation), events come in through method calls and
 //! decisions go out as values. The simulator (`forewarm-sim`) and the live node both drive the
-//! same code, so every claim made in simulation holds for the code that runs for real.
+//! same code, so every claim made in simulation holds for the code that runs for real; so does
+//! the Router's choice of where a request runs ([`routing`]), which the multi-region simulator
+//! makes per request as the node does.
 
 mod app_pool;
 mod faas_cache;
@@ -21,6 +23,7 @@ mod idle_times;
 mod keep_alive;
 mod oracle;
 mod policy;
+pub mod routing;
 mod size_class;
 mod spec;
 mod spes;

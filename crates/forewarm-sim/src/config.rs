@@ -63,6 +63,9 @@ pub enum ConfigError {
     /// `--apps` must be positive, its `--speed` positive and finite, and `--sample` not given.
     #[error("--apps must be at least 1 with a --speed > 0, and not with --sample")]
     Replay,
+    /// A multi-region run that cannot be made (`--regions`).
+    #[error("--regions: {0}")]
+    Regions(String),
 }
 
 /// The applications and workloads of `forewarm replay --apps N --speed S` (see

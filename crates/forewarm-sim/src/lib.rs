@@ -17,6 +17,7 @@ mod cache_sim;
 mod config;
 mod engine;
 mod plot;
+mod regional;
 mod replayed;
 mod report;
 mod simulate;
@@ -27,6 +28,10 @@ pub use cache_sim::SharedCacheSim;
 pub use config::{ConfigError, Replay, SimConfig};
 pub use engine::{AppOutcome, AppSim, SimParams};
 pub use plot::pareto_svg;
+pub use regional::{
+    CostUsd, LatencyMs, Placing, RegionMap, RegionPrice, RegionalFigures, RegionalOutcome,
+    RegionalPolicy, RegionalSetup, holders, origins, regional_table, run_app, simulate_regional,
+};
 pub use replayed::{ReplayedCode, in_band, spread};
 pub use report::{AppColdStartPct, AppRow, ClassSummary, PolicyReport, Report, TraceSummary};
 pub use simulate::{select_apps, simulate};

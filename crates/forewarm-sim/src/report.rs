@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::app_class::AppClass;
 use crate::engine::AppOutcome;
+use crate::regional::RegionalFigures;
 
 /// What was simulated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,6 +57,9 @@ pub struct PolicyReport {
     pub sim_seconds: f64,
     /// The same figures by application class (classes without applications left out).
     pub by_class: Vec<ClassSummary>,
+    /// Latency, requests served elsewhere and dollars (`forewarm simulate --regions`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub regional: Option<RegionalFigures>,
 }
 
 /// One policy's figures over the applications of one class.
@@ -177,6 +181,7 @@ impl PolicyReport {
             misfits: total.misfits,
             sim_seconds,
             by_class,
+            regional: None,
         }
     }
 }

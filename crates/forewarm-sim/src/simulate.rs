@@ -20,7 +20,7 @@ use crate::report::{AppRow, PolicyReport, Report, TraceSummary};
 use crate::workload::Workload;
 
 /// Memory used for applications without memory rows: the median of those with them.
-fn default_memory_mb(trace: &Trace) -> f64 {
+pub(crate) fn default_memory_mb(trace: &Trace) -> f64 {
     let mut m: Vec<f64> = trace
         .apps
         .iter()
@@ -107,6 +107,25 @@ fn past_cost_mib(workload: &Workload, until: Millis) -> Option<f64> {
     (peak > 0).then(|| workload.app_memory_mib * f64::from(peak))
 }
 
+/// The warm-up's costs of every application of `trace` (sorted), for the policies that size
+/// their budget from the population (empty when none of `policies` does, or without warm-up).
+pub(crate) fn past_costs(
+    trace: &Trace,
+    policies: &[PolicySpec],
+    params: SimParams,
+    draw: &(dyn Fn(usize) -> Workload + Sync),
+) -> Vec<f64> {
+    let mut costs: Vec<f64> = Vec::new();
+    if params.measure_from > 0 && policies.iter().any(PolicySpec::uses_past_costs) {
+        costs = (0..trace.apps.len())
+            .into_par_iter()
+            .filter_map(|index| past_cost_mib(&draw(index), params.measure_from))
+            .collect();
+        costs.sort_by(f64::total_cmp);
+    }
+    costs
+}
+
 /// Simulate `trace` (read from minute 0 to the end of the measured window) under `config`.
 ///
 /// `progress(done, total)` is called after each application, from worker threads.
@@ -143,14 +162,7 @@ pub fn simulate(
     // Policies that size their budget from the population learn it from the warm-up only, and
     // from every app of the trace: the selection (--app-band, --sample) ranks apps by the
     // measured window, which a policy must not see.
-    let mut past_costs: Vec<f64> = Vec::new();
-    if params.measure_from > 0 && config.policies.iter().any(PolicySpec::uses_past_costs) {
-        past_costs = (0..trace.apps.len())
-            .into_par_iter()
-            .filter_map(|index| past_cost_mib(&draw(index), params.measure_from))
-            .collect();
-        past_costs.sort_by(f64::total_cmp);
-    }
+    let past_costs = past_costs(trace, &config.policies, params, &draw);
     let total = apps.len() as u64;
     let done = AtomicU64::new(0);
     type PerApp = (Vec<AppOutcome>, Vec<f64>, Vec<String>);

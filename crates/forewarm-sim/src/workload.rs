@@ -1,7 +1,7 @@
 //! Turns an application's per-minute counts into concrete, seeded invocations.
 
 use forewarm_policy::{MINUTE_MS, Millis};
-use forewarm_trace::{App, DurationPercentiles};
+use forewarm_trace::{App, DurationPercentiles, item_seed};
 
 use crate::replayed::ReplayedCode;
 use rand::rngs::SmallRng;
@@ -37,14 +37,6 @@ const DEFAULT_DURATION: DurationPercentiles = DurationPercentiles {
     percentiles_ms: [1_000.0; 7],
 };
 
-fn mix(seed: u64, index: u64) -> u64 {
-    // splitmix64 of the pair, so neighbouring apps get unrelated streams.
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Workload {
     /// Draw the invocations of `app` (the `index`-th of the trace) with `seed`.
     ///
@@ -53,7 +45,7 @@ impl Workload {
     /// app's percentiles when `profiles` is on, else the app's maximum. Apps without memory
     /// rows use `default_memory_mb`.
     pub fn draw(app: &App, index: u64, seed: u64, profiles: bool, default_memory_mb: f64) -> Self {
-        let mut rng = SmallRng::seed_from_u64(mix(seed, index));
+        let mut rng = SmallRng::seed_from_u64(item_seed(seed, index));
         let app_memory_mib = app.memory.map_or(default_memory_mb, |m| m.max_mb());
         let app_duration = app.functions.iter().find_map(|f| f.durations);
         let mut invocations = Vec::with_capacity(app.invocations() as usize);

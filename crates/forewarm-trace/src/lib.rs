@@ -11,6 +11,7 @@ mod error;
 mod generator;
 mod model;
 mod reader;
+mod regional;
 mod stats;
 mod variant;
 
@@ -20,5 +21,8 @@ pub use model::{
     App, DAY_MINUTES, DurationPercentiles, Function, MemoryPercentiles, Trace, Window,
 };
 pub use reader::{day_files, read_trace};
+pub use regional::{
+    APP_REGIONS_FILE, AppRegions, REGIONS_FILE, RegionalDemand, RegionalGen, Zone, item_seed,
+};
 pub use stats::TraceStats;
 pub use variant::{GapLaw, Variant, VariantError};

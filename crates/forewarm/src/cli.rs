@@ -367,8 +367,11 @@ pub struct SimulateArgs {
     /// spes (SPES's per-class windows), faascache-<N>gib, faascache-nofreq-<N>gib, oracle.
     /// Default: keepalive-10m, keepalive-60m, hybrid-histogram-1h,
     /// hybrid-histogram-4h, forewarm, oracle.
+    /// With --regions, each may end in -isolated (each region alone) or -geo (regions within
+    /// the latency budget share one pool); default: hybrid-histogram-4h-isolated,
+    /// hybrid-histogram-4h, forewarm-isolated, forewarm, forewarm-geo.
     #[arg(long = "policy")]
-    pub policies: Vec<PolicySpec>,
+    pub policies: Vec<String>,
     /// Seed of every random draw.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -391,6 +394,17 @@ pub struct SimulateArgs {
     /// The policy the by-class summary compares every policy to.
     #[arg(long, default_value = "hybrid-histogram-4h")]
     pub class_reference: String,
+    /// Spread each application's demand over the regions of this topology file (with prices)
+    /// as the trace's regional demand says (`forewarm trace gen --regions`), route each
+    /// request as the live Router does, and report latency and dollars.
+    #[arg(long, value_name = "FILE")]
+    pub regions: Option<PathBuf>,
+    /// With --regions: how far (round trip, ms) a request may be sent from its region.
+    #[arg(long, default_value_t = 100.0)]
+    pub max_extra_latency_ms: f64,
+    /// With --regions: data sent each way when a request is served in another region, KiB.
+    #[arg(long, default_value_t = 32.0)]
+    pub payload_kib: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,6 +427,20 @@ pub enum TraceCommand {
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Also write where each application's demand comes from over the regions of this
+        /// topology file (every region needs `utc_offset_h`): regions.csv and app_regions.csv
+        /// beside the trace, for `forewarm simulate --regions`.
+        #[arg(long, value_name = "FILE")]
+        regions: Option<PathBuf>,
+        /// With --regions: mean share of an application's demand from outside its home region.
+        #[arg(long, default_value_t = 0.3)]
+        region_spread: f64,
+        /// With --regions: fraction of applications used evenly in every region.
+        #[arg(long, default_value_t = 0.1)]
+        region_global: f64,
+        /// With --regions: mean depth of the daily cycle (0 flat, 1 nothing at 02:00 local).
+        #[arg(long, default_value_t = 0.5)]
+        region_diurnal: f64,
     },
     /// Print a trace's characteristics beside the published ones.
     Stats {
@@ -475,7 +503,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             variant,
             out,
-        }) => crate::trace_cmd::generate(apps, days, seed, &variant, &out),
+            regions,
+            region_spread,
+            region_global,
+            region_diurnal,
+        }) => {
+            crate::trace_cmd::generate(apps, days, seed, &variant, &out)?;
+            match regions {
+                Some(topology) => {
+                    let knobs = forewarm_trace::RegionalGen {
+                        spread: region_spread,
+                        global_share: region_global,
+                        diurnal: region_diurnal,
+                        seed,
+                    };
+                    crate::trace_cmd::regions(&out, &topology, &knobs)
+                }
+                None => Ok(()),
+            }
+        }
         Command::Trace(TraceCommand::Stats { dir, json }) => crate::trace_cmd::stats(&dir, json),
         Command::Cluster(ClusterCommand::Certs { out, node }) => {
             let names: Vec<&str> = node.iter().map(String::as_str).collect();

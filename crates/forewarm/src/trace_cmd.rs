@@ -2,7 +2,12 @@
 
 use std::path::Path;
 
-use forewarm_trace::{GenConfig, TraceStats, Variant, Window, generate_variant, read_trace};
+use anyhow::Context;
+use forewarm_node::topology::Topology;
+use forewarm_trace::{
+    GenConfig, RegionalDemand, RegionalGen, TraceStats, Variant, Window, Zone, generate_variant,
+    read_trace,
+};
 
 pub fn generate(
     apps: u32,
@@ -27,5 +32,50 @@ pub fn stats(dir: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         print!("{stats}");
     }
+    Ok(())
+}
+
+/// `forewarm trace gen --regions FILE`: the regional demand of the trace just written to `out`.
+pub fn regions(out: &Path, topology: &Path, knobs: &RegionalGen) -> anyhow::Result<()> {
+    let topo = Topology::load(topology)?;
+    let mut zones = Vec::with_capacity(topo.regions.len());
+    for r in &topo.regions {
+        let utc_offset_h = r.utc_offset_h.with_context(|| {
+            format!(
+                "{}: region {:?} has no utc_offset_h (its time zone, for the daily cycle of its \
+                 demand)",
+                topology.display(),
+                r.name
+            )
+        })?;
+        zones.push(Zone {
+            name: r.name.clone(),
+            utc_offset_h,
+        });
+    }
+    let rtt: Vec<Vec<f64>> = topo
+        .regions
+        .iter()
+        .map(|a| {
+            topo.regions
+                .iter()
+                .map(|b| topo.rtt_ms(&a.name, &b.name))
+                .collect()
+        })
+        .collect();
+    let trace = read_trace(out, Window::all())?;
+    let apps = trace
+        .apps
+        .iter()
+        .map(|a| (a.owner.as_str(), a.app.as_str()));
+    let demand = RegionalDemand::generate(apps, zones, &rtt, knobs)?;
+    demand.write(out)?;
+    eprintln!(
+        "wrote the demand of {} apps over {} regions ({}) to {}",
+        demand.apps.len(),
+        demand.zones.len(),
+        topology.display(),
+        out.display()
+    );
     Ok(())
 }

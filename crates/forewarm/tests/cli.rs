@@ -30,6 +30,16 @@ fn gen_trace(dir: &Path) {
     );
 }
 
+/// The policy names of a `simulate --json` report, in order.
+fn policy_names(report: &serde_json::Value) -> Vec<&str> {
+    report["policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect()
+}
+
 #[test]
 fn t01_simulate_json_has_the_documented_shape() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -58,12 +68,7 @@ fn t01_simulate_json_has_the_documented_shape() {
     assert_eq!(v["trace"]["minutes"], 180);
     assert!(v["trace"]["apps"].as_u64().expect("apps") > 0);
     assert!(v["trace"]["dir"].is_string() && v["trace"]["invocations"].is_u64());
-    let names: Vec<&str> = v["policies"]
-        .as_array()
-        .expect("policies")
-        .iter()
-        .map(|p| p["name"].as_str().expect("name"))
-        .collect();
+    let names = policy_names(&v);
     assert_eq!(
         names,
         [
@@ -185,6 +190,116 @@ fn t04_trace_stats_prints_the_published_comparison() {
         "app memory MB",
     ] {
         assert!(text.contains(row), "{row} missing in {text}");
+    }
+}
+
+#[test]
+fn t05_regions_simulate_reports_latency_and_dollars() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../regions");
+    let ten = format!("{root}/ten.toml");
+    let three = format!("{root}/three.toml");
+    // A trace without regional demand is refused with what to run.
+    gen_trace(dir.path());
+    let sim = |topology: &str, extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--trace",
+            d,
+            "--hours",
+            "3",
+            "--regions",
+            topology,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        forewarm(&args)
+    };
+    let out = sim(&ten, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no regional demand"),
+        "{err}"
+    );
+    let out = forewarm(&[
+        "trace",
+        "gen",
+        "--apps",
+        "40",
+        "--seed",
+        "4",
+        "--out",
+        d,
+        "--regions",
+        &ten,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sim(&ten, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names = policy_names(&v);
+    assert_eq!(
+        names,
+        [
+            "hybrid-histogram-4h-isolated",
+            "hybrid-histogram-4h",
+            "forewarm-isolated",
+            "forewarm",
+            "forewarm-geo"
+        ]
+    );
+    for p in v["policies"].as_array().expect("policies") {
+        let cost = p["cost_usd"]["total"].as_f64().expect("cost_usd.total");
+        assert!(cost > 0.0, "{p}");
+        assert!(p["latency_ms"]["p99"].as_f64().expect("latency_ms.p99") >= 0.0);
+        assert!(p["cold_start_pct"].is_number() && p["wasted_memory_mib_s"].is_number());
+    }
+    // Isolated regions never send a request elsewhere.
+    assert_eq!(v["policies"][0]["served_elsewhere_pct"].as_f64(), Some(0.0));
+    let other = dir.path().join("two.toml").display().to_string();
+    let price =
+        "price = { memory_gib_s_usd = 0.00001, request_usd = 0.0000002, egress_gib_usd = 0.02 }";
+    std::fs::write(
+        &other,
+        format!(
+            "[[region]]\nname = \"a\"\nnodes = [\"127.0.0.1:7001\"]\n{price}\n\
+             [[region]]\nname = \"b\"\nnodes = [\"127.0.0.1:7002\"]\n{price}\n\
+             [rtt_ms]\n\"a/b\" = 10\n"
+        ),
+    )
+    .expect("write");
+    // A topology without prices, one of other regions than the demand's, a policy that cannot
+    // run per region, a budget below 0.
+    for (topology, extra, want) in [
+        (three.as_str(), &[][..], "region \"us-east\" has no price"),
+        (other.as_str(), &[][..], "regional demand is for regions"),
+        (
+            ten.as_str(),
+            &["--policy", "oracle-geo"][..],
+            "not with --regions",
+        ),
+        (
+            ten.as_str(),
+            &["--max-extra-latency-ms=-1"][..],
+            "--max-extra-latency-ms",
+        ),
+    ] {
+        let out = sim(topology, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{extra:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
     }
 }
 

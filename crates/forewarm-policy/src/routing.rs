@@ -3,8 +3,10 @@
 //! other member its region, whether its published inventory holds an idle fit, how old that
 //! inventory is, the measured round trip and the queue wait it measured.
 //!
-//! No clock, lock or I/O: [`crate::router::choose`] reads the node's state into [`Here`] and
-//! [`Remote`]s and carries out the [`Decision`]; the table tests below pin the rule down.
+//! No clock, lock or I/O: the node's `router::choose` reads its state into [`Here`] and
+//! [`Remote`]s and carries out the [`Decision`], and the multi-region simulator
+//! (`forewarm simulate --regions`) asks the same function per request; the table tests below
+//! pin the rule down.
 //!
 //! The rule (DESIGN.md, request path step 3): score every region the tenant may use with
 //! `rtt(home, r) + (warm fit in r ? 0 : cold start) + queue_wait(r)`. Only members with an
