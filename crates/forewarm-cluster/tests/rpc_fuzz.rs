@@ -85,6 +85,7 @@ fn payload() -> impl Strategy<Value = EntryPayload<TypeConfig>> {
                 max_warm: 16,
                 max_memory_mib: 4096,
                 allowed_regions: Vec::new(),
+                max_extra_latency_ms: None,
             }))
         }),
     ]

@@ -359,6 +359,9 @@ struct NewTenant {
     max_memory_mib: Option<u64>,
     #[serde(default)]
     allowed_regions: Vec<String>,
+    /// How far (measured round trip, ms, at most 60000) a request may be sent from the region
+    /// it arrived in to find a warm container; absent: no bound.
+    max_extra_latency_ms: Option<u32>,
 }
 
 /// What `POST /v1/tenants` asks for, checked: a valid name, quotas in range, valid regions.
@@ -368,6 +371,23 @@ struct TenantRequest {
     max_warm: u32,
     max_memory_mib: u64,
     allowed_regions: Vec<String>,
+    max_extra_latency_ms: Option<u32>,
+}
+
+/// The most a latency budget may be, ms (the topology's round trips are at most 60000 too).
+const MAX_LATENCY_BUDGET_MS: u32 = 60_000;
+
+/// A latency budget within its bound (400 `invalid_latency_budget` otherwise).
+fn budget_within(budget: Option<u32>) -> ApiResult<()> {
+    match budget {
+        Some(ms) if ms > MAX_LATENCY_BUDGET_MS => Err(ApiError::bad(
+            "invalid_latency_budget",
+            format!(
+                "max_extra_latency_ms must be 0..={MAX_LATENCY_BUDGET_MS} (or null: no bound), got {ms}"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The body of `POST /v1/tenants`, read and checked (400 or 413 otherwise).
@@ -386,11 +406,13 @@ fn tenant_request(body: Result<Bytes, BytesRejection>) -> ApiResult<TenantReques
     let max_memory_mib = req.max_memory_mib.unwrap_or(4096);
     quota_within(max_warm, max_memory_mib)?;
     regions_valid(&req.allowed_regions)?;
+    budget_within(req.max_extra_latency_ms)?;
     Ok(TenantRequest {
         name: req.name,
         max_warm,
         max_memory_mib,
         allowed_regions: req.allowed_regions,
+        max_extra_latency_ms: req.max_extra_latency_ms,
     })
 }
 
@@ -423,6 +445,10 @@ struct TenantChange {
     max_warm: Option<u32>,
     max_memory_mib: Option<u64>,
     allowed_regions: Option<Vec<String>>,
+    /// A new latency budget, ms; `null` removes it.
+    #[serde(default, deserialize_with = "forewarm_raft::present")]
+    #[schema(value_type = Option<u32>)]
+    max_extra_latency_ms: Option<Option<u32>>,
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
@@ -444,11 +470,13 @@ async fn update_tenant(
         change.max_memory_mib.unwrap_or(16),
     )?;
     regions_valid(change.allowed_regions.as_deref().unwrap_or_default())?;
+    budget_within(change.max_extra_latency_ms.flatten())?;
     let update = TenantUpdate {
         id: id.clone(),
         max_warm: change.max_warm,
         max_memory_mib: change.max_memory_mib,
         allowed_regions: change.allowed_regions,
+        max_extra_latency_ms: change.max_extra_latency_ms,
         ..TenantUpdate::default()
     };
     change_tenant(&api, &id, Command::UpdateTenant(update)).await?;
@@ -620,6 +648,7 @@ async fn create_tenant(
         max_warm: req.max_warm,
         max_memory_mib: req.max_memory_mib,
         allowed_regions: req.allowed_regions,
+        max_extra_latency_ms: req.max_extra_latency_ms,
     };
     let written = api
         .shared
@@ -672,6 +701,9 @@ struct TenantView {
     max_warm: u32,
     max_memory_mib: u64,
     allowed_regions: Vec<String>,
+    /// Absent: no bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_extra_latency_ms: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
@@ -690,6 +722,7 @@ async fn get_tenant(
             max_warm: t.max_warm,
             max_memory_mib: t.max_memory_mib,
             allowed_regions: t.allowed_regions,
+            max_extra_latency_ms: t.max_extra_latency_ms,
         })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

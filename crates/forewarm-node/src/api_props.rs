@@ -11,11 +11,12 @@ use super::*;
 const CASES: u32 = 1000;
 
 /// Every field name the three bodies know, so that objects often get past "unknown field".
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "name",
     "max_warm",
     "max_memory_mib",
     "allowed_regions",
+    "max_extra_latency_ms",
     "workload",
     "image",
     "max_cpu_millis",
@@ -138,6 +139,7 @@ fn shaped() -> impl Strategy<Value = Value> {
                     .prop_map(Value::Array)
                     .boxed()
             ),
+            ("max_extra_latency_ms", number()),
         ]),
         object(vec![
             (
@@ -230,6 +232,7 @@ proptest! {
                 prop_assert!((1..=10_000).contains(&t.max_warm), "{:?}", t);
                 prop_assert!((16..=1 << 24).contains(&t.max_memory_mib), "{:?}", t);
                 prop_assert!(t.allowed_regions.iter().all(|r| valid_id(r)), "{:?}", t);
+                prop_assert!(t.max_extra_latency_ms.is_none_or(|ms| ms <= 60_000), "{:?}", t);
             }
             Err(e) => assert_client_error(&e)?,
         }

@@ -521,6 +521,8 @@ pub fn local_start_ms(shared: &NodeShared) -> f64 {
 /// Where the request for `key` of `tenant` needing `need_mib` runs: this node's and the other
 /// members' state read into the views of [`crate::routing::route`], which decides (see there
 /// for the rule), or of [`route_elsewhere`] when the tenant may not use this node's region.
+/// Members farther than the tenant's `max_extra_latency_ms` (measured round trip) are left out
+/// of both.
 pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Placement {
     let cluster = &shared.cluster;
     let home = &shared.config.region;
@@ -534,14 +536,20 @@ pub fn choose(shared: &NodeShared, tenant: &str, key: &str, need_mib: f64) -> Pl
         // A lone node: nothing to read (the warm path of every single-node request).
         return Placement::Here(Local::NoMembers);
     }
-    let members = remote.values().map(|v| Remote {
-        member: v,
-        region: &v.node.region,
-        inventory_age: v.fetched.elapsed(),
-        fits: v.inventory.fits(key, need_mib),
-        rtt_ms: cluster.rtt.get(v.id),
-        queue_ms: v.inventory.queue_ms,
-    });
+    // A member beyond the tenant's latency budget (or not yet measured, under one) is not
+    // offered to the rule at all.
+    let budget = tenant.max_extra_latency_ms.map(f64::from);
+    let members = remote
+        .values()
+        .map(|v| Remote {
+            member: v,
+            region: &v.node.region,
+            inventory_age: v.fetched.elapsed(),
+            fits: v.inventory.fits(key, need_mib),
+            rtt_ms: cluster.rtt.get(v.id),
+            queue_ms: v.inventory.queue_ms,
+        })
+        .filter(|m| budget.is_none_or(|b| m.rtt_ms.is_some_and(|rtt| rtt <= b)));
     if !allowed_here {
         return match route_elsewhere(expected_cold_ms(shared, key), members, |region| {
             tenant.may_use(region)

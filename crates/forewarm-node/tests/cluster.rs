@@ -391,6 +391,41 @@ async fn t02_a_request_runs_where_a_warm_fit_is_nearer_than_a_cold_start() {
         );
     }
 
+    // A tenant whose latency budget (5 ms) is below the 20 ms round trip: its own warm fit
+    // in eu-west is not offered, and home starts one. Its budget is shown, changed and
+    // removed by PATCH; out of bounds it is refused.
+    let near_only = create_tenant(home.addr(), "near-only").await;
+    warm_f_at(home.addr(), far.addr(), &near_only, 15.0).await;
+    let patch = |body: &'static str| {
+        call(
+            home.addr(),
+            "PATCH",
+            "/v1/tenants/near-only",
+            Some(ADMIN),
+            body,
+        )
+    };
+    let set = patch(r#"{"max_extra_latency_ms":5}"#).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(json(&set)["max_extra_latency_ms"], 5, "{}", set.body);
+    let bad = patch(r#"{"max_extra_latency_ms":60001}"#).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("invalid_latency_budget"), "{}", bad.body);
+    tokio::time::sleep(Duration::from_millis(600)).await; // a fresh inventory
+    let held = json(&call(home.addr(), "POST", "/v1/invoke/f", Some(&near_only), "").await);
+    assert_eq!(
+        (held["region"].as_str(), held["start"].as_str()),
+        (Some("us-east"), Some("cold")),
+        "{held}"
+    );
+    let cleared = patch(r#"{"max_extra_latency_ms":null}"#).await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert!(
+        json(&cleared).get("max_extra_latency_ms").is_none(),
+        "{}",
+        cleared.body
+    );
+
     // eu-west 500 ms away (more than a cold start): home runs it itself, cold.
     proxy.set_delay(Duration::from_millis(250));
     let begun = Instant::now();

@@ -20,7 +20,7 @@ pub mod store;
 pub use state::{
     Applied, ClusterState, Code, CodeKey, Command, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUT_MS,
     MAX_FEATURES, MAX_MAX_QUEUE, MAX_TIMEOUT_MS, ModelSummary, RECENT_WRITES, Tenant, TenantUpdate,
-    code_key, hash_token, same_bytes, same_secret,
+    code_key, hash_token, present, same_bytes, same_secret,
 };
 pub use store::{AppliedState, LogStore, OpenError, SharedState, StateMachine, check_snapshot};
 

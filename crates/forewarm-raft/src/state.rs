@@ -25,6 +25,21 @@ pub struct Tenant {
     /// Regions its requests may run in; empty = every region.
     #[serde(default)]
     pub allowed_regions: Vec<String>,
+    /// How far (measured round trip, ms) a request may be sent from the region it arrived in
+    /// to find a warm container; `None`: as far as any member (a tenant written before the
+    /// field existed has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_extra_latency_ms: Option<u32>,
+}
+
+/// A field present in JSON, `null` included: `Some(None)` for `null`, `None` when absent
+/// (with `#[serde(default)]`); what a change that may clear a setting needs.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl Tenant {
@@ -216,6 +231,13 @@ pub struct TenantUpdate {
     /// New regions its requests may run in (empty: every region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_regions: Option<Vec<String>>,
+    /// New latency budget: `Some(None)` removes it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub max_extra_latency_ms: Option<Option<u32>>,
 }
 
 /// What applying a command did.
@@ -319,6 +341,9 @@ impl ClusterState {
                 }
                 if let Some(regions) = update.allowed_regions {
                     tenant.allowed_regions = regions;
+                }
+                if let Some(budget) = update.max_extra_latency_ms {
+                    tenant.max_extra_latency_ms = budget;
                 }
                 Applied::Done
             }
@@ -483,6 +508,7 @@ mod tests {
             max_warm: 4,
             max_memory_mib: 1024,
             allowed_regions: vec![],
+            max_extra_latency_ms: None,
         }
     }
 

@@ -744,6 +744,7 @@ mod tests {
             max_warm: 1,
             max_memory_mib: 64,
             allowed_regions: vec![],
+            max_extra_latency_ms: None,
         };
         let code = serde_json::from_value::<crate::Code>(serde_json::json!({
             "tenant": "acme", "name": "f", "workload": {}, "image": "i",

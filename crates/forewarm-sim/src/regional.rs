@@ -380,6 +380,13 @@ pub fn run_app(
     let mut holder: Vec<usize> = (0..n).collect();
     let mut holders_at: Option<u64> = None;
     let payload_gib = setup.payload_kib / (1024.0 * 1024.0);
+    let near: Vec<Vec<usize>> = (0..n)
+        .map(|home| {
+            (0..n)
+                .filter(|&r| r != home && map.rtt_ms[home][r] <= setup.max_extra_latency_ms)
+                .collect()
+        })
+        .collect();
     for (inv, &home) in workload.invocations.iter().zip(origins) {
         let now = inv.arrival;
         if now >= params.end {
@@ -404,7 +411,9 @@ pub fn run_app(
             cold_ms: params.cold_start_ms as f64,
             queue_ms: 0.0,
         };
-        let members = (0..n).filter(|&r| r != home).map(|r| Remote {
+        // Only regions within the budget are offered (the tenant may use no other), so the
+        // rule's `may_use` has nothing left to refuse.
+        let members = near[home].iter().map(|&r| Remote {
             member: r,
             region: map.names[r].as_str(),
             inventory_age: Duration::ZERO,
@@ -412,15 +421,9 @@ pub fn run_app(
             rtt_ms: Some(rtt[r]),
             queue_ms: 0.0,
         });
-        let within = |region: &str| {
-            map.names
-                .iter()
-                .position(|name| name == region)
-                .is_some_and(|r| rtt[r] <= setup.max_extra_latency_ms)
-        };
         let at = match policy.placing {
             Placing::Isolated => home,
-            _ => match route(here, members, within) {
+            _ => match route(here, members, |_| true) {
                 Decision::Forward { member, .. } => member,
                 Decision::Local(_) if here.fits || policy.placing == Placing::PerRegion => home,
                 Decision::Local(_) => holder[home],

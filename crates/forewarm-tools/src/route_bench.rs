@@ -91,6 +91,7 @@ async fn setup(node: &Node) -> Result<(), String> {
         max_warm: 1,
         max_memory_mib: 1024,
         allowed_regions: vec![],
+        max_extra_latency_ms: None,
     }))
     .await
     .map_err(|e| e.to_string())?;
