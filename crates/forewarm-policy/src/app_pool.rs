@@ -152,6 +152,15 @@ impl<P: AppPolicy> AppPool<P> {
         }
     }
 
+    /// Start the pool's minute ticks at the first minute boundary at or after `now` instead of
+    /// at 0: a pool opened when its application is first seen (a region's first request for
+    /// it) has no minutes before that to tick through.
+    pub fn ticks_from(&mut self, now: Millis) {
+        if self.next_tick != Millis::MAX {
+            self.next_tick = now.div_ceil(MINUTE_MS) * MINUTE_MS;
+        }
+    }
+
     /// When the pool's next own event is due (`Millis::MAX` if none).
     pub fn next_due(&self) -> Millis {
         self.pending
@@ -511,6 +520,29 @@ mod tests {
                 until: now + 10_000,
             })
         }
+    }
+
+    #[test]
+    fn a_pool_opened_late_ticks_from_the_next_minute_and_sees_idle_fits() {
+        let policy = crate::Forewarm::new(crate::ForewarmConfig::default(), 128.0);
+        let mut pool = AppPool::new(policy, 128.0, false);
+        assert_eq!(pool.next_due(), 0, "a pool wanting minutes ticks from 0");
+        pool.ticks_from(90_000);
+        assert_eq!(pool.next_due(), 120_000);
+        pool.ticks_from(120_000);
+        assert_eq!(pool.next_due(), 120_000, "on a boundary: that minute");
+        let mut log = Log::default();
+        let Placement::Cold { id, .. } = pool.arrive(120_000, 64.0, &mut log) else {
+            panic!("the first arrival is cold");
+        };
+        assert!(!pool.has_idle_fit(120_500, 64.0), "busy");
+        pool.complete(121_000, id, &mut log);
+        assert!(pool.has_idle_fit(121_500, 64.0));
+        assert!(!pool.has_idle_fit(121_500, 256.0), "too small");
+        // A policy without minutes has no tick to move.
+        let mut quiet = AppPool::new(ScaleOut, 128.0, false);
+        quiet.ticks_from(90_000);
+        assert_eq!(quiet.next_due(), Millis::MAX);
     }
 
     #[test]

@@ -352,17 +352,23 @@ pub fn run_app(
     let map = &setup.map;
     let n = map.names.len();
     let mib = workload.app_memory_mib.ceil().max(1.0);
-    let mut pools: Vec<AppPool<Box<dyn AppPolicy>>> = (0..n)
-        .map(|_| {
-            let built = policy
-                .spec
-                .build(context)
-                .expect("checked when parsed: not the oracle");
-            let mut pool = AppPool::new(built, workload.app_memory_mib, false);
-            pool.set_start_ms(params.cold_start_ms);
-            pool
-        })
-        .collect();
+    // A region's pool opens at the first request it serves (as a node's does at first sight):
+    // most applications are asked for in a few regions, and a pool that exists ticks every
+    // minute.
+    let mut pools: Vec<Option<AppPool<Box<dyn AppPolicy>>>> = (0..n).map(|_| None).collect();
+    let open = |now: Millis| {
+        let built = policy
+            .spec
+            .build(context)
+            .expect("checked when parsed: not the oracle");
+        let mut pool = AppPool::new(built, workload.app_memory_mib, false);
+        pool.set_start_ms(params.cold_start_ms);
+        pool.ticks_from(now);
+        pool
+    };
+    let fits = |pool: &Option<AppPool<Box<dyn AppPolicy>>>, now: Millis, mib: f64| {
+        pool.as_ref().is_some_and(|p| p.has_idle_fit(now, mib))
+    };
     let mut acc: Vec<RegionAccounting> = (0..n)
         .map(|_| RegionAccounting {
             params,
@@ -407,7 +413,7 @@ pub fn run_app(
         }
         let rtt = &map.rtt_ms[home];
         let here = Here {
-            fits: pools[home].has_idle_fit(now, inv.memory_mib),
+            fits: fits(&pools[home], now, inv.memory_mib),
             cold_ms: params.cold_start_ms as f64,
             queue_ms: 0.0,
         };
@@ -417,7 +423,7 @@ pub fn run_app(
             member: r,
             region: map.names[r].as_str(),
             inventory_age: Duration::ZERO,
-            fits: pools[r].has_idle_fit(now, inv.memory_mib),
+            fits: fits(&pools[r], now, inv.memory_mib),
             rtt_ms: Some(rtt[r]),
             queue_ms: 0.0,
         });
@@ -429,7 +435,8 @@ pub fn run_app(
                 Decision::Local(_) => holder[home],
             },
         };
-        let placement = pools[at].arrive(now, inv.memory_mib, &mut acc[at]);
+        let pool = pools[at].get_or_insert_with(|| open(now));
+        let placement = pool.arrive(now, inv.memory_mib, &mut acc[at]);
         let (id, cold, container_mib) = match placement {
             Placement::Warm(id) | Placement::Prewarmed(id) => (id, false, mib),
             Placement::Cold { id, mib, .. } => (id, true, f64::from(mib)),
@@ -461,7 +468,9 @@ pub fn run_app(
     }
     advance(params.end, &mut pools, &mut running, &mut acc);
     for (r, pool) in pools.iter_mut().enumerate() {
-        pool.finish(params.end, &mut acc[r]);
+        if let Some(pool) = pool {
+            pool.finish(params.end, &mut acc[r]);
+        }
         let price = &map.prices[r];
         let mib_ms = acc[r].idle_mib_ms + busy_mib_ms[r];
         out.cost.memory += mib_ms / 1024.0 / 1000.0 * price.memory_gib_s_usd;
@@ -476,7 +485,7 @@ pub fn run_app(
 /// Completions and pool events due at or before `t`, each pool in time order.
 fn advance(
     t: Millis,
-    pools: &mut [AppPool<Box<dyn AppPolicy>>],
+    pools: &mut [Option<AppPool<Box<dyn AppPolicy>>>],
     running: &mut BinaryHeap<Reverse<(Millis, usize, ContainerId)>>,
     acc: &mut [RegionAccounting],
 ) {
@@ -485,17 +494,22 @@ fn advance(
         let (due, r) = pools
             .iter()
             .enumerate()
-            .map(|(r, p)| (p.next_due(), r))
+            .filter_map(|(r, p)| Some((p.as_ref()?.next_due(), r)))
             .min()
             .unwrap_or((Millis::MAX, 0));
         if completion.min(due) > t {
             return;
         }
         if completion <= due {
-            if let Some(Reverse((end, region, id))) = running.pop() {
-                pools[region].complete(end, id, &mut acc[region]);
+            if let Some(Reverse((end, region, id))) = running.pop()
+                && let Some(pool) = &mut pools[region]
+            {
+                pool.complete(end, id, &mut acc[region]);
             }
-        } else if !pools[r].fire_due(t, &mut acc[r]) {
+        } else if !pools[r]
+            .as_mut()
+            .is_some_and(|p| p.fire_due(t, &mut acc[r]))
+        {
             return;
         }
     }
