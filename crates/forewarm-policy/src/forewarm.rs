@@ -321,6 +321,10 @@ pub struct Forewarm {
     window: Option<(Millis, Millis)>,
     /// Peak concurrency per past minute, oldest first.
     concurrency: VecDeque<f64>,
+    /// The sum of `concurrency`'s peaks, kept as they come and go (whole numbers, so exact):
+    /// read at every arrival and completion of a floored application (`turns_over`), where
+    /// summing the history each time was a quarter of the simulator's time.
+    peaks_in_history: u64,
     minute_peak: u32,
     /// Arrivals in the minutes of `concurrency`, and in the current minute.
     history_arrivals: u64,
@@ -357,6 +361,7 @@ impl Forewarm {
             idle_times: VecDeque::with_capacity(config.samples),
             sorted: Vec::with_capacity(config.samples),
             concurrency: VecDeque::with_capacity(config.history_minutes),
+            peaks_in_history: 0,
             arrivals_per_minute: VecDeque::with_capacity(config.history_minutes),
             history_arrivals: 0,
             minute_arrivals: 0,
@@ -599,7 +604,8 @@ impl Forewarm {
     /// invocations run for minutes frees a container only every few minutes; its spares are
     /// gone before the next arrival, and holding them is what serves it.
     fn turns_over(&self) -> bool {
-        let peaks: f64 = self.concurrency.iter().sum();
+        let peaks = self.peaks_in_history as f64;
+        debug_assert_eq!(peaks, self.concurrency.iter().sum::<f64>());
         self.history_arrivals > 0
             && peaks * MINUTE_MS as f64
                 <= self.history_arrivals as f64 * self.config.spare_keep_ms as f64
@@ -792,10 +798,12 @@ impl AppPolicy for Forewarm {
 
     fn on_minute(&mut self, now: Millis) -> Option<WarmFloor> {
         if self.concurrency.len() == self.config.history_minutes {
-            self.concurrency.pop_front();
+            let gone = self.concurrency.pop_front().unwrap_or(0.0);
+            self.peaks_in_history -= gone as u64;
             self.history_arrivals -= u64::from(self.arrivals_per_minute.pop_front().unwrap_or(0));
         }
         self.concurrency.push_back(f64::from(self.minute_peak));
+        self.peaks_in_history += u64::from(self.minute_peak);
         self.arrivals_per_minute.push_back(self.minute_arrivals);
         self.history_arrivals += u64::from(std::mem::take(&mut self.minute_arrivals));
         self.minute_peak = self.busy;
