@@ -308,6 +308,14 @@ impl Topology {
         self.regions.iter().find(|r| r.name == name)?.price
     }
 
+    /// Round trips between every pair of regions, ms, in file order (`[a][a]` = 0).
+    pub fn rtt_matrix(&self) -> Vec<Vec<f64>> {
+        let r = &self.regions;
+        r.iter()
+            .map(|a| r.iter().map(|b| self.rtt_ms(&a.name, &b.name)).collect())
+            .collect()
+    }
+
     /// The largest round trip between two regions, ms.
     pub fn max_rtt_ms(&self) -> f64 {
         self.rtt_ms.values().copied().fold(0.0, f64::max)
@@ -392,6 +400,8 @@ mod tests {
         assert_eq!(t.rtt_ms("eu-west-1", "eu-central-1"), 20.0);
         assert_eq!(t.rtt_ms("ap-southeast-1", "sa-east-1"), 328.0);
         assert_eq!(t.max_rtt_ms(), 328.0);
+        let m = t.rtt_matrix();
+        assert_eq!((m.len(), m[0][0], m[0][3], m[3][0]), (10, 0.0, 81.0, 81.0));
         for r in &t.regions {
             let p = r.price.expect("every region of ten.toml has a price");
             assert!(p.memory_gib_s_usd > 0.0 && p.request_usd > 0.0 && p.egress_gib_usd > 0.0);

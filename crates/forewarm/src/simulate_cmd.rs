@@ -52,18 +52,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     );
     if let Some(topology) = &args.regions {
         let setup = regional_setup(&args.trace, topology, &args)?;
-        let policies: Vec<RegionalPolicy> = if args.policies.is_empty() {
-            REGIONAL_DEFAULTS
-                .iter()
-                .map(|p| p.parse())
-                .collect::<Result<_, _>>()
+        let names: Vec<&str> = if args.policies.is_empty() {
+            REGIONAL_DEFAULTS.to_vec()
         } else {
-            args.policies
-                .iter()
-                .map(|p| p.parse())
-                .collect::<Result<_, _>>()
-        }
-        .map_err(|e| anyhow::anyhow!("--policy {e}"))?;
+            args.policies.iter().map(String::as_str).collect()
+        };
+        let policies: Vec<RegionalPolicy> = names
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--policy {e}"))?;
         let progress = Progress::new("simulating apps over regions");
         let report = simulate_regional(&trace, &config, &policies, &setup, &|done, total| {
             progress.update(done, total)
@@ -149,10 +147,7 @@ fn regional_setup(
         });
     }
     let names: Vec<String> = topo.regions.iter().map(|r| r.name.clone()).collect();
-    let rtt_ms = names
-        .iter()
-        .map(|a| names.iter().map(|b| topo.rtt_ms(a, b)).collect())
-        .collect();
+    let rtt_ms = topo.rtt_matrix();
     let demand = RegionalDemand::read(trace)?.with_context(|| {
         format!(
             "{} has no regional demand (regions.csv): write it with `forewarm trace gen \

@@ -53,16 +53,7 @@ pub fn regions(out: &Path, topology: &Path, knobs: &RegionalGen) -> anyhow::Resu
             utc_offset_h,
         });
     }
-    let rtt: Vec<Vec<f64>> = topo
-        .regions
-        .iter()
-        .map(|a| {
-            topo.regions
-                .iter()
-                .map(|b| topo.rtt_ms(&a.name, &b.name))
-                .collect()
-        })
-        .collect();
+    let rtt = topo.rtt_matrix();
     let trace = read_trace(out, Window::all())?;
     let apps = trace
         .apps
